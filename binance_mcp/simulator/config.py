@@ -1,0 +1,58 @@
+"""Simulator configuration: one dataclass, with documented defaults."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+# Documented defaults: the credentials the simulator accepts when none are given.
+DEFAULT_API_KEY = "SimulatorApiKey0000000000000000000000000000000000000000000000001"
+DEFAULT_API_SECRET = "SimulatorSecret000000000000000000000000000000000000000000000001"
+DEFAULT_SPOT_BALANCES = {"USDT": Decimal("10000")}
+DEFAULT_FUTURES_BALANCES = {"USDT": Decimal("10000")}
+
+
+def parse_balances(text: str) -> dict[str, Decimal]:
+    """Parse ``USDT=10000,BTC=0.5`` into ``{"USDT": Decimal("10000"), "BTC": Decimal("0.5")}``."""
+    out: dict[str, Decimal] = {}
+    for part in (p.strip() for p in text.split(",")):
+        if not part:
+            continue
+        asset, sep, amount = part.partition("=")
+        asset = asset.strip().upper()
+        if not sep or not asset.isalnum():
+            raise ValueError(f"balance {part!r} is not ASSET=AMOUNT (for example USDT=10000,BTC=0.5)")
+        try:
+            value = Decimal(amount.strip())
+        except Exception as exc:  # decimal.InvalidOperation
+            raise ValueError(f"balance {part!r}: {amount.strip()!r} is not a number") from exc
+        if not value.is_finite() or value < 0:
+            raise ValueError(f"balance {part!r}: the amount must be a finite number >= 0")
+        out[asset] = value
+    return out
+
+
+@dataclass
+class SimConfig:
+    """How a simulator instance behaves.
+
+    ``tick_seconds``: the price feed takes one random-walk step every this many seconds of wall
+    time; 0 freezes it (tests then move prices with the ``/_sim/`` controls).
+    """
+
+    seed: int = 42
+    api_key: str = DEFAULT_API_KEY
+    api_secret: str = DEFAULT_API_SECRET
+    spot_balances: dict[str, Decimal] = field(default_factory=lambda: dict(DEFAULT_SPOT_BALANCES))
+    futures_balances: dict[str, Decimal] = field(default_factory=lambda: dict(DEFAULT_FUTURES_BALANCES))
+    controls: bool = False
+    tick_seconds: float = 1.0
+    # Rate limits (per simulator, as Binance counts them per IP / account).
+    spot_weight_per_minute: int = 6000
+    futures_weight_per_minute: int = 2400
+    spot_orders_per_10s: int = 100
+    spot_orders_per_day: int = 200000
+    futures_orders_per_10s: int = 300
+    futures_orders_per_minute: int = 1200
+    ban_after_429s: int = 3
+    ban_seconds: int = 120
