@@ -20,7 +20,7 @@ from aiohttp import web
 from binance_mcp.simulator.controls import add_control_routes
 from binance_mcp.simulator.errors import BinanceError, mandatory
 from binance_mcp.simulator.params import Params
-from binance_mcp.simulator.state import Simulator
+from binance_mcp.simulator.state import SIM_KEY, Simulator
 
 log = logging.getLogger("binance_mcp.simulator")
 KEY_RE = re.compile(r"^[A-Za-z0-9]{1,128}$")
@@ -259,7 +259,7 @@ def _server_error(status: int) -> web.Response:
 
 
 async def handle(request: web.Request) -> web.StreamResponse:
-    sim: Simulator = request.app["sim"]
+    sim: Simulator = request.app[SIM_KEY]
     method, path = request.method, request.path
     route = ROUTES.get((method, path))
     entry: dict = {"method": method, "path": path, "params": {}, "status": 0, "code": None, "weight": 0}
@@ -335,7 +335,7 @@ async def handle(request: web.Request) -> web.StreamResponse:
 
 def make_app(sim: Simulator) -> web.Application:
     app = web.Application()
-    app["sim"] = sim
+    app[SIM_KEY] = sim
     if sim.cfg.controls:
         add_control_routes(app)
     app.router.add_route("*", "/{tail:.*}", handle)

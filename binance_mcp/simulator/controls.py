@@ -11,11 +11,11 @@ from decimal import Decimal, InvalidOperation
 from aiohttp import web
 
 from binance_mcp.simulator.feed import fmt
-from binance_mcp.simulator.state import FAULT_KINDS, Fault, Simulator
+from binance_mcp.simulator.state import FAULT_KINDS, SIM_KEY, Fault, Simulator
 
 
 def _sim(request: web.Request) -> Simulator:
-    return request.app["sim"]
+    return request.app[SIM_KEY]
 
 
 def _bad(msg: str) -> web.Response:
@@ -143,4 +143,11 @@ def add_control_routes(app: web.Application) -> None:
         ("POST", "/_sim/faults", faults_add), ("DELETE", "/_sim/faults", faults_clear),
         ("POST", "/_sim/limits", limits), ("POST", "/_sim/reset", reset),
     ]:
-        app.router.add_route(method, path, lambda request, fn=fn: guarded(request, fn))
+        app.router.add_route(method, path, _bind(guarded, fn))
+
+
+def _bind(guarded, fn):
+    async def route(request: web.Request) -> web.Response:
+        return await guarded(request, fn)
+
+    return route

@@ -7,6 +7,8 @@ from collections import deque
 from dataclasses import dataclass
 from decimal import Decimal
 
+from aiohttp import web
+
 from binance_mcp.simulator.config import SimConfig
 from binance_mcp.simulator.feed import Clock, Feed
 from binance_mcp.simulator.futures import FuturesExchange
@@ -93,3 +95,6 @@ class Simulator:
     def record(self, entry: dict) -> None:
         entry["seq"] = next(self._seq)
         self.log.append(entry)
+
+
+SIM_KEY: web.AppKey[Simulator] = web.AppKey("sim", Simulator)

@@ -1,0 +1,118 @@
+"""Command line: ``binance-mcp [serve|demo|simulator|policy|approvals|audit]``.
+
+stdout belongs to the MCP channel when serving; every human-facing message here goes to stderr
+unless the command's whole job is to print a report.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+
+from binance_mcp import __version__
+
+SUBCOMMANDS = ("serve", "simulator")
+
+
+def _simulator_parser(sub: argparse._SubParsersAction) -> None:
+    from binance_mcp.simulator.config import DEFAULT_API_KEY, DEFAULT_API_SECRET
+
+    p = sub.add_parser(
+        "simulator",
+        help="run the embedded Binance simulator (spot + USD-M futures REST) on 127.0.0.1",
+        description=(
+            "Run the Binance exchange simulator on 127.0.0.1. Any Binance client can use it: point its "
+            "spot base URL at <url>/api and its futures base URL at <url>/fapi; binance-mcp serve uses it "
+            "with BINANCE_MCP_BASE_URL=<url> and the key and secret printed at start-up (on stderr). "
+            f"Default credentials: key {DEFAULT_API_KEY}, secret {DEFAULT_API_SECRET}."
+        ),
+    )
+    p.add_argument("--port", type=int, default=0, help="TCP port (default: a free one, printed at start-up)")
+    p.add_argument("--seed", type=int, default=42, help="seed of the price feed's random walk (default 42)")
+    p.add_argument("--balances", default="USDT=10000",
+                   help="spot balances at start, e.g. USDT=10000,BTC=0.5 (default USDT=10000)")
+    p.add_argument("--futures-balances", default="USDT=10000",
+                   help="USD-M futures wallet at start (default USDT=10000)")
+    p.add_argument("--api-key", default=DEFAULT_API_KEY, help="the API key the simulator accepts")
+    p.add_argument("--api-secret", default=DEFAULT_API_SECRET, help="the API secret requests are signed with")
+    p.add_argument("--controls", action="store_true",
+                   help="enable the /_sim/ test controls (set prices and balances, clock skew, faults)")
+    p.add_argument("--tick-seconds", type=float, default=1.0,
+                   help="seconds between random-walk steps of the price feed; 0 freezes prices (default 1)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="binance-mcp",
+        description="Binance MCP server with a policy guard on every tool call, and an embedded paper exchange.",
+    )
+    parser.add_argument("--version", action="version", version=f"binance-mcp {__version__}")
+    sub = parser.add_subparsers(dest="command")
+    sub.add_parser("serve", help="run the MCP server over stdio (the default)")
+    _simulator_parser(sub)
+    return parser
+
+
+def run_simulator(args: argparse.Namespace) -> int:
+    from binance_mcp.simulator.config import SimConfig, parse_balances
+    from binance_mcp.simulator.runner import serve
+    from binance_mcp.simulator.state import Simulator
+
+    try:
+        cfg = SimConfig(
+            seed=args.seed, api_key=args.api_key, api_secret=args.api_secret,
+            spot_balances=parse_balances(args.balances), futures_balances=parse_balances(args.futures_balances),
+            controls=args.controls, tick_seconds=args.tick_seconds,
+        )
+    except ValueError as exc:
+        print(f"binance-mcp simulator: {exc}", file=sys.stderr)
+        return 2
+
+    async def main() -> None:
+        runner, port = await serve(Simulator(cfg), args.port)
+        url = f"http://127.0.0.1:{port}"
+        print(
+            f"Binance simulator listening on {url}\n"
+            f"  spot API:    {url}/api     futures API: {url}/fapi\n"
+            f"  API key:     {cfg.api_key}\n"
+            f"  API secret:  {cfg.api_secret}\n"
+            f"  controls:    {'on at ' + url + '/_sim/' if cfg.controls else 'off'}\n"
+            f"  serve with:  BINANCE_MCP_BASE_URL={url} BINANCE_API_KEY=<key> BINANCE_API_SECRET=<secret> "
+            "binance-mcp serve\n"
+            "Ctrl-C stops it.",
+            file=sys.stderr, flush=True,
+        )
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                loop.add_signal_handler(sig, stop.set)
+            except NotImplementedError:  # pragma: no cover - Windows
+                pass
+        try:
+            await stop.wait()
+        finally:
+            await runner.cleanup()
+
+    asyncio.run(main())
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(stream=sys.stderr, level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    command = args.command or "serve"
+    if command == "simulator":
+        return run_simulator(args)
+    print("binance-mcp serve: the MCP server is not built yet (see the project's issues); "
+          "`binance-mcp simulator` runs the paper exchange.", file=sys.stderr)
+    return 2
+
+
+def serve_main() -> int:
+    """Entry point of ``binance-mcp-policy``: the same as ``binance-mcp serve``."""
+    return main(["serve", *sys.argv[1:]])
