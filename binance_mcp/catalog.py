@@ -1,0 +1,82 @@
+"""The 35 tools: name, family and risk class. Everything else (annotations, the guard, the default
+policy, the docs) derives from this one list."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from mcp_types import ToolAnnotations
+
+Risk = Literal["read", "financial", "destructive"]
+Family = Literal["account", "spot", "futures", "market", "analysis"]
+
+
+@dataclass(frozen=True)
+class ToolSpec:
+    number: int
+    name: str
+    family: Family
+    risk: Risk
+    title: str
+    exchange: bool = True  # False: computed locally only (none today; analysis tools read exchange data)
+
+    @property
+    def annotations(self) -> ToolAnnotations:
+        return annotations_for(self.risk, self.title)
+
+
+def annotations_for(risk: Risk, title: str) -> ToolAnnotations:
+    """MCP hints from the risk class. Read tools say only what differs from the spec's defaults."""
+    if risk == "read":
+        return ToolAnnotations(read_only_hint=True, open_world_hint=True)
+    return ToolAnnotations(read_only_hint=False, destructive_hint=True, idempotent_hint=risk == "destructive",
+                           open_world_hint=True)
+
+
+_S = ToolSpec
+CATALOG: tuple[ToolSpec, ...] = (
+    _S(1, "binance_account_info", "account", "read", "Spot account summary"),
+    _S(2, "binance_spot_balances", "account", "read", "Spot balances"),
+    _S(3, "binance_spot_place_order", "spot", "financial", "Place a spot order"),
+    _S(4, "binance_spot_cancel_order", "spot", "destructive", "Cancel a spot order"),
+    _S(5, "binance_spot_cancel_all_orders", "spot", "destructive", "Cancel all spot orders on a symbol"),
+    _S(6, "binance_spot_open_orders", "spot", "read", "Open spot orders"),
+    _S(7, "binance_spot_order_history", "spot", "read", "Spot order history"),
+    _S(8, "binance_spot_trade_history", "spot", "read", "Spot trade history"),
+    _S(9, "binance_portfolio_account", "account", "read", "Futures margin overview"),
+    _S(10, "binance_futures_positions", "account", "read", "Open futures positions"),
+    _S(11, "binance_futures_place_order", "futures", "financial", "Place a futures order"),
+    _S(12, "binance_futures_cancel_order", "futures", "destructive", "Cancel a futures order"),
+    _S(13, "binance_futures_cancel_all_orders", "futures", "destructive", "Cancel all futures orders on a symbol"),
+    _S(14, "binance_futures_open_orders", "futures", "read", "Open futures orders"),
+    _S(15, "binance_futures_order_history", "futures", "read", "Futures order history"),
+    _S(16, "binance_futures_trade_history", "futures", "read", "Futures trade history"),
+    _S(17, "binance_futures_change_leverage", "futures", "financial", "Change futures leverage"),
+    _S(18, "binance_futures_set_margin_type", "futures", "financial", "Set futures margin type"),
+    _S(19, "binance_futures_close_position", "futures", "financial", "Close a futures position"),
+    _S(20, "binance_spot_price", "market", "read", "Spot price"),
+    _S(21, "binance_futures_price", "market", "read", "Futures last, mark and index price"),
+    _S(22, "binance_spot_orderbook", "market", "read", "Spot order book"),
+    _S(23, "binance_spot_klines", "market", "read", "Spot candles"),
+    _S(24, "binance_futures_klines", "market", "read", "Futures candles"),
+    _S(25, "binance_spot_24hr_ticker", "market", "read", "Spot 24h statistics"),
+    _S(26, "binance_futures_24hr_ticker", "market", "read", "Futures 24h statistics"),
+    _S(27, "binance_exchange_info", "market", "read", "Trading rules"),
+    _S(28, "binance_server_time", "market", "read", "Exchange server time"),
+    _S(29, "binance_account_status", "account", "read", "Connection diagnostics"),
+    _S(30, "binance_calculate_position_size", "analysis", "read", "Risk-based position size"),
+    _S(31, "binance_analyze_portfolio_risk", "analysis", "read", "Portfolio risk"),
+    _S(32, "binance_compare_spot_futures_price", "analysis", "read", "Spot vs perpetual basis"),
+    _S(33, "binance_calculate_funding_cost", "analysis", "read", "Funding cost estimate"),
+    _S(34, "binance_check_order_precision", "analysis", "read", "Check order precision"),
+    _S(35, "binance_get_optimal_trade_size", "analysis", "read", "Optimal trade size"),
+)
+
+BY_NAME: dict[str, ToolSpec] = {t.name: t for t in CATALOG}
+TOOL_NAMES: tuple[str, ...] = tuple(t.name for t in CATALOG)
+RISK_CLASSES: tuple[Risk, ...] = ("read", "financial", "destructive")
+
+
+def spec(name: str) -> ToolSpec:
+    return BY_NAME[name]

@@ -1,0 +1,223 @@
+"""The exchange adapter around python-binance's ``AsyncClient``.
+
+- The client is created lazily inside the running loop, on the first call that needs the exchange, so
+  start-up never touches the network; paper mode starts the embedded simulator at that moment too.
+- Server time is synced before the first signed request; on -1021 it resyncs once and retries once.
+- exchangeInfo is cached per market with a TTL, so a tool costs no more weight than its data needs.
+- Every failure becomes a ``BinanceMcpError`` that says what happened and what to do.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+from binance import AsyncClient
+from binance.exceptions import BinanceAPIException, BinanceRequestException
+
+from binance_mcp.errors import ExchangeUnavailable
+from binance_mcp.exchange.translate import translate
+from binance_mcp.settings import Settings
+
+log = logging.getLogger("binance_mcp.exchange")
+EXCHANGE_INFO_TTL = 300.0
+PRICE_TTL = 2.0
+
+
+@dataclass
+class Connectivity:
+    """What ``binance_account_status`` reports."""
+
+    reachable: bool | None = None
+    last_error: str | None = None
+    offset_ms: int | None = None
+    synced_at: float | None = None
+    server_time: int | None = None
+
+
+@dataclass
+class _Cached:
+    value: Any
+    at: float
+
+
+@dataclass
+class Exchange:
+    settings: Settings
+    clock: Any = time.monotonic
+    connectivity: Connectivity = field(default_factory=Connectivity)
+
+    def __post_init__(self) -> None:
+        self._client: AsyncClient | None = None
+        self._lock: asyncio.Lock | None = None
+        self._cache: dict[tuple, _Cached] = {}
+        self._paper = None  # RunningSimulator in paper mode
+        self.spot_url = self.settings.spot_url
+        self.futures_url = self.settings.futures_url
+        self.requests_sent = 0
+
+    # -- lifecycle --------------------------------------------------------------------------
+    @property
+    def mode(self) -> str:
+        return self.settings.mode
+
+    @property
+    def paper(self):
+        return self._paper
+
+    async def _get_client(self) -> AsyncClient:
+        if self._client is not None:
+            return self._client
+        if self._lock is None:
+            self._lock = asyncio.Lock()
+        async with self._lock:
+            if self._client is None:
+                key, secret = self._credentials()
+                client = AsyncClient(key, secret, requests_params={"timeout": self.settings.timeout})
+                client.REQUEST_TIMEOUT = self.settings.timeout
+                client.API_URL = self.spot_url
+                client.FUTURES_URL = self.futures_url
+                self._client = client
+        return self._client
+
+    def _credentials(self) -> tuple[str, str]:
+        if self.settings.mode == "paper":
+            if self._paper is None:
+                self._start_paper()
+            return self._paper.api_key, self._paper.api_secret
+        assert self.settings.api_key is not None and self.settings.api_secret is not None
+        return self.settings.api_key.get_secret_value(), self.settings.api_secret.get_secret_value()
+
+    def _start_paper(self) -> None:
+        from binance_mcp.simulator.config import SimConfig
+        from binance_mcp.simulator.runner import start_in_thread
+
+        balances = self.settings.paper_balances
+        cfg = SimConfig(spot_balances=dict(balances),
+                        futures_balances={"USDT": balances.get("USDT", 0)} if "USDT" in balances else {},
+                        controls=True)
+        self._paper = start_in_thread(cfg)
+        self.spot_url = self._paper.base_url + "/api"
+        self.futures_url = self._paper.base_url + "/fapi"
+        log.info("paper mode: simulator on %s", self._paper.base_url)
+
+    async def close(self) -> None:
+        if self._client is not None:
+            try:
+                await self._client.close_connection()
+            except Exception:  # noqa: BLE001 - closing must not raise
+                pass
+            self._client = None
+        if self._paper is not None:
+            self._paper.stop()
+            self._paper = None
+
+    @property
+    def host(self) -> str:
+        from urllib.parse import urlparse
+
+        return urlparse(self.spot_url).netloc
+
+    # -- requests ---------------------------------------------------------------------------
+    async def call(self, method: str, what: str, signed: bool = True, **params: Any) -> Any:
+        """Call ``AsyncClient.<method>(**params)``; translate every failure. ``what`` names the action for errors."""
+        client = await self._get_client()
+        if signed and self.connectivity.offset_ms is None:
+            await self.sync_time()
+        params = {k: v for k, v in params.items() if v is not None}
+        for attempt in (1, 2):
+            try:
+                self.requests_sent += 1
+                result = await asyncio.wait_for(getattr(client, method)(**dict(params)), self.settings.timeout)
+                self.connectivity.reachable = True
+                return result
+            except BinanceAPIException as exc:
+                self.connectivity.reachable = True
+                if exc.code == -1021 and signed and attempt == 1:
+                    await self.sync_time()
+                    continue
+                raise self._api_error(exc, what) from None
+            except BinanceRequestException as exc:
+                raise self._unavailable(what, f"the exchange answered with something that is not JSON "
+                                              f"({str(exc.message)[:80]!r})") from None
+            except (asyncio.TimeoutError, aiohttp.ServerTimeoutError):
+                raise self._unavailable(what, f"no answer within {self.settings.timeout:g} s") from None
+            except (aiohttp.ClientError, OSError) as exc:
+                raise self._unavailable(what, f"connection failed ({type(exc).__name__})") from None
+        raise AssertionError("unreachable")
+
+    def _api_error(self, exc: BinanceAPIException, what: str):
+        retry_after = None
+        response = getattr(exc, "response", None)
+        headers = getattr(response, "headers", None) or {}
+        value = headers.get("Retry-After") if hasattr(headers, "get") else None
+        if value is not None:
+            try:
+                retry_after = float(value)
+            except ValueError:
+                retry_after = None
+        if exc.code == 0:  # non-JSON error body
+            return self._unavailable(what, f"HTTP {exc.status_code} with a body that is not Binance JSON")
+        msg = self.settings.redact(str(exc.message))
+        return translate(exc.code, msg, exc.status_code, what, retry_after)
+
+    def _unavailable(self, what: str, why: str) -> ExchangeUnavailable:
+        self.connectivity.reachable = False
+        self.connectivity.last_error = why
+        return ExchangeUnavailable(f"{what} did not complete: the exchange at {self.host} is unreachable: {why}. "
+                                   "Nothing is known to have changed; check binance_account_status, then retry.")
+
+    async def sync_time(self) -> int:
+        client = await self._get_client()
+        before = time.time()
+        try:
+            server = await asyncio.wait_for(client.get_server_time(), self.settings.timeout)
+        except BinanceAPIException as exc:
+            raise self._api_error(exc, "Time sync") from None
+        except (asyncio.TimeoutError, aiohttp.ClientError, OSError, BinanceRequestException) as exc:
+            raise self._unavailable("Time sync", type(exc).__name__) from None
+        after = time.time()
+        local_ms = int((before + after) / 2 * 1000)
+        offset = int(server["serverTime"]) - local_ms
+        client.timestamp_offset = offset
+        self.connectivity.offset_ms = offset
+        self.connectivity.synced_at = after
+        self.connectivity.server_time = int(server["serverTime"])
+        self.connectivity.reachable = True
+        return offset
+
+    # -- cached reads -----------------------------------------------------------------------
+    async def cached(self, key: tuple, ttl: float, method: str, what: str, signed: bool = False,
+                     **params: Any) -> Any:
+        now = self.clock()
+        hit = self._cache.get(key)
+        if hit is not None and now - hit.at < ttl:
+            return hit.value
+        value = await self.call(method, what, signed=signed, **params)
+        self._cache[key] = _Cached(value, self.clock())
+        return value
+
+    async def exchange_info(self, market: str) -> dict:
+        if market == "futures":
+            return await self.cached(("xinfo", "futures"), EXCHANGE_INFO_TTL, "futures_exchange_info",
+                                     "Reading futures exchange info")
+        return await self.cached(("xinfo", "spot"), EXCHANGE_INFO_TTL, "get_exchange_info",
+                                 "Reading spot exchange info")
+
+    async def symbol_info(self, market: str, symbol: str) -> dict:
+        from binance_mcp.errors import InputError
+
+        info = await self.exchange_info(market)
+        for row in info.get("symbols", []):
+            if row.get("symbol") == symbol:
+                return row
+        raise InputError(f"{symbol} is not a {market} symbol on {self.host}; list symbols with "
+                         f"binance_exchange_info market={market}.", code="UNKNOWN_SYMBOL")
+
+    def invalidate(self, *prefix: str) -> None:
+        for key in [k for k in self._cache if k[: len(prefix)] == prefix]:
+            del self._cache[key]

@@ -1,0 +1,196 @@
+"""The tool framework: input and result models, the shared types, and the FastMCP ``Tool`` that runs them.
+
+A tool is a ``ToolDef``: its catalogue entry, a description, an input model (Binance's own argument
+names, bounds and enums), a result model, and a thin async handler ``(args, deps) -> result``. The
+server wraps every handler with the guard in one place (``server.py``) and registers a
+``BinanceTool`` for each; the tool validates and normalises the arguments *before* the guard sees them,
+so bad input never reaches the policy or the exchange.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from decimal import Decimal
+from typing import Annotated, Any
+
+from fastmcp.tools import Tool, ToolResult
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, ValidationError
+
+from binance_mcp.catalog import BY_NAME, ToolSpec
+from binance_mcp.errors import InputError
+
+SYMBOL_RE = re.compile(r"^[A-Z0-9]{2,20}$")
+
+
+def normalize_symbol(value: object) -> object:
+    if isinstance(value, str):
+        value = value.strip().upper()
+        if not SYMBOL_RE.match(value):
+            raise ValueError("a symbol is 2-20 letters or digits, such as BTCUSDT")
+    return value
+
+
+def dec_str(value: Decimal) -> str:
+    """A plain decimal string (never exponent notation) as Binance expects."""
+    text = format(value, "f")
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    return text or "0"
+
+
+Symbol = Annotated[str, BeforeValidator(normalize_symbol), Field(description="e.g. BTCUSDT (upper-cased)")]
+# Decimal in results: a string on the wire, never a float.
+Dec = Annotated[Decimal, PlainSerializer(dec_str, return_type=str, when_used="always")]
+Positive = Annotated[Decimal, Field(gt=0, allow_inf_nan=False, max_digits=36)]
+TimeMs = Annotated[int, Field(ge=0, le=10**14, description="epoch milliseconds")]
+Limit1000 = Annotated[int, Field(ge=1, le=1000)]
+
+
+class Args(BaseModel):
+    """Base of every input model: unknown arguments are errors, strings are stripped."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class NoArgs(Args):
+    pass
+
+
+class Result(BaseModel):
+    model_config = ConfigDict(ser_json_inf_nan="strings")
+
+
+def iso(ms: int | None) -> str | None:
+    if ms is None or ms <= 0:
+        return None
+    return datetime.fromtimestamp(ms / 1000, tz=timezone.utc).isoformat(timespec="milliseconds").replace(
+        "+00:00", "Z")
+
+
+def D(value: object) -> Decimal:
+    """Decimal from an exchange string; '' and None read as 0."""
+    if value is None or value == "":
+        return Decimal(0)
+    return Decimal(str(value))
+
+
+Handler = Callable[[Any, Any], Awaitable[BaseModel]]
+
+
+@dataclass(frozen=True)
+class ToolDef:
+    name: str
+    description: str
+    args: type[Args]
+    result: type[Result]
+    handler: Handler
+
+    @property
+    def spec(self) -> ToolSpec:
+        return BY_NAME[self.name]
+
+
+def compact_schema(schema: dict, output: bool = False) -> dict:
+    """Shrink a pydantic JSON schema without changing what it accepts: the whole tools/list must stay small.
+
+    Drops titles and ``default: null``, and folds ``anyOf`` of plain types (optional fields, decimals that
+    accept a number or a string) into one ``type`` list.
+    """
+
+    def fold(options: list) -> dict | None:
+        merged: dict = {}
+        types: list[str] = []
+        for opt in options:
+            if not isinstance(opt, dict) or set(opt) - {"type", "exclusiveMinimum", "minimum", "maximum",
+                                                         "exclusiveMaximum", "maxLength", "minLength", "pattern",
+                                                         "enum"}:
+                return None
+            t = opt.get("type")
+            if not isinstance(t, str):
+                return None
+            for k, v in opt.items():
+                if k == "type":
+                    continue
+                if k in merged and merged[k] != v:
+                    return None
+                merged[k] = v
+            types.append(t)
+        if "enum" in merged and set(types) - {"string", "null"}:
+            return None
+        if "pattern" in merged and "number" in types:  # a number would skip the pattern: keep it exact
+            return None
+        if "enum" in merged and "null" in types:
+            merged["enum"] = [*merged["enum"], None]
+        merged["type"] = types if len(types) > 1 else types[0]
+        return merged
+
+    def walk(node: Any, parent_key: str | None = None) -> Any:
+        if isinstance(node, dict):
+            out: dict = {}
+            for k, v in node.items():
+                if k == "title" and parent_key != "properties" and isinstance(v, str):
+                    continue
+                if k == "default" and v is None:
+                    continue
+                if output and k == "required" and isinstance(v, list):
+                    continue  # results always carry every field; the list only costs the agent's context
+                out[k] = walk(v, k)
+            if "anyOf" in out:
+                folded = fold(out["anyOf"])
+                if folded is not None:
+                    del out["anyOf"]
+                    out.update(folded)
+            return out
+        if isinstance(node, list):
+            return [walk(v) for v in node]
+        return node
+
+    return walk(schema)
+
+
+def format_validation_error(tool: str, exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors(include_url=False):
+        loc = ".".join(str(p) for p in err.get("loc", ())) or "arguments"
+        msg = err.get("msg", "invalid")
+        if err.get("type") == "extra_forbidden":
+            msg = "unknown argument; remove it"
+        parts.append(f"{loc}: {msg}")
+    return f"{tool}: " + "; ".join(parts) + ". Nothing was sent to the exchange; fix the arguments and call again."
+
+
+class BinanceTool(Tool):
+    """A FastMCP tool backed by a ``ToolDef`` and a (guarded) handler."""
+
+    tool_def: Any = None
+    runner: Any = None  # async (args_model) -> Result
+
+    @classmethod
+    def build(cls, tool_def: ToolDef, runner: Callable[[Args], Awaitable[BaseModel]]) -> BinanceTool:
+        spec = tool_def.spec
+        return cls(
+            name=tool_def.name,
+            title=spec.title,
+            description=tool_def.description,
+            parameters=compact_schema(tool_def.args.model_json_schema()),
+            output_schema=compact_schema(tool_def.result.model_json_schema(mode="serialization"), output=True),
+            annotations=spec.annotations,
+            tool_def=tool_def,
+            runner=runner,
+        )
+
+    def get_meta(self) -> dict[str, Any] | None:  # no FastMCP tag metadata: it only costs context
+        return None
+
+    async def run(self, arguments: dict[str, Any]) -> ToolResult:
+        try:
+            args = self.tool_def.args.model_validate(arguments or {})
+        except ValidationError as exc:
+            raise InputError(format_validation_error(self.name, exc)) from None
+        result = await self.runner(args)
+        data = result.model_dump(mode="json")
+        return ToolResult(content=json.dumps(data, separators=(",", ":")), structured_content=data)

@@ -1,0 +1,16 @@
+"""What a tool handler may use: the exchange adapter and the settings (nothing else reaches the handlers)."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from binance_mcp.exchange.client import Exchange
+from binance_mcp.settings import Settings
+
+
+@dataclass
+class Deps:
+    exchange: Exchange
+    settings: Settings
+    started_at: float = field(default_factory=time.time)
