@@ -77,6 +77,13 @@ class FuturesOrder:
     def remaining(self) -> Decimal:
         return self.orig_qty - self.executed_qty
 
+    @property
+    def reduces(self) -> bool:
+        """Reduce-only, close-position, or a hedge-mode close (SELL on LONG, BUY on SHORT): it may only shrink
+        its position, never open or flip it, and it reserves no margin."""
+        return (self.reduce_only or self.close_position or (self.position_side == "LONG" and self.side == "SELL")
+                or (self.position_side == "SHORT" and self.side == "BUY"))
+
     def as_dict(self, spec: FuturesSymbol, with_time: bool = True) -> dict:
         pp, qp = spec.price_precision, spec.quantity_precision
         avg = self.cum_quote / self.executed_qty if self.executed_qty else ZERO
@@ -203,7 +210,7 @@ class FuturesExchange:
     def _open_order_im(self) -> Decimal:
         total = ZERO
         for o in self.open_orders():
-            if not o.reduce_only:
+            if not o.reduces:
                 total += o.remaining * o.price / self.leverage[o.symbol]
         return total
 
@@ -386,7 +393,7 @@ class FuturesExchange:
                                                                      step=spec.step_size)
             book = asks if order.side == "BUY" else bids
         qty = order.remaining
-        if order.reduce_only or order.close_position:
+        if order.reduces:
             pos = self.position(order.symbol, order.position_side)
             if (order.side == "BUY" and pos.amt >= 0) or (order.side == "SELL" and pos.amt <= 0):
                 order.status = "EXPIRED"
@@ -397,7 +404,7 @@ class FuturesExchange:
         fills = walk(book, qty=qty, limit_price=limit, buy=order.side == "BUY")
         for price, q in fills:
             self._fill(order, price, q, now, maker=False)
-        if order.remaining == 0 or (order.reduce_only and order.type == "MARKET" and order.executed_qty > 0):
+        if order.remaining == 0 or (order.reduces and order.type == "MARKET" and order.executed_qty > 0):
             order.status = "FILLED"
         elif order.type == "MARKET" or order.time_in_force in ("IOC", "FOK"):
             order.status = "EXPIRED"
@@ -543,10 +550,11 @@ class FuturesExchange:
             last = self.market.futures_last(order.symbol)
             if (order.side == "BUY" and last <= order.price) or (order.side == "SELL" and last >= order.price):
                 qty = order.remaining
-                if order.reduce_only:
+                if order.reduces:
                     pos = self.position(order.symbol, order.position_side)
                     if (order.side == "BUY" and pos.amt >= 0) or (order.side == "SELL" and pos.amt <= 0):
                         order.status = "EXPIRED"
+                        order.update_time = now
                         continue
                     qty = min(qty, abs(pos.amt))
                 self._fill(order, order.price, qty, now, maker=True)
@@ -716,7 +724,7 @@ class FuturesExchange:
         isolated = self.margin_type[pos.symbol] == "ISOLATED"
         iso_wallet = abs(pos.amt) * pos.entry / self.leverage[pos.symbol] if isolated and pos.amt else ZERO
         open_im = sum((o.remaining * o.price / self.leverage[o.symbol] for o in self.open_orders(pos.symbol)
-                       if o.position_side == pos.side and not o.reduce_only), ZERO)
+                       if o.position_side == pos.side and not o.reduces), ZERO)
         return {
             "symbol": pos.symbol, "positionSide": pos.side, "positionAmt": fmt(pos.amt, spec.quantity_precision),
             "entryPrice": fmt(pos.entry, 8), "breakEvenPrice": fmt(pos.entry * (1 + TAKER_RATE * _sign(pos.amt)), 8),

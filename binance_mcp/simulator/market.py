@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import json
-from decimal import Decimal
+from decimal import ROUND_HALF_EVEN, Decimal
 
 from binance_mcp.simulator.errors import BinanceError, bad_symbol
-from binance_mcp.simulator.feed import DAY, HOUR, INTERVALS_MS, Candle, Feed, fmt, quantize_down
+from binance_mcp.simulator.feed import DAY, HOUR, INTERVALS_MS, Candle, Feed, fmt
 from binance_mcp.simulator.params import Params
 from binance_mcp.simulator.symbols import (
     FUTURES_SYMBOLS,
@@ -19,6 +19,12 @@ from binance_mcp.simulator.symbols import (
 ZERO = Decimal(0)
 DEPTH_LIMITS = (5, 10, 20, 50, 100, 500, 1000, 5000)
 FUNDING_INTERVAL = 8 * HOUR
+
+
+def to_tick(value: Decimal, tick: Decimal) -> Decimal:
+    """The nearest multiple of ``tick``: futures prices are derived from spot x (1 + basis), and a basis set
+    from a target price must give that price back exactly (rounding down lost a tick to Decimal noise)."""
+    return (value / tick).to_integral_value(rounding=ROUND_HALF_EVEN) * tick
 
 
 def spot_rate_limits(cfg) -> list[dict]:
@@ -107,7 +113,7 @@ def kline_row(c: Candle, interval: str, places: int = 8, scale: Decimal = Decima
     def px(v: Decimal) -> str:
         v = v * scale
         if tick is not None:
-            v = quantize_down(v, tick)
+            v = to_tick(v, tick)
         return fmt(v, places)
 
     z = fmt(ZERO, places)
@@ -134,7 +140,7 @@ class MarketData:
 
     def futures_last(self, symbol: str) -> Decimal:
         spec = FUTURES_SYMBOLS[symbol]
-        return quantize_down(self.feed.price(symbol) * (1 + self.basis[symbol]), spec.tick_size)
+        return max(to_tick(self.feed.price(symbol) * (1 + self.basis[symbol]), spec.tick_size), spec.tick_size)
 
     def mark_price(self, symbol: str) -> Decimal:
         return (self.feed.price(symbol) * (1 + self.mark_basis[symbol])).quantize(Decimal("0.00000001"))
@@ -209,7 +215,7 @@ class MarketData:
 
         def sc(v: Decimal) -> Decimal:
             v = v * scale
-            return quantize_down(v, tick) if tick is not None else v
+            return to_tick(v, tick) if tick is not None else v
 
         last = sc(f.price)
         open_ = sc(window[0].open) if window else last
