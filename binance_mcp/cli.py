@@ -14,7 +14,37 @@ import sys
 
 from binance_mcp import __version__
 
-SUBCOMMANDS = ("serve", "simulator")
+SUBCOMMANDS = ("serve", "demo", "simulator")
+
+SERVE_FLAGS = {  # flag -> (settings field, environment variable)
+    "--mode": ("mode", "BINANCE_MCP_MODE"),
+    "--base-url": ("base_url", "BINANCE_MCP_BASE_URL"),
+    "--policy": ("policy", "BINANCE_MCP_POLICY"),
+    "--state-dir": ("state_dir", "BINANCE_MCP_STATE_DIR"),
+    "--paper-balances": ("paper_balances", "BINANCE_MCP_PAPER_BALANCES"),
+    "--paper-tick-seconds": ("paper_tick_seconds", "BINANCE_MCP_PAPER_TICK_SECONDS"),
+    "--timeout": ("timeout", "BINANCE_MCP_TIMEOUT"),
+    "--log-level": ("log_level", "BINANCE_MCP_LOG_LEVEL"),
+}
+
+
+def _serve_parser(sub: argparse._SubParsersAction) -> None:
+    from binance_mcp.settings import ENVIRONMENT
+
+    lines = "\n".join(f"  {name:<28} {meaning} (default: {default})" for name, (meaning, default)
+                      in ENVIRONMENT.items())
+    p = sub.add_parser(
+        "serve", help="run the MCP server over stdio (the default)",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Run the Binance MCP server over stdio (JSON-RPC on stdout, logs on stderr). Without API keys "
+                    "it trades on the embedded paper exchange. Every flag overrides its environment variable.",
+        epilog="environment variables:\n" + lines + "\n\nAPI keys are read from the environment only, never from "
+               "flags (flags show up in process lists).",
+    )
+    for flag, (field, env) in SERVE_FLAGS.items():
+        p.add_argument(flag, dest=field, default=None, help=f"overrides {env}")
+    p.add_argument("--show-config", action="store_true",
+                   help="print the effective configuration (secrets masked) on stderr and exit")
 
 
 def _simulator_parser(sub: argparse._SubParsersAction) -> None:
@@ -51,7 +81,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"binance-mcp {__version__}")
     sub = parser.add_subparsers(dest="command")
-    sub.add_parser("serve", help="run the MCP server over stdio (the default)")
+    _serve_parser(sub)
+    sub.add_parser("demo", help="a short, real session against the paper exchange, shown readably",
+                   description="Start `binance-mcp serve` in paper mode as a subprocess, talk to it over stdio as an "
+                               "MCP client would, and show what happened.")
     _simulator_parser(sub)
     return parser
 
@@ -104,13 +137,51 @@ def run_simulator(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(stream=sys.stderr, level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0].startswith("-") and argv[0] not in ("-h", "--help", "--version"):
+        argv = ["serve", *argv]  # serve is the default subcommand
     args = parser.parse_args(argv)
     command = args.command or "serve"
     if command == "simulator":
         return run_simulator(args)
-    print("binance-mcp serve: the MCP server is not built yet (see the project's issues); "
-          "`binance-mcp simulator` runs the paper exchange.", file=sys.stderr)
-    return 2
+    if command == "demo":
+        from binance_mcp.demo import run_demo
+
+        return run_demo()
+    return run_serve(args)
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    import os
+
+    # stdout is the MCP channel: no banner, no update check (it calls pypi.org), no .env surprises.
+    os.environ["FASTMCP_SHOW_SERVER_BANNER"] = "false"
+    os.environ["FASTMCP_CHECK_FOR_UPDATES"] = "off"
+    os.environ.setdefault("FASTMCP_ENV_FILE", os.devnull)
+    from binance_mcp.errors import ConfigError
+    from binance_mcp.settings import load_settings
+
+    flags = {field: getattr(args, field, None) for field, _ in SERVE_FLAGS.values()}
+    try:
+        settings = load_settings(**flags)
+    except ConfigError as exc:
+        print(f"binance-mcp serve: {exc}", file=sys.stderr)
+        return 2
+    logging.getLogger().setLevel(settings.log_level)
+    if getattr(args, "show_config", False):
+        import json
+
+        print(json.dumps(settings.public_view(), indent=2), file=sys.stderr)
+        return 0
+    from binance_mcp.server import build_server
+
+    try:
+        mcp = build_server(settings)
+    except ConfigError as exc:
+        print(f"binance-mcp serve: {settings.redact(str(exc))}", file=sys.stderr)
+        return 2
+    mcp.run(transport="stdio", show_banner=False)
+    return 0
 
 
 def serve_main() -> int:

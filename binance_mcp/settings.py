@@ -38,6 +38,7 @@ ENVIRONMENT = {
                               "~/.local/state/binance-mcp"),
     "BINANCE_MCP_PAPER_BALANCES": ("paper account start, e.g. USDT=10000,BTC=0.5 (spot and futures wallet)",
                                    "USDT=10000"),
+    "BINANCE_MCP_PAPER_TICK_SECONDS": ("seconds between price steps of the paper exchange; 0 freezes prices", "1"),
     "BINANCE_MCP_TIMEOUT": ("seconds before an exchange request is abandoned", "10"),
     "BINANCE_MCP_LOG_LEVEL": ("log level on stderr: DEBUG, INFO, WARNING, ERROR", "WARNING"),
 }
@@ -64,6 +65,7 @@ class Settings:
     paper_balances: dict[str, Decimal] = field(default_factory=lambda: {"USDT": Decimal("10000")})
     timeout: float = 10.0
     log_level: str = "WARNING"
+    paper_tick_seconds: float = 1.0
 
     @property
     def spot_url(self) -> str:
@@ -91,11 +93,15 @@ class Settings:
         """What ``--show-config`` prints: every setting, secrets masked."""
         return {
             "mode": self.mode, "api_key": _mask(self.api_key), "api_secret": _mask(self.api_secret),
-            "base_url": self.base_url, "spot_url": self.spot_url, "futures_url": self.futures_url,
+            "base_url": self.base_url,
+            "spot_url": "embedded simulator on 127.0.0.1 (started on first use)" if self.mode == "paper"
+            else self.spot_url,
+            "futures_url": "embedded simulator on 127.0.0.1 (started on first use)" if self.mode == "paper"
+            else self.futures_url,
             "policy": str(self.policy) if self.policy else "built-in read-only",
             "state_dir": str(self.state_dir),
             "paper_balances": {k: str(v) for k, v in self.paper_balances.items()},
-            "timeout": self.timeout, "log_level": self.log_level,
+            "timeout": self.timeout, "log_level": self.log_level, "paper_tick_seconds": self.paper_tick_seconds,
         }
 
 
@@ -179,6 +185,13 @@ def load_settings(environ: dict[str, str] | None = None, **flags: object) -> Set
         raise ConfigError(f"BINANCE_MCP_TIMEOUT={raw_timeout!r} is not a number of seconds.") from exc
     if not 0.1 <= timeout <= 120:
         raise ConfigError("BINANCE_MCP_TIMEOUT must be between 0.1 and 120 seconds.")
+    raw_tick = pick("paper_tick_seconds", "BINANCE_MCP_PAPER_TICK_SECONDS") or "1"
+    try:
+        tick = float(raw_tick)
+    except ValueError as exc:
+        raise ConfigError(f"BINANCE_MCP_PAPER_TICK_SECONDS={raw_tick!r} is not a number of seconds.") from exc
+    if tick < 0:
+        raise ConfigError("BINANCE_MCP_PAPER_TICK_SECONDS must be 0 (frozen prices) or more.")
     policy = pick("policy", "BINANCE_MCP_POLICY")
     state_dir = pick("state_dir", "BINANCE_MCP_STATE_DIR")
     log_level = (pick("log_level", "BINANCE_MCP_LOG_LEVEL") or "WARNING").upper()
@@ -194,4 +207,5 @@ def load_settings(environ: dict[str, str] | None = None, **flags: object) -> Set
         paper_balances=balances,
         timeout=timeout,
         log_level=log_level,
+        paper_tick_seconds=tick,
     )

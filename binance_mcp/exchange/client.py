@@ -99,7 +99,7 @@ class Exchange:
         balances = self.settings.paper_balances
         cfg = SimConfig(spot_balances=dict(balances),
                         futures_balances={"USDT": balances.get("USDT", 0)} if "USDT" in balances else {},
-                        controls=True)
+                        controls=True, tick_seconds=self.settings.paper_tick_seconds)
         self._paper = start_in_thread(cfg)
         self.spot_url = self._paper.base_url + "/api"
         self.futures_url = self._paper.base_url + "/fapi"

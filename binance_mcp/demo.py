@@ -1,0 +1,132 @@
+"""``binance-mcp demo``: a short, real session. It starts ``binance-mcp serve`` in paper mode as a subprocess,
+talks to it over stdio as an MCP client (like Claude Desktop) would, and shows a person what happened."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+import tempfile
+import time
+from decimal import Decimal
+from typing import Any
+
+SECRET_VARS = ("BINANCE_API_KEY", "BINANCE_API_SECRET", "BINANCE_SECRET_KEY", "BINANCE_MCP_MODE", "BINANCE_TESTNET",
+               "BINANCE_MCP_BASE_URL", "BINANCE_MCP_POLICY")
+
+
+def _out(text: str = "") -> None:
+    print(text, flush=True)
+
+
+def _money(value: Any) -> str:
+    d = Decimal(str(value))
+    return f"{d:,.8f}".rstrip("0").rstrip(".")
+
+
+class DemoSession:
+    def __init__(self, client) -> None:
+        self.client = client
+        self.step = 0
+
+    async def call(self, title: str, tool: str, args: dict | None = None) -> tuple[bool, dict | str]:
+        self.step += 1
+        _out(f"\n{self.step}. {title}")
+        _out(f"   -> {tool} {args or {}}")
+        result = await self.client.call_tool(tool, args or {}, raise_on_error=False)
+        if result.is_error:
+            text = result.content[0].text if result.content else "(no text)"
+            _out(f"   <- refused: {text}")
+            return False, text
+        return True, result.structured_content or {}
+
+
+async def _session(env: dict[str, str]) -> int:
+    from fastmcp import Client
+    from fastmcp.client.transports import StdioTransport
+
+    transport = StdioTransport(command=sys.executable, args=["-m", "binance_mcp", "serve"], env=env)
+    started = time.monotonic()
+    async with Client(transport, mode="legacy") as client:
+        tools = await client.list_tools()
+        _out(f"Connected over stdio to binance-mcp serve (paper mode): {len(tools)} tools listed in "
+             f"{time.monotonic() - started:.1f} s.")
+        s = DemoSession(client)
+
+        ok, bal = await s.call("Spot balances", "binance_spot_balances")
+        if ok:
+            for b in bal["balances"]:
+                _out(f"   <- {b['asset']}: free {_money(b['free'])}, locked {_money(b['locked'])}")
+
+        ok, px = await s.call("BTC price", "binance_spot_price", {"symbol": "BTCUSDT"})
+        price = Decimal(px["prices"][0]["price"]) if ok else Decimal("97000")
+        _out(f"   <- BTCUSDT last price {_money(price)} USDT")
+
+        limit_price = (price * Decimal("0.95")).quantize(Decimal("0.01"))
+        ok, order = await s.call(f"A small limit buy 5 % below the market: 0.001 BTC at {limit_price}",
+                                 "binance_spot_place_order",
+                                 {"symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT", "quantity": "0.001",
+                                  "price": str(limit_price)})
+        order_id = order.get("order_id") if ok else None
+        if ok:
+            _out(f"   <- order {order_id} {order['status']}: it rests on the book and locks "
+                 f"{_money(Decimal(order['price']) * Decimal(order['quantity']))} USDT")
+
+        ok, opened = await s.call("Open orders", "binance_spot_open_orders", {"symbol": "BTCUSDT"})
+        if ok:
+            for o in opened["orders"]:
+                _out(f"   <- {o['order_id']}: {o['side']} {o['quantity']} @ {o['price']} ({o['status']})")
+
+        if order_id:
+            ok, cancelled = await s.call("Cancel it", "binance_spot_cancel_order",
+                                         {"symbol": "BTCUSDT", "orderId": order_id})
+            if ok:
+                _out(f"   <- order {cancelled['order_id']} {cancelled['status']}; the USDT is free again")
+
+        ok, lev = await s.call("Futures leverage on BTCUSDT to 5x", "binance_futures_change_leverage",
+                               {"symbol": "BTCUSDT", "leverage": 5})
+        if ok:
+            _out(f"   <- leverage {lev['leverage']}x, positions up to {_money(lev['max_notional'])} USDT notional")
+
+        ok, fut = await s.call("Open a small long: market buy 0.002 BTCUSDT perpetual", "binance_futures_place_order",
+                               {"symbol": "BTCUSDT", "side": "BUY", "type": "MARKET", "quantity": "0.002"})
+        if ok:
+            _out(f"   <- {fut['status']}: bought {fut['executed_qty']} at {_money(fut['avg_price'] or 0)}")
+
+        ok, pos = await s.call("Futures positions", "binance_futures_positions")
+        if ok:
+            for p in pos["positions"]:
+                _out(f"   <- {p['symbol']} {p['side']} {p['size']} entry {_money(p['entry_price'])} mark "
+                     f"{_money(p['mark_price'])} PnL {_money(p['unrealized_pnl'])} liq. {_money(p['liquidation_price'])}"
+                     f" at {p['leverage']}x {p['margin_type']}")
+
+        ok, closed = await s.call("Close the position at market", "binance_futures_close_position",
+                                  {"symbol": "BTCUSDT"})
+        if ok:
+            for o in closed["closed"]:
+                _out(f"   <- {o['side']} {o['executed_qty']} reduce-only at {_money(o['avg_price'] or 0)}: {o['status']}")
+
+        ok, acct = await s.call("Futures wallet after the round trip (fees and PnL included)",
+                                "binance_portfolio_account")
+        if ok:
+            _out(f"   <- wallet {_money(acct['wallet'])} USDT, available {_money(acct['available'])} USDT")
+
+        ok, status = await s.call("Connection diagnostics", "binance_account_status")
+        if ok:
+            _out(f"   <- connected={status['connected']} exchange={status['exchange']} host={status['host']} "
+                 f"clock drift {status['clock_drift_ms']} ms")
+    _out(f"\nDone in {time.monotonic() - started:.1f} s. This was the embedded paper exchange: no account, no "
+         "network, no real money.")
+    return 0
+
+
+def run_demo() -> int:
+    with tempfile.TemporaryDirectory(prefix="binance-mcp-demo-") as state:
+        env = {k: v for k, v in os.environ.items() if k not in SECRET_VARS}
+        env["BINANCE_MCP_STATE_DIR"] = state
+        _out("binance-mcp demo: a real MCP session against the paper exchange")
+        try:
+            return asyncio.run(_session(env))
+        except Exception as exc:  # noqa: BLE001 - a demo reports what broke and exits non-zero
+            print(f"demo failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+            return 1
