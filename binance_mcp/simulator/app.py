@@ -241,6 +241,10 @@ def _dumps(obj: object) -> str:
     return json.dumps(obj, separators=(",", ":"))
 
 
+def _market_of(path: str) -> str | None:
+    return "futures" if path.startswith("/fapi/") else "spot" if path.startswith("/api/") else None
+
+
 async def _drop(request: web.Request) -> web.Response:
     """Close the connection without an answer: the client sees a dropped connection."""
     transport = request.transport
@@ -321,8 +325,9 @@ async def handle(request: web.Request) -> web.StreamResponse:
         entry.update(status=exc.status, code=exc.code)
         sim.record(entry)
         headers = dict(exc.headers)
-        if route is not None:
-            headers.update(sim.limiter.headers(route.market))
+        market = route.market if route is not None else _market_of(path)
+        if market is not None:
+            headers.update(sim.limiter.headers(market))
         return _json(exc.body(), status=exc.status, headers=headers)
     except asyncio.CancelledError:
         raise

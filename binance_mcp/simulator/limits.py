@@ -8,6 +8,9 @@ from collections import deque
 from binance_mcp.simulator.config import SimConfig
 from binance_mcp.simulator.errors import BinanceError
 
+LIMIT_FIELDS = ("spot_weight_per_minute", "futures_weight_per_minute", "spot_orders_per_10s", "spot_orders_per_day",
+                "futures_orders_per_10s", "futures_orders_per_minute", "ban_after_429s", "ban_seconds")
+
 
 class Window:
     """A counter over fixed windows aligned on the clock, as Binance's limiters are."""
@@ -41,6 +44,7 @@ class RateLimiter:
 
     def __init__(self, cfg: SimConfig) -> None:
         self.cfg = cfg
+        self.defaults = {name: getattr(cfg, name) for name in LIMIT_FIELDS}
         self.weight = {"spot": Window(60, cfg.spot_weight_per_minute),
                        "futures": Window(60, cfg.futures_weight_per_minute)}
         self.orders = {
@@ -53,8 +57,11 @@ class RateLimiter:
 
     def configure(self, **limits: int) -> None:
         for key, value in limits.items():
-            if not hasattr(self.cfg, key):
-                raise KeyError(key)
+            if key not in LIMIT_FIELDS:
+                raise KeyError(f"unknown limit {key!r}; known: {', '.join(LIMIT_FIELDS)}")
+            if int(value) < 0:
+                raise ValueError(f"{key} must be >= 0")
+        for key, value in limits.items():
             setattr(self.cfg, key, int(value))
         self.weight["spot"].limit = self.cfg.spot_weight_per_minute
         self.weight["futures"].limit = self.cfg.futures_weight_per_minute
@@ -62,6 +69,11 @@ class RateLimiter:
         self.orders["spot"][1][1].limit = self.cfg.spot_orders_per_day
         self.orders["futures"][0][1].limit = self.cfg.futures_orders_per_10s
         self.orders["futures"][1][1].limit = self.cfg.futures_orders_per_minute
+
+    def restore_defaults(self) -> None:
+        """Back to the limits the simulator was started with (the test controls may have lowered them)."""
+        self.configure(**self.defaults)
+        self.reset()
 
     def reset(self) -> None:
         for w in self.weight.values():
@@ -104,9 +116,8 @@ class RateLimiter:
             raise self._banned(now)
         w = self.weight[market]
         if w.add(weight, now) > w.limit:
-            interval = "1m"
             raise self._too_many(now, BinanceError(
-                -1003, f"Too much request weight used; current limit is {w.limit} request weight per {interval}. "
+                -1003, f"Too much request weight used; current limit is {w.limit} request weight per 1 MINUTE. "
                        "Please use WebSocket Streams for live updates to avoid polling the API.",
                 status=429, headers={"Retry-After": str(w.retry_after(now))}))
 

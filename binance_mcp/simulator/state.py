@@ -56,7 +56,8 @@ class Simulator:
 
         self.spot = SpotExchange(self.feed, dict(cfg.spot_balances))
         self.futures = FuturesExchange(self.market, dict(cfg.futures_balances))
-        self.limiter.reset()
+        self.limiter.restore_defaults()
+        self.clock.skew_ms = 0
         self.faults.clear()
 
     def now_ms(self) -> int:
