@@ -19,6 +19,9 @@ from binance_mcp.simulator.symbols import (
 ZERO = Decimal(0)
 DEPTH_LIMITS = (5, 10, 20, 50, 100, 500, 1000, 5000)
 FUNDING_INTERVAL = 8 * HOUR
+# Trade ids of the synthetic history: the 24 h ticker's firstId..lastId must be positive ids, and a day of
+# synthetic 1-minute candles holds far fewer trades than this.
+TRADE_ID_BASE = 100_000_000
 
 
 def to_tick(value: Decimal, tick: Decimal) -> Decimal:
@@ -209,8 +212,10 @@ class MarketData:
     def _stats(self, symbol: str, now: int, scale: Decimal = Decimal(1), tick: Decimal | None = None,
                places: int = 8) -> dict:
         f = self.feed.symbols[symbol]
-        window = f.window(now - DAY)
         minutes = f.minutes()
+        # The rolling 24 h: the 1-minute candles that opened at or after now - 24 h, as klines with
+        # startTime = openTime return them (the candle that opened before openTime is outside the window).
+        window = [c for c in minutes if c.open_time >= now - DAY]
         before = [c for c in minutes if c.open_time < window[0].open_time] if window else []
 
         def sc(v: Decimal) -> Decimal:
@@ -233,7 +238,8 @@ class MarketData:
             "lastPrice": fmt(last, places), "lastQty": fmt(window[-1].volume if window else ZERO),
             "openPrice": fmt(open_, places), "highPrice": fmt(high, places), "lowPrice": fmt(low, places),
             "volume": fmt(volume), "quoteVolume": fmt(quote_volume), "openTime": now - DAY, "closeTime": now,
-            "firstId": f.trade_id - trades if trades else -1, "lastId": f.trade_id if trades else -1,
+            "firstId": TRADE_ID_BASE + f.trade_id - trades + 1 if trades else -1,
+            "lastId": TRADE_ID_BASE + f.trade_id if trades else -1,
             "count": trades,
         }
 
@@ -288,7 +294,10 @@ class MarketData:
         if symbol not in SPOT_SYMBOLS:
             raise bad_symbol()
         interval, start, end, limit = self._kline_args(p)
-        return [kline_row(c, interval) for c in self.feed.symbols[symbol].klines(interval, start, end, limit)]
+        candles = self.feed.symbols[symbol].klines(interval, start, end, limit + 1 if start is not None else limit)
+        if start is not None:  # Binance matches startTime against the open time: a candle that opened
+            candles = [c for c in candles if c.open_time >= start][:limit]  # before startTime is left out
+        return [kline_row(c, interval) for c in candles]
 
     # -- futures ----------------------------------------------------------------------------
     def futures_exchange_info(self, now: int) -> dict:
