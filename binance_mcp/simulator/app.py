@@ -197,6 +197,17 @@ def _strip_signature(raw: str) -> str:
     return "&".join(part for part in raw.split("&") if part and not part.startswith("signature="))
 
 
+def sign(secret: str, payload: str) -> str:
+    """Binance's HMAC-SHA256 signature: lower-case hex of HMAC(secret, payload)."""
+    return hmac.new(secret.encode(), payload.encode(), hashlib.sha256).hexdigest()
+
+
+def signature_payload(raw_query: str, raw_body: str) -> str:
+    """What the signature covers: the raw query string then the raw body, without ``signature`` and with no
+    ``&`` between them (notes section 2)."""
+    return _strip_signature(raw_query) + _strip_signature(raw_body)
+
+
 def check_security(sim: Simulator, request_key: str | None, p: Params, raw_query: str, raw_body: str,
                    now: int, spot: bool) -> None:
     """API key, then mandatory timestamp/signature, then HMAC, then timing (the order in the notes, section 9)."""
@@ -207,9 +218,9 @@ def check_security(sim: Simulator, request_key: str | None, p: Params, raw_query
     for name in ("timestamp", "signature"):
         if name not in p:
             raise mandatory(name)
-    payload = _strip_signature(raw_query) + _strip_signature(raw_body)
-    expected = hmac.new(sim.cfg.api_secret.encode(), payload.encode(), hashlib.sha256).hexdigest()
-    if not hmac.compare_digest(expected, (p.raw("signature") or "").lower()):
+    expected = sign(sim.cfg.api_secret, signature_payload(raw_query, raw_body))
+    # bytes: compare_digest refuses str with non-ASCII characters (a percent-encoded signature can have them)
+    if not hmac.compare_digest(expected.encode(), (p.raw("signature") or "").lower().encode()):
         raise BinanceError(-1022, "Signature for this request is not valid.")
     raw_window = p.raw("recvWindow")
     window = 5000.0
@@ -220,7 +231,7 @@ def check_security(sim: Simulator, request_key: str | None, p: Params, raw_query
         if window > MAX_RECV_WINDOW:
             raise BinanceError(-1102, f"'recvWindow' contains unexpected value. Cannot be greater than {MAX_RECV_WINDOW}.")
     raw_ts = p.raw("timestamp") or ""
-    if not raw_ts.isdigit():
+    if not re.fullmatch(r"[0-9]{1,20}", raw_ts):  # not str.isdigit(): it accepts "²", which int() refuses
         raise BinanceError(-1100, "Illegal characters found in parameter 'timestamp'; legal range is '^[0-9]{1,20}$'.")
     ts = int(raw_ts)
     if spot and len(raw_ts) == 16:  # microseconds
@@ -284,7 +295,7 @@ async def handle(request: web.Request) -> web.StreamResponse:
         if route is None:
             raise BinanceError(-1000 if path.startswith(("/api", "/fapi")) else -1, f"Unknown endpoint {method} {path}.",
                                status=404)
-        raw_query = request.query_string
+        raw_query = request.rel_url.raw_query_string  # as sent: the signature covers the encoded bytes
         raw_body = ""
         if method in ("POST", "PUT", "DELETE"):
             raw_body = (await request.read()).decode("utf-8", "replace")
