@@ -9,7 +9,7 @@ from typing import Literal
 from mcp_types import ToolAnnotations
 
 Risk = Literal["read", "financial", "destructive"]
-Family = Literal["account", "spot", "futures", "market", "analysis"]
+Family = Literal["account", "spot", "futures", "market", "analysis", "policy"]
 
 
 @dataclass(frozen=True)
@@ -73,7 +73,11 @@ CATALOG: tuple[ToolSpec, ...] = (
     _S(35, "binance_get_optimal_trade_size", "analysis", "read", "Optimal trade size"),
 )
 
-BY_NAME: dict[str, ToolSpec] = {t.name: t for t in CATALOG}
+# The 36th tool: the server's own, read-only view of the policy (not a Binance tool).
+POLICY_STATUS = ToolSpec(36, "binance_policy_status", "policy", "read", "Policy status")
+ALL_TOOLS: tuple[ToolSpec, ...] = (*CATALOG, POLICY_STATUS)
+
+BY_NAME: dict[str, ToolSpec] = {t.name: t for t in ALL_TOOLS}
 TOOL_NAMES: tuple[str, ...] = tuple(t.name for t in CATALOG)
 RISK_CLASSES: tuple[Risk, ...] = ("read", "financial", "destructive")
 

@@ -173,10 +173,15 @@ def run_serve(args: argparse.Namespace) -> int:
 
         print(json.dumps(settings.public_view(), indent=2), file=sys.stderr)
         return 0
+    from binance_mcp.policy.loader import PolicyLoadError
     from binance_mcp.server import build_server
 
     try:
         mcp = build_server(settings)
+    except PolicyLoadError as exc:
+        print(f"binance-mcp serve: the policy cannot be loaded, so the server does not start:\n{exc}",
+              file=sys.stderr)
+        return 2
     except ConfigError as exc:
         print(f"binance-mcp serve: {settings.redact(str(exc))}", file=sys.stderr)
         return 2

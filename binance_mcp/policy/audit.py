@@ -1,0 +1,59 @@
+"""The audit log: one JSON line per call, appended, flushed and fsynced before the result goes back."""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from datetime import datetime, timezone
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+
+def _default(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return format(value, "f")
+    if isinstance(value, (set, tuple)):
+        return list(value)
+    return str(value)
+
+
+class AuditLog:
+    def __init__(self, path: Path, redact=lambda s: s) -> None:
+        self.path = path
+        self.redact = redact
+        self._lock = threading.Lock()
+        self._fh = None
+
+    def append(self, record: dict) -> None:
+        record.setdefault("time", datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z"))
+        line = self.redact(json.dumps(record, default=_default, separators=(",", ":"), sort_keys=False))
+        with self._lock:
+            if self._fh is None:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                self._fh = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - kept open for speed
+            self._fh.write(line + "\n")
+            self._fh.flush()
+            os.fsync(self._fh.fileno())
+
+    def close(self) -> None:
+        with self._lock:
+            if self._fh is not None:
+                self._fh.close()
+                self._fh = None
+
+
+def read(path: Path) -> list[dict]:
+    out = []
+    if not path.exists():
+        return out
+    with open(path, encoding="utf-8") as fh:
+        for line in fh:
+            line = line.strip()
+            if line:
+                try:
+                    out.append(json.loads(line))
+                except ValueError:
+                    continue
+    return out

@@ -1,0 +1,335 @@
+"""The decision engine: pure and synchronous. Facts are gathered before it runs; it reads no clock and no I/O.
+
+Order of evaluation (first failure wins): kill switch -> the tool's action (tool rule, else class rule,
+else default) -> each limit -> rate limits (tool, then account) -> approval.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from dataclasses import dataclass, field
+from decimal import ROUND_DOWN, Decimal
+from typing import Any
+
+from binance_mcp.catalog import BY_NAME
+from binance_mcp.policy.model import Policy, Rule
+
+ALLOW, DENY, APPROVE = "allow", "deny", "require_approval"
+CODES = (
+    "ALLOWED", "KILL_SWITCH", "TOOL_DENIED", "SYMBOL_NOT_ALLOWED", "SIDE_NOT_ALLOWED", "ORDER_TYPE_NOT_ALLOWED",
+    "NOTIONAL_OVER_LIMIT", "DAILY_NOTIONAL_OVER_LIMIT", "PRICE_DEVIATION", "OPEN_ORDERS_OVER_LIMIT",
+    "REDUCE_ONLY_REQUIRED", "LEVERAGE_OVER_LIMIT", "POSITION_OVER_LIMIT", "RATE_LIMITED", "APPROVAL_REQUIRED",
+    "APPROVAL_DENIED", "APPROVAL_EXPIRED", "POLICY_ERROR",
+)
+NOTIONAL_TOOLS = ("binance_spot_place_order", "binance_futures_place_order", "binance_futures_close_position")
+POLICY_STATUS_TOOL = "binance_policy_status"
+
+
+@dataclass(frozen=True)
+class Call:
+    """A tool call as the guard saw it: the tool and its validated, normalised arguments."""
+
+    tool: str
+    args: dict[str, Any]
+
+    @property
+    def risk(self) -> str:
+        return BY_NAME[self.tool].risk if self.tool in BY_NAME else "read"
+
+    def get(self, name: str) -> Any:
+        return self.args.get(name)
+
+
+@dataclass
+class Facts:
+    """What the guard fetched for this decision (only what the policy needs)."""
+
+    notional_usd: Decimal | None = None
+    quantity: Decimal | None = None
+    reference_price: Decimal | None = None
+    price_deviation_pct: Decimal | None = None
+    open_orders: int | None = None
+    leverage: int | None = None
+    position_after_usd: Decimal | None = None
+    reduces_position: bool | None = None
+
+    def as_dict(self) -> dict[str, str | int | bool]:
+        return {k: (str(v) if isinstance(v, Decimal) else v) for k, v in self.__dict__.items() if v is not None}
+
+
+@dataclass
+class Counters:
+    """State the decision reads: daily sums used today (UTC) and seconds until a rate limit frees a slot."""
+
+    daily_used: dict[str, Decimal] = field(default_factory=dict)  # "tool:<name>" / "account"
+    rate_wait: dict[str, float] = field(default_factory=dict)  # "tool:<name>" / "account" -> seconds (0 = free)
+    kill_switch: bool = False
+
+
+@dataclass(frozen=True)
+class Decision:
+    effect: str
+    code: str
+    rule: str
+    reason: str
+    facts: dict = field(default_factory=dict)
+    steps: tuple[str, ...] = ()
+
+    @property
+    def allowed(self) -> bool:
+        return self.effect == ALLOW
+
+    def text(self) -> str:
+        """What the agent reads: the code first, then what to change."""
+        return f"{self.code}: {self.reason}"
+
+    def as_dict(self) -> dict:
+        return {"effect": self.effect, "code": self.code, "rule": self.rule, "reason": self.reason,
+                "facts": self.facts}
+
+
+def effective_rule(policy: Policy, tool: str) -> tuple[Rule | None, str]:
+    """The rule that governs ``tool`` and its path: tool rule, else class rule, else the default."""
+    if tool in policy.tools:
+        return policy.tools[tool], f"tools.{tool}"
+    risk = BY_NAME[tool].risk if tool in BY_NAME else "read"
+    cls_rule = getattr(policy.classes, risk, None)
+    if cls_rule is not None:
+        return cls_rule, f"classes.{risk}"
+    return None, "default"
+
+
+def effective_action(policy: Policy, tool: str) -> str:
+    rule, _ = effective_rule(policy, tool)
+    return rule.action if rule is not None else policy.default
+
+
+def denied_outright(policy: Policy, tool: str) -> bool:
+    """Hidden from tools/list: the tool's action is deny whatever its arguments (shadow mode hides nothing)."""
+    if tool == POLICY_STATUS_TOOL:
+        return False
+    return policy.mode == "enforce" and effective_action(policy, tool) == DENY
+
+
+def needs(policy: Policy, call: Call) -> set[str]:
+    """Which facts this call's decision needs, so the guard fetches no more than that."""
+    rule, _ = effective_rule(policy, call.tool)
+    out: set[str] = set()
+    action = rule.action if rule is not None else policy.default
+    if action == DENY:
+        return out
+    limits = rule.limits if rule is not None else None
+    if call.tool in NOTIONAL_TOOLS and (
+        (limits is not None and (limits.max_notional_usd is not None or limits.daily_notional_usd is not None))
+        or (rule is not None and rule.approval_above is not None)
+        or policy.account.daily_notional_usd is not None
+    ):
+        out.add("notional")
+    if limits is None:
+        return out
+    if limits.max_price_deviation_pct is not None and call.get("type") not in ("MARKET", None):
+        out.add("deviation")
+    if limits.max_open_orders is not None:
+        out.add("open_orders")
+    if limits.max_leverage is not None and call.tool == "binance_futures_place_order":
+        out.add("leverage")
+    if limits.reduce_only:
+        out.add("position")
+    if limits.max_position_notional_usd is not None:
+        out.add("position_after")
+    return out
+
+
+def _fmt(value: Decimal, places: str = "0.01") -> str:
+    return f"{value.quantize(Decimal(places)):,}"
+
+
+def _max_qty(limit: Decimal, notional: Decimal, qty: Decimal | None) -> str | None:
+    if not qty or notional <= 0:
+        return None
+    per_unit = notional / qty
+    return f"{(limit / per_unit).quantize(Decimal('0.00000001'), rounding=ROUND_DOWN).normalize():f}"
+
+
+class _Eval:
+    def __init__(self, policy: Policy, call: Call, facts: Facts, counters: Counters):
+        self.policy, self.call, self.facts, self.counters = policy, call, facts, counters
+        self.steps: list[str] = []
+
+    def deny(self, code: str, rule: str, reason: str, effect: str = DENY) -> Decision:
+        self.steps.append(f"{rule}: {code}")
+        return Decision(effect, code, rule, reason, self.facts.as_dict(), tuple(self.steps))
+
+    def passed(self, what: str) -> None:
+        self.steps.append(f"{what}: ok")
+
+
+def decide(policy: Policy, call: Call, facts: Facts, counters: Counters) -> Decision:
+    """The decision for one call. Never raises for a well-formed policy; the guard turns any bug into POLICY_ERROR."""
+    ev = _Eval(policy, call, facts, counters)
+    risk = call.risk
+    # 1. kill switch
+    if counters.kill_switch and risk in ("financial", "destructive"):
+        path = policy.account.kill_switch_file
+        return ev.deny("KILL_SWITCH", "account.kill_switch_file",
+                       f"the kill switch file {path} exists, so every trading and cancelling call is stopped. A human "
+                       "must remove that file to resume; read-only tools still work.")
+    ev.passed("kill switch")
+    # 2. the tool's action
+    rule, path = effective_rule(policy, call.tool)
+    action = rule.action if rule is not None else policy.default
+    if call.tool == POLICY_STATUS_TOOL:
+        action = ALLOW  # an agent can always ask what it may do
+    if action == DENY:
+        reason = (rule.reason if rule is not None and rule.reason else
+                  f"{call.tool} is not allowed by {path} of the policy. A human must change the policy to allow it; "
+                  "binance_policy_status lists what is allowed.")
+        return ev.deny("TOOL_DENIED", path, reason)
+    ev.passed(f"{path}: {action}")
+    # 3. limits
+    limits = rule.limits if rule is not None else None
+    if limits is not None:
+        decision = _limits(ev, limits, path)
+        if decision is not None:
+            return decision
+    if call.tool in NOTIONAL_TOOLS and policy.account.daily_notional_usd is not None:
+        cap = policy.account.daily_notional_usd
+        decision = _daily(ev, cap, "account", "account.daily_notional_usd")
+        if decision is not None:
+            return decision
+    # 4. rate limits, tool then account
+    for key, rl_path, rl in ((f"tool:{call.tool}", f"{path}.rate_limit", rule.rate_limit if rule else None),
+                             ("account", "account.rate_limit", policy.account.rate_limit)):
+        if rl is None:
+            continue
+        wait = counters.rate_wait.get(key, 0.0)
+        if wait > 0:
+            secs = max(1, int(wait + 0.999))
+            return ev.deny("RATE_LIMITED", rl_path,
+                           f"at most {rl.max} calls per {rl.window} s are allowed by {rl_path}; try again in {secs} s.")
+        ev.passed(rl_path)
+    # 5. approval
+    if action == APPROVE:
+        return ev.deny("APPROVAL_REQUIRED", path, f"{path} requires a human's approval for {call.tool}.", APPROVE)
+    if rule is not None and rule.approval_above is not None:
+        threshold = rule.approval_above.notional_usd
+        notional = facts.notional_usd
+        if notional is None:
+            return ev.deny("POLICY_ERROR", f"{path}.approval_above",
+                           "the order's notional could not be computed, so the approval threshold cannot be checked.")
+        if notional > threshold:
+            return ev.deny("APPROVAL_REQUIRED", f"{path}.approval_above.notional_usd",
+                           f"order notional {_fmt(notional)} USD is above the {threshold} USD approval threshold of "
+                           f"{path}.approval_above.notional_usd; a human must approve it.", APPROVE)
+        ev.passed(f"{path}.approval_above")
+    ev.steps.append("allow")
+    return Decision(ALLOW, "ALLOWED", path, f"allowed by {path}", facts.as_dict(), tuple(ev.steps))
+
+
+def _limits(ev: _Eval, limits, path: str) -> Decision | None:
+    call, facts = ev.call, ev.facts
+    lp = f"{path}.limits"
+    symbol = call.get("symbol")
+    if limits.symbols is not None:
+        if symbol is None:
+            return ev.deny("SYMBOL_NOT_ALLOWED", f"{lp}.symbols",
+                           f"{lp}.symbols allows only {', '.join(limits.symbols)}; give one of them as symbol.")
+        if not any(fnmatch.fnmatchcase(symbol, pat) for pat in limits.symbols):
+            return ev.deny("SYMBOL_NOT_ALLOWED", f"{lp}.symbols",
+                           f"{symbol} is not in {lp}.symbols ({', '.join(limits.symbols)}); use one of those.")
+        ev.passed(f"{lp}.symbols")
+    if limits.deny_symbols is not None:
+        if symbol is None:
+            return ev.deny("SYMBOL_NOT_ALLOWED", f"{lp}.deny_symbols",
+                           f"{lp}.deny_symbols excludes some symbols; give a symbol so the call can be checked.")
+        hit = next((pat for pat in limits.deny_symbols if fnmatch.fnmatchcase(symbol, pat)), None)
+        if hit is not None:
+            return ev.deny("SYMBOL_NOT_ALLOWED", f"{lp}.deny_symbols",
+                           f"{symbol} matches {hit!r} in {lp}.deny_symbols; it may not be traded.")
+        ev.passed(f"{lp}.deny_symbols")
+    if limits.sides is not None:
+        if call.get("side") not in limits.sides:
+            return ev.deny("SIDE_NOT_ALLOWED", f"{lp}.sides",
+                           f"side {call.get('side')} is not allowed by {lp}.sides; allowed: {', '.join(limits.sides)}.")
+        ev.passed(f"{lp}.sides")
+    if limits.order_types is not None:
+        if call.get("type") not in limits.order_types:
+            return ev.deny("ORDER_TYPE_NOT_ALLOWED", f"{lp}.order_types",
+                           f"order type {call.get('type')} is not allowed by {lp}.order_types; allowed: "
+                           f"{', '.join(limits.order_types)}.")
+        ev.passed(f"{lp}.order_types")
+    if limits.max_notional_usd is not None:
+        cap = limits.max_notional_usd
+        notional = facts.notional_usd
+        if notional is None:
+            return ev.deny("POLICY_ERROR", f"{lp}.max_notional_usd", "the order's notional could not be computed.")
+        if notional > cap:
+            hint = _max_qty(cap, notional, facts.quantity)
+            return ev.deny("NOTIONAL_OVER_LIMIT", f"{lp}.max_notional_usd",
+                           f"order notional {_fmt(notional)} USD is over the {cap} USD limit of rule "
+                           f"{lp}.max_notional_usd." + (f" Reduce quantity to at most {hint}." if hint else ""))
+        ev.passed(f"{lp}.max_notional_usd")
+    if limits.daily_notional_usd is not None:
+        decision = _daily(ev, limits.daily_notional_usd, f"tool:{call.tool}", f"{lp}.daily_notional_usd")
+        if decision is not None:
+            return decision
+    if limits.max_price_deviation_pct is not None and call.get("type") not in ("MARKET", None):
+        dev = facts.price_deviation_pct
+        if dev is None:
+            return ev.deny("POLICY_ERROR", f"{lp}.max_price_deviation_pct", "the reference price could not be read.")
+        if dev > limits.max_price_deviation_pct:
+            ref = facts.reference_price
+            return ev.deny("PRICE_DEVIATION", f"{lp}.max_price_deviation_pct",
+                           f"the order price is {_fmt(dev)} % away from the current price {ref}; "
+                           f"{lp}.max_price_deviation_pct allows {limits.max_price_deviation_pct} %. Move the price "
+                           "closer to the market.")
+        ev.passed(f"{lp}.max_price_deviation_pct")
+    if limits.max_open_orders is not None:
+        n = facts.open_orders
+        if n is None:
+            return ev.deny("POLICY_ERROR", f"{lp}.max_open_orders", "the open orders could not be counted.")
+        if n >= limits.max_open_orders:
+            return ev.deny("OPEN_ORDERS_OVER_LIMIT", f"{lp}.max_open_orders",
+                           f"{n} orders are open and {lp}.max_open_orders allows {limits.max_open_orders}; cancel "
+                           "some before placing another.")
+        ev.passed(f"{lp}.max_open_orders")
+    if limits.reduce_only:
+        if not facts.reduces_position:
+            return ev.deny("REDUCE_ONLY_REQUIRED", f"{lp}.reduce_only",
+                           f"{lp}.reduce_only allows only orders that shrink an open position: set reduceOnly=true "
+                           "(or closePosition) on the side opposite to the position, at most its size.")
+        ev.passed(f"{lp}.reduce_only")
+    if limits.max_leverage is not None:
+        lev = facts.leverage if call.tool == "binance_futures_place_order" else call.get("leverage")
+        if lev is None:
+            return ev.deny("POLICY_ERROR", f"{lp}.max_leverage", "the symbol's leverage could not be read.")
+        if lev > limits.max_leverage:
+            what = "the symbol's current leverage" if call.tool == "binance_futures_place_order" else "leverage"
+            return ev.deny("LEVERAGE_OVER_LIMIT", f"{lp}.max_leverage",
+                           f"{what} {lev}x is over the {limits.max_leverage}x of {lp}.max_leverage; use at most "
+                           f"{limits.max_leverage}x.")
+        ev.passed(f"{lp}.max_leverage")
+    if limits.max_position_notional_usd is not None:
+        after = facts.position_after_usd
+        if after is None:
+            return ev.deny("POLICY_ERROR", f"{lp}.max_position_notional_usd", "the position could not be read.")
+        if after > limits.max_position_notional_usd:
+            return ev.deny("POSITION_OVER_LIMIT", f"{lp}.max_position_notional_usd",
+                           f"the position after this order would be {_fmt(after)} USD at mark price, over the "
+                           f"{limits.max_position_notional_usd} USD of {lp}.max_position_notional_usd.")
+        ev.passed(f"{lp}.max_position_notional_usd")
+    return None
+
+
+def _daily(ev: _Eval, cap: Decimal, key: str, rule: str) -> Decision | None:
+    notional = ev.facts.notional_usd
+    if notional is None:
+        return ev.deny("POLICY_ERROR", rule, "the order's notional could not be computed.")
+    used = ev.counters.daily_used.get(key, Decimal(0))
+    if used + notional > cap:
+        left = max(cap - used, Decimal(0))
+        return ev.deny("DAILY_NOTIONAL_OVER_LIMIT", rule,
+                       f"this order ({_fmt(notional)} USD) would bring today's total (UTC) to {_fmt(used + notional)} "
+                       f"USD, over the {cap} USD of {rule}; {_fmt(left)} USD remain today.")
+    ev.passed(rule)
+    return None

@@ -1,0 +1,239 @@
+"""The enforcement point: a decorator around every tool's runner, applied in one place (server.py).
+
+For each call: (hot-reload the policy if its file changed) -> gather facts -> engine.decide() -> reserve
+daily sums and count rate limits -> audit -> deny, or run the handler and audit its outcome. Anything
+unexpected while deciding denies with POLICY_ERROR: the guard fails closed, never open.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel
+
+from binance_mcp.catalog import ToolSpec
+from binance_mcp.errors import BinanceMcpError, ExchangeRejected
+from binance_mcp.policy import engine
+from binance_mcp.policy.audit import AuditLog
+from binance_mcp.policy.engine import APPROVE, DENY, Call, Counters, Decision
+from binance_mcp.policy.facts import PriceSource, gather
+from binance_mcp.policy.loader import LoadedPolicy, PolicyLoadError, load_file
+from binance_mcp.policy.ratelimit import RateLimits
+from binance_mcp.policy.state import StateStore
+
+log = logging.getLogger("binance_mcp.policy")
+Runner = Callable[[Any], Awaitable[BaseModel]]
+
+
+class PolicyDenied(BinanceMcpError):
+    """A call the policy did not allow; the text starts with the decision's code."""
+
+    def __init__(self, decision: Decision) -> None:
+        self.decision = decision
+        super().__init__(decision.reason, code=decision.code,
+                         remedy="retry_later" if decision.code == "RATE_LIMITED" else "fix_input")
+
+
+class PolicyGuard:
+    guarded = True
+
+    def __init__(self, loaded: LoadedPolicy, state_dir: Path, facts: PriceSource, *,
+                 policy_path: Path | None = None, clock: Callable[[], float] = time.time,
+                 redact: Callable[[str], str] = lambda s: s) -> None:
+        self.loaded = loaded
+        self.policy_path = policy_path
+        self.facts = facts
+        self.clock = clock
+        self.redact = redact
+        self.state = StateStore(state_dir / "state.db", clock)
+        self.audit = AuditLog(state_dir / "audit.jsonl", redact)
+        self.rates = RateLimits()
+        self.wrapped: set[str] = set()
+        self._stamp = self._file_stamp()
+        self._failed_stamp: tuple | None = None
+        self.reload_error: str | None = None
+
+    # -- the policy in force ----------------------------------------------------------------
+    def _file_stamp(self) -> tuple | None:
+        if self.policy_path is None:
+            return None
+        try:
+            st = os.stat(self.policy_path)
+        except OSError:
+            return ("missing",)
+        return (st.st_mtime_ns, st.st_size)
+
+    def current(self) -> LoadedPolicy:
+        """The policy in force, reloaded when its file changed; a file that fails to load keeps the previous."""
+        if self.policy_path is None:
+            return self.loaded
+        stamp = self._file_stamp()
+        if stamp == self._stamp or stamp == self._failed_stamp:
+            return self.loaded
+        try:
+            new = load_file(self.policy_path)
+        except PolicyLoadError as exc:
+            self._failed_stamp = stamp
+            self.reload_error = str(exc)
+            log.error("policy reload failed; the previous policy stays in force:\n%s", exc)
+            self._safe_audit({"event": "policy_reload_failed", "errors": exc.errors,
+                              "kept": {"source": self.loaded.source, "sha256": self.loaded.sha256}})
+            return self.loaded
+        self.loaded, self._stamp, self._failed_stamp, self.reload_error = new, stamp, None, None
+        log.warning("policy reloaded from %s (%s)", new.source, new.sha256)
+        self._safe_audit({"event": "policy_reload", "policy": {"source": new.source, "sha256": new.sha256}})
+        return new
+
+    def hidden(self, tool: str) -> bool:
+        return engine.denied_outright(self.current().policy, tool)
+
+    def kill_switch_on(self, loaded: LoadedPolicy) -> bool:
+        path = loaded.policy.account.kill_switch_file
+        return bool(path) and Path(path).expanduser().exists()
+
+    # -- deciding ---------------------------------------------------------------------------
+    def _daily_caps(self, loaded: LoadedPolicy, call: Call) -> dict[str, Decimal | None]:
+        policy = loaded.policy
+        rule, _ = engine.effective_rule(policy, call.tool)
+        caps: dict[str, Decimal | None] = {}
+        if call.tool not in engine.NOTIONAL_TOOLS:
+            return caps
+        if rule is not None and rule.limits is not None and rule.limits.daily_notional_usd is not None:
+            caps[f"tool:{call.tool}"] = rule.limits.daily_notional_usd
+        if policy.account.daily_notional_usd is not None:
+            caps["account"] = policy.account.daily_notional_usd
+        return caps
+
+    def _rate_keys(self, loaded: LoadedPolicy, call: Call) -> list[tuple[str, Any]]:
+        policy = loaded.policy
+        rule, _ = engine.effective_rule(policy, call.tool)
+        out = []
+        if rule is not None and rule.rate_limit is not None:
+            out.append((f"tool:{call.tool}", rule.rate_limit))
+        if policy.account.rate_limit is not None:
+            out.append(("account", policy.account.rate_limit))
+        return out
+
+    async def decide(self, loaded: LoadedPolicy, call: Call, call_id: str) -> tuple[Decision, bool]:
+        """The decision, with daily sums reserved and rate limits counted when it allows. (decision, reserved)."""
+        policy = loaded.policy
+        needed = engine.needs(policy, call)
+        facts = await gather(call, needed, self.facts)
+        # From here to the reservation nothing awaits: within this process the check and the reserve are one
+        # step, and the SQLite transaction makes them one step across processes too.
+        now = self.clock()
+        caps = self._daily_caps(loaded, call) if "notional" in needed else {}
+        counters = Counters(kill_switch=self.kill_switch_on(loaded))
+        if caps:
+            counters.daily_used = self.state.used(list(caps))
+        for key, rl in self._rate_keys(loaded, call):
+            counters.rate_wait[key] = self.rates.wait(key, rl, now)
+        decision = engine.decide(policy, call, facts, counters)
+        shadow = policy.mode == "shadow"
+        if not (decision.allowed or shadow):
+            return decision, False
+        reserved = False
+        if caps and facts.notional_usd is not None:
+            ok, key, used = self.state.reserve(call_id, call.tool, facts.notional_usd,
+                                               {k: (None if shadow else v) for k, v in caps.items()})
+            if not ok:  # another process reserved first
+                rule = "account.daily_notional_usd" if key == "account" else \
+                    f"tools.{call.tool}.limits.daily_notional_usd"
+                return Decision(DENY, "DAILY_NOTIONAL_OVER_LIMIT", rule,
+                                f"today's total is already {used} USD; this order ({facts.notional_usd:.2f} USD) "
+                                f"would exceed {rule}.", facts.as_dict()), False
+            reserved = True
+        for key, _ in self._rate_keys(loaded, call):
+            self.rates.hit(key, now)
+        return decision, reserved
+
+    # -- the decorator ----------------------------------------------------------------------
+    def wrap(self, spec: ToolSpec, tool_def: Any, runner: Runner) -> Runner:
+        name = spec.name
+        self.wrapped.add(name)
+
+        async def guarded(args: BaseModel) -> BaseModel:
+            call_id = uuid.uuid4().hex[:16]
+            started = time.perf_counter()
+            loaded = self.current()
+            call = Call(name, args.model_dump(mode="json", exclude_none=True))
+            reserved = False
+            try:
+                decision, reserved = await self.decide(loaded, call, call_id)
+            except Exception as exc:  # fail closed: a fact, the state store or a bug
+                why = getattr(exc, "message", None) or str(exc) or type(exc).__name__
+                log.warning("policy error on %s: %s", name, why, exc_info=not isinstance(exc, BinanceMcpError))
+                decision = Decision(DENY, "POLICY_ERROR", "guard",
+                                    f"the policy could not be evaluated ({self.redact(why)[:300]}), so the call was "
+                                    "denied to be safe. Retry later; if it persists, a human must check the server.")
+            shadow = loaded.policy.mode == "shadow"
+            if decision.effect == APPROVE and not shadow:
+                decision = self.approval_unavailable(decision)
+            if not decision.allowed and not shadow:
+                self._record(call_id, call, decision, loaded, {"status": "not_run"}, started)
+                raise PolicyDenied(decision)
+            try:
+                result = await runner(args)
+            except ExchangeRejected as exc:
+                if reserved:
+                    self.state.release(call_id)
+                self._record(call_id, call, decision, loaded, {"status": "rejected", "exchange_code": exc.binance_code,
+                                                               "error": exc.message[:500]}, started, shadow)
+                raise
+            except BinanceMcpError as exc:
+                self._record(call_id, call, decision, loaded, {"status": "error", "error_code": exc.code,
+                                                               "error": exc.message[:500]}, started, shadow)
+                raise
+            except Exception as exc:
+                self._record(call_id, call, decision, loaded, {"status": "error", "error": type(exc).__name__},
+                             started, shadow)
+                raise
+            self._record(call_id, call, decision, loaded, {"status": "ok", **_order_ids(result)}, started, shadow)
+            return result
+
+        guarded.__binance_guarded__ = True  # type: ignore[attr-defined]
+        return guarded
+
+    def approval_unavailable(self, decision: Decision) -> Decision:
+        return Decision(DENY, "APPROVAL_REQUIRED", decision.rule,
+                        f"{decision.reason} Human approval is not available in this version of the server, so the "
+                        "call is denied: ask the user to place it themselves or to change the policy.",
+                        decision.facts, decision.steps)
+
+    # -- audit ------------------------------------------------------------------------------
+    def _record(self, call_id: str, call: Call, decision: Decision, loaded: LoadedPolicy, outcome: dict,
+                started: float, shadow: bool = False) -> None:
+        record = {
+            "call_id": call_id, "tool": call.tool, "args": call.args, "decision": decision.as_dict(),
+            "outcome": outcome, "duration_ms": round((time.perf_counter() - started) * 1000, 3),
+            "policy": {"source": loaded.source, "sha256": loaded.sha256, "mode": loaded.policy.mode},
+        }
+        if shadow and not decision.allowed:
+            record["shadow"] = True
+        self.audit.append(record)
+
+    def _safe_audit(self, record: dict) -> None:
+        try:
+            self.audit.append(record)
+        except OSError as exc:
+            log.error("audit log not writable: %s", exc)
+
+    def close(self) -> None:
+        self.audit.close()
+        self.state.close()
+
+
+def _order_ids(result: BaseModel) -> dict:
+    out = {}
+    for field in ("order_id", "algo_id", "client_order_id"):
+        value = getattr(result, field, None)
+        if value is not None:
+            out[field] = value
+    return out

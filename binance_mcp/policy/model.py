@@ -1,0 +1,120 @@
+"""The policy file format (v1), as pydantic models: shape only. Consistency checks live in loader.py."""
+
+from __future__ import annotations
+
+import re
+from decimal import Decimal
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+
+Action = Literal["allow", "deny", "require_approval"]
+NonNegative = Annotated[Decimal, Field(ge=0, allow_inf_nan=False)]
+Positive = Annotated[Decimal, Field(gt=0, allow_inf_nan=False)]
+
+_UNITS = {"second": 1, "sec": 1, "s": 1, "minute": 60, "min": 60, "m": 60, "hour": 3600, "h": 3600,
+          "day": 86400, "d": 86400}
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class RateLimit(Strict):
+    """``{max: 10, window: 60}`` (calls per window seconds), or the string ``"10/minute"``."""
+
+    max: int = Field(gt=0)
+    window: int = Field(gt=0, le=86400, description="seconds")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_string(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            m = re.fullmatch(r"\s*(\d+)\s*/\s*(\d*)\s*([a-zA-Z]+)\s*", value)
+            if not m or m.group(3).lower() not in _UNITS:
+                raise ValueError("a rate limit is {max: N, window: SECONDS} or a string like '10/minute'")
+            n = int(m.group(2) or 1)
+            return {"max": int(m.group(1)), "window": n * _UNITS[m.group(3).lower()]}
+        return value
+
+
+class ApprovalAbove(Strict):
+    notional_usd: NonNegative
+
+
+def _upper_list(value: Any) -> Any:
+    if isinstance(value, list):
+        return [v.strip().upper() if isinstance(v, str) else v for v in value]
+    return value
+
+
+UpperList = Annotated[list[str], BeforeValidator(_upper_list)]
+
+
+class Limits(Strict):
+    symbols: UpperList | None = Field(None, description="allow-list of symbols, shell globs, e.g. ETH*")
+    deny_symbols: UpperList | None = None
+    sides: list[Literal["BUY", "SELL"]] | None = None
+    order_types: UpperList | None = None
+    max_notional_usd: NonNegative | None = None
+    daily_notional_usd: NonNegative | None = None
+    max_price_deviation_pct: NonNegative | None = None
+    max_open_orders: int | None = Field(None, ge=0)
+    reduce_only: bool | None = None
+    max_leverage: int | None = Field(None, ge=1, le=125)
+    max_position_notional_usd: NonNegative | None = None
+
+
+class Rule(Strict):
+    action: Action = "allow"
+    reason: str | None = Field(None, max_length=500)
+    rate_limit: RateLimit | None = None
+    approval_above: ApprovalAbove | None = None
+    limits: Limits | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_string(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return {"action": value}
+        if value is None:
+            return {}
+        return value
+
+
+class Account(Strict):
+    daily_notional_usd: NonNegative | None = None
+    rate_limit: RateLimit | None = None
+    kill_switch_file: str | None = None
+
+
+class Classes(Strict):
+    read: Rule | None = None
+    financial: Rule | None = None
+    destructive: Rule | None = None
+
+
+class Policy(Strict):
+    version: Literal[1] = 1
+    default: Literal["allow", "deny"] = "deny"
+    mode: Literal["enforce", "shadow"] = "enforce"
+    classes: Classes = Field(default_factory=Classes)
+    tools: dict[str, Rule] = Field(default_factory=dict)
+    account: Account = Field(default_factory=Account)
+
+    @field_validator("version", mode="before")
+    @classmethod
+    def _version(cls, value: Any) -> Any:
+        if value in ("1", 1):
+            return 1
+        raise ValueError("version must be 1 (or \"1\", as PolicyLayer writes it)")
+
+    @field_validator("classes", "account", mode="before")
+    @classmethod
+    def _none_is_empty(cls, value: Any) -> Any:
+        return {} if value is None else value
+
+    @field_validator("tools", mode="before")
+    @classmethod
+    def _tools(cls, value: Any) -> Any:
+        return {} if value is None else value
