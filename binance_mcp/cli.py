@@ -14,7 +14,7 @@ import sys
 
 from binance_mcp import __version__
 
-SUBCOMMANDS = ("serve", "demo", "simulator")
+SUBCOMMANDS = ("serve", "demo", "simulator", "policy", "approvals", "audit")
 
 SERVE_FLAGS = {  # flag -> (settings field, environment variable)
     "--mode": ("mode", "BINANCE_MCP_MODE"),
@@ -24,6 +24,8 @@ SERVE_FLAGS = {  # flag -> (settings field, environment variable)
     "--paper-balances": ("paper_balances", "BINANCE_MCP_PAPER_BALANCES"),
     "--paper-tick-seconds": ("paper_tick_seconds", "BINANCE_MCP_PAPER_TICK_SECONDS"),
     "--timeout": ("timeout", "BINANCE_MCP_TIMEOUT"),
+    "--approval-ttl": ("approval_ttl", "BINANCE_MCP_APPROVAL_TTL"),
+    "--approval-timeout": ("approval_timeout", "BINANCE_MCP_APPROVAL_TIMEOUT"),
     "--log-level": ("log_level", "BINANCE_MCP_LOG_LEVEL"),
 }
 
@@ -86,6 +88,9 @@ def build_parser() -> argparse.ArgumentParser:
                    description="Start `binance-mcp serve` in paper mode as a subprocess, talk to it over stdio as an "
                                "MCP client would, and show what happened.")
     _simulator_parser(sub)
+    from binance_mcp.policy.cli import add_parsers
+
+    add_parsers(sub)
     return parser
 
 
@@ -144,6 +149,10 @@ def main(argv: list[str] | None = None) -> int:
     command = args.command or "serve"
     if command == "simulator":
         return run_simulator(args)
+    if command in ("policy", "audit", "approvals"):
+        from binance_mcp.policy.cli import run
+
+        return run(args)
     if command == "demo":
         from binance_mcp.demo import run_demo
 

@@ -11,6 +11,29 @@ import time
 from decimal import Decimal
 from typing import Any
 
+DEMO_POLICY = """\
+# The demo's policy: spot orders on BTC and ETH up to 500 USD (approval above 150 USD), at most
+# 3 orders a minute; leverage up to 10x; futures positions up to 1,000 USD; cancels allowed.
+version: 1
+default: deny
+classes:
+  read: allow
+  destructive: allow
+tools:
+  binance_spot_place_order:
+    rate_limit: {max: 3, window: 60}
+    approval_above: {notional_usd: 150}
+    limits:
+      symbols: [BTCUSDT, ETHUSDT]
+      max_notional_usd: 500
+      daily_notional_usd: 2000
+  binance_futures_change_leverage:
+    limits: {max_leverage: 10}
+  binance_futures_place_order:
+    limits: {max_position_notional_usd: 1000}
+  binance_futures_close_position: allow
+"""
+
 SECRET_VARS = ("BINANCE_API_KEY", "BINANCE_API_SECRET", "BINANCE_SECRET_KEY", "BINANCE_MCP_MODE", "BINANCE_TESTNET",
                "BINANCE_MCP_BASE_URL", "BINANCE_MCP_POLICY")
 
@@ -41,6 +64,23 @@ class DemoSession:
         return True, result.structured_content or {}
 
 
+def _approval_id(text: object) -> str | None:
+    import re
+
+    m = re.search(r"approvals approve ([a-z0-9]{8})", str(text))
+    return m.group(1) if m else None
+
+
+async def _audit_trail(env: dict[str, str]) -> None:
+    _out("\nThe audit trail of this session (binance-mcp audit):")
+    proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "binance_mcp", "audit", "--limit", "40",
+                                                env=env, stdout=asyncio.subprocess.PIPE,
+                                                stderr=asyncio.subprocess.PIPE)
+    out, err = await proc.communicate()
+    for line in (out or err).decode().splitlines():
+        _out("   " + line)
+
+
 async def _session(env: dict[str, str]) -> int:
     from fastmcp import Client
     from fastmcp.client.transports import StdioTransport
@@ -49,7 +89,7 @@ async def _session(env: dict[str, str]) -> int:
     started = time.monotonic()
     async with Client(transport, mode="legacy") as client:
         tools = await client.list_tools()
-        _out(f"Connected over stdio to binance-mcp serve (paper mode): {len(tools)} tools listed in "
+        _out(f"\nConnected over stdio to binance-mcp serve (paper mode): {len(tools)} tools listed in "
              f"{time.monotonic() - started:.1f} s.")
         s = DemoSession(client)
 
@@ -83,6 +123,49 @@ async def _session(env: dict[str, str]) -> int:
             if ok:
                 _out(f"   <- order {cancelled['order_id']} {cancelled['status']}; the USDT is free again")
 
+        await s.call("Over the policy's 500 USD per-order limit: buy 0.01 BTC (~970 USD)",
+                     "binance_spot_place_order", {"symbol": "BTCUSDT", "side": "BUY", "type": "MARKET",
+                                                  "quantity": "0.01"})
+        await s.call("A symbol the policy does not allow: SOLUSDT", "binance_spot_place_order",
+                     {"symbol": "SOLUSDT", "side": "BUY", "type": "MARKET", "quantity": "1"})
+        gated = {"symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT", "quantity": "0.002",
+                 "price": str((price * Decimal("0.97")).quantize(Decimal("0.01")))}
+        ok, text = await s.call("Above the 150 USD approval threshold: a 0.002 BTC limit buy (~190 USD)",
+                                "binance_spot_place_order", gated)
+        approval_id = _approval_id(text) if not ok else None
+        if approval_id:
+            _out(f"\n   A human approves it out of band, in another terminal:\n"
+                 f"   $ binance-mcp approvals approve {approval_id}")
+            proc = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "binance_mcp", "approvals", "approve", approval_id, env=env,
+                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+            out, err = await proc.communicate()
+            _out("   " + (out or err).decode().strip())
+            ok, order2 = await s.call("The agent repeats the same call: the approval is consumed, the order runs once",
+                                      "binance_spot_place_order", gated)
+            if ok:
+                _out(f"   <- order {order2['order_id']} {order2['status']}")
+                ok, c = await s.call("Tidy up: cancel all BTCUSDT orders", "binance_spot_cancel_all_orders",
+                                     {"symbol": "BTCUSDT"})
+                if ok:
+                    _out(f"   <- cancelled {c['count']} order(s)")
+        small = {"symbol": "ETHUSDT", "side": "BUY", "type": "LIMIT", "quantity": "0.01",
+                 "price": str(Decimal("3000.00"))}
+        ok, o = await s.call("A third order this minute (the policy allows 3 a minute)", "binance_spot_place_order",
+                             small)
+        if ok:
+            _out(f"   <- order {o['order_id']} {o['status']}")
+        await s.call("One order too many this minute", "binance_spot_place_order", small)
+        ok, c = await s.call("Cancel the ETHUSDT orders", "binance_spot_cancel_all_orders", {"symbol": "ETHUSDT"})
+        if ok:
+            _out(f"   <- cancelled {c['count']} order(s)")
+        ok, status = await s.call("What may the agent still do? (binance_policy_status)", "binance_policy_status")
+        if ok:
+            for d in status["daily"]:
+                _out(f"   <- {d['rule']}: used {_money(d['used_usd'])} of {_money(d['cap_usd'])} USD today")
+            for r in status["rate_limits"]:
+                _out(f"   <- {r['rule']}: {r['used']} of {r['max']} calls used, next in {r['wait_s']} s")
+
         ok, lev = await s.call("Futures leverage on BTCUSDT to 5x", "binance_futures_change_leverage",
                                {"symbol": "BTCUSDT", "leverage": 5})
         if ok:
@@ -115,6 +198,7 @@ async def _session(env: dict[str, str]) -> int:
         if ok:
             _out(f"   <- connected={status['connected']} exchange={status['exchange']} host={status['host']} "
                  f"clock drift {status['clock_drift_ms']} ms")
+    await _audit_trail(env)
     _out(f"\nDone in {time.monotonic() - started:.1f} s. This was the embedded paper exchange: no account, no "
          "network, no real money.")
     return 0
@@ -124,7 +208,13 @@ def run_demo() -> int:
     with tempfile.TemporaryDirectory(prefix="binance-mcp-demo-") as state:
         env = {k: v for k, v in os.environ.items() if k not in SECRET_VARS}
         env["BINANCE_MCP_STATE_DIR"] = state
-        _out("binance-mcp demo: a real MCP session against the paper exchange")
+        policy = os.path.join(state, "demo-policy.yaml")
+        with open(policy, "w", encoding="utf-8") as fh:
+            fh.write(DEMO_POLICY)
+        env["BINANCE_MCP_POLICY"] = policy
+        _out("binance-mcp demo: a real MCP session against the paper exchange, under this policy:\n")
+        for line in DEMO_POLICY.splitlines():
+            _out("   " + line)
         try:
             return asyncio.run(_session(env))
         except Exception as exc:  # noqa: BLE001 - a demo reports what broke and exits non-zero

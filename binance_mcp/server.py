@@ -71,7 +71,8 @@ def make_guard(settings: Settings, exchange: Exchange):
     from binance_mcp.policy.guard import PolicyGuard
 
     return PolicyGuard(load_policy(settings), settings.state_dir, ExchangeFacts(exchange),
-                       policy_path=settings.policy, redact=settings.redact)
+                       policy_path=settings.policy, redact=settings.redact, approval_ttl=settings.approval_ttl,
+                       elicit_timeout=settings.approval_timeout)
 
 
 def build_server(settings: Settings, guard: Guard | None = None, exchange: Exchange | None = None) -> FastMCP:

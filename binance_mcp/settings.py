@@ -39,6 +39,8 @@ ENVIRONMENT = {
     "BINANCE_MCP_PAPER_BALANCES": ("paper account start, e.g. USDT=10000,BTC=0.5 (spot and futures wallet)",
                                    "USDT=10000"),
     "BINANCE_MCP_PAPER_TICK_SECONDS": ("seconds between price steps of the paper exchange; 0 freezes prices", "1"),
+    "BINANCE_MCP_APPROVAL_TTL": ("seconds an out-of-band approval request stays valid", "600"),
+    "BINANCE_MCP_APPROVAL_TIMEOUT": ("seconds to wait for an answer to an elicitation approval prompt", "120"),
     "BINANCE_MCP_TIMEOUT": ("seconds before an exchange request is abandoned", "10"),
     "BINANCE_MCP_LOG_LEVEL": ("log level on stderr: DEBUG, INFO, WARNING, ERROR", "WARNING"),
 }
@@ -66,6 +68,8 @@ class Settings:
     timeout: float = 10.0
     log_level: str = "WARNING"
     paper_tick_seconds: float = 1.0
+    approval_ttl: float = 600.0
+    approval_timeout: float = 120.0
 
     @property
     def spot_url(self) -> str:
@@ -102,6 +106,7 @@ class Settings:
             "state_dir": str(self.state_dir),
             "paper_balances": {k: str(v) for k, v in self.paper_balances.items()},
             "timeout": self.timeout, "log_level": self.log_level, "paper_tick_seconds": self.paper_tick_seconds,
+            "approval_ttl": self.approval_ttl, "approval_timeout": self.approval_timeout,
         }
 
 
@@ -192,6 +197,10 @@ def load_settings(environ: dict[str, str] | None = None, **flags: object) -> Set
         raise ConfigError(f"BINANCE_MCP_PAPER_TICK_SECONDS={raw_tick!r} is not a number of seconds.") from exc
     if tick < 0:
         raise ConfigError("BINANCE_MCP_PAPER_TICK_SECONDS must be 0 (frozen prices) or more.")
+    approval_ttl = _seconds(pick("approval_ttl", "BINANCE_MCP_APPROVAL_TTL") or "600", "BINANCE_MCP_APPROVAL_TTL",
+                            1, 86400)
+    approval_timeout = _seconds(pick("approval_timeout", "BINANCE_MCP_APPROVAL_TIMEOUT") or "120",
+                                "BINANCE_MCP_APPROVAL_TIMEOUT", 1, 3600)
     policy = pick("policy", "BINANCE_MCP_POLICY")
     state_dir = pick("state_dir", "BINANCE_MCP_STATE_DIR")
     log_level = (pick("log_level", "BINANCE_MCP_LOG_LEVEL") or "WARNING").upper()
@@ -208,4 +217,16 @@ def load_settings(environ: dict[str, str] | None = None, **flags: object) -> Set
         timeout=timeout,
         log_level=log_level,
         paper_tick_seconds=tick,
+        approval_ttl=approval_ttl,
+        approval_timeout=approval_timeout,
     )
+
+
+def _seconds(raw: str, name: str, low: float, high: float) -> float:
+    try:
+        value = float(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{name}={raw!r} is not a number of seconds.") from exc
+    if not low <= value <= high:
+        raise ConfigError(f"{name} must be between {low:g} and {high:g} seconds.")
+    return value

@@ -21,6 +21,7 @@ from pydantic import BaseModel
 from binance_mcp.catalog import ToolSpec
 from binance_mcp.errors import BinanceMcpError, ExchangeRejected
 from binance_mcp.policy import engine
+from binance_mcp.policy.approvals import DEFAULT_ELICIT_TIMEOUT, DEFAULT_TTL, ApprovalStore, Approver
 from binance_mcp.policy.audit import AuditLog
 from binance_mcp.policy.engine import APPROVE, DENY, Call, Counters, Decision
 from binance_mcp.policy.facts import PriceSource, gather
@@ -46,7 +47,8 @@ class PolicyGuard:
 
     def __init__(self, loaded: LoadedPolicy, state_dir: Path, facts: PriceSource, *,
                  policy_path: Path | None = None, clock: Callable[[], float] = time.time,
-                 redact: Callable[[str], str] = lambda s: s) -> None:
+                 redact: Callable[[str], str] = lambda s: s, approval_ttl: float = DEFAULT_TTL,
+                 elicit_timeout: float = DEFAULT_ELICIT_TIMEOUT) -> None:
         self.loaded = loaded
         self.policy_path = policy_path
         self.facts = facts
@@ -55,6 +57,8 @@ class PolicyGuard:
         self.state = StateStore(state_dir / "state.db", clock)
         self.audit = AuditLog(state_dir / "audit.jsonl", redact)
         self.rates = RateLimits()
+        self.approvals = ApprovalStore(self.state, clock, approval_ttl)
+        self.approver = Approver(self.approvals, self._safe_audit, elicit_timeout=elicit_timeout)
         self.wrapped: set[str] = set()
         self._stamp = self._file_stamp()
         self._failed_stamp: tuple | None = None
@@ -121,13 +125,11 @@ class PolicyGuard:
             out.append(("account", policy.account.rate_limit))
         return out
 
-    async def decide(self, loaded: LoadedPolicy, call: Call, call_id: str) -> tuple[Decision, bool]:
-        """The decision, with daily sums reserved and rate limits counted when it allows. (decision, reserved)."""
+    async def evaluate(self, loaded: LoadedPolicy, call: Call) -> tuple[Decision, Any]:
+        """Facts, counters and the engine's decision (nothing is reserved yet). Returns (decision, facts)."""
         policy = loaded.policy
         needed = engine.needs(policy, call)
         facts = await gather(call, needed, self.facts)
-        # From here to the reservation nothing awaits: within this process the check and the reserve are one
-        # step, and the SQLite transaction makes them one step across processes too.
         now = self.clock()
         caps = self._daily_caps(loaded, call) if "notional" in needed else {}
         counters = Counters(kill_switch=self.kill_switch_on(loaded))
@@ -135,21 +137,27 @@ class PolicyGuard:
             counters.daily_used = self.state.used(list(caps))
         for key, rl in self._rate_keys(loaded, call):
             counters.rate_wait[key] = self.rates.wait(key, rl, now)
-        decision = engine.decide(policy, call, facts, counters)
-        shadow = policy.mode == "shadow"
-        if not (decision.allowed or shadow):
-            return decision, False
+        return engine.decide(policy, call, facts, counters), facts
+
+    def commit(self, loaded: LoadedPolicy, call: Call, call_id: str, decision: Decision, facts: Any
+               ) -> tuple[Decision, bool]:
+        """Reserve daily sums (re-checking caps atomically) and count rate limits for a call about to run."""
+        shadow = loaded.policy.mode == "shadow"
+        caps = self._daily_caps(loaded, call) if facts.notional_usd is not None else {}
         reserved = False
-        if caps and facts.notional_usd is not None:
+        if caps:
             ok, key, used = self.state.reserve(call_id, call.tool, facts.notional_usd,
                                                {k: (None if shadow else v) for k, v in caps.items()})
-            if not ok:  # another process reserved first
+            if not ok:  # another call or process reserved first
                 rule = "account.daily_notional_usd" if key == "account" else \
                     f"tools.{call.tool}.limits.daily_notional_usd"
+                cap = caps[key]
                 return Decision(DENY, "DAILY_NOTIONAL_OVER_LIMIT", rule,
-                                f"today's total is already {used} USD; this order ({facts.notional_usd:.2f} USD) "
-                                f"would exceed {rule}.", facts.as_dict()), False
+                                f"this order ({facts.notional_usd:.2f} USD) would bring today's total (UTC) over the "
+                                f"{cap} USD of {rule}; {max(cap - used, 0):.2f} USD remain today.",
+                                facts.as_dict()), False
             reserved = True
+        now = self.clock()
         for key, _ in self._rate_keys(loaded, call):
             self.rates.hit(key, now)
         return decision, reserved
@@ -165,17 +173,19 @@ class PolicyGuard:
             loaded = self.current()
             call = Call(name, args.model_dump(mode="json", exclude_none=True))
             reserved = False
+            shadow = loaded.policy.mode == "shadow"
             try:
-                decision, reserved = await self.decide(loaded, call, call_id)
+                decision, facts = await self.evaluate(loaded, call)
+                if decision.effect == APPROVE and not shadow:
+                    decision = await self.approver.resolve(decision, call, _context())
+                if decision.allowed or shadow:
+                    decision, reserved = self.commit(loaded, call, call_id, decision, facts)
             except Exception as exc:  # fail closed: a fact, the state store or a bug
                 why = getattr(exc, "message", None) or str(exc) or type(exc).__name__
                 log.warning("policy error on %s: %s", name, why, exc_info=not isinstance(exc, BinanceMcpError))
                 decision = Decision(DENY, "POLICY_ERROR", "guard",
                                     f"the policy could not be evaluated ({self.redact(why)[:300]}), so the call was "
                                     "denied to be safe. Retry later; if it persists, a human must check the server.")
-            shadow = loaded.policy.mode == "shadow"
-            if decision.effect == APPROVE and not shadow:
-                decision = self.approval_unavailable(decision)
             if not decision.allowed and not shadow:
                 self._record(call_id, call, decision, loaded, {"status": "not_run"}, started)
                 raise PolicyDenied(decision)
@@ -201,12 +211,6 @@ class PolicyGuard:
         guarded.__binance_guarded__ = True  # type: ignore[attr-defined]
         return guarded
 
-    def approval_unavailable(self, decision: Decision) -> Decision:
-        return Decision(DENY, "APPROVAL_REQUIRED", decision.rule,
-                        f"{decision.reason} Human approval is not available in this version of the server, so the "
-                        "call is denied: ask the user to place it themselves or to change the policy.",
-                        decision.facts, decision.steps)
-
     # -- audit ------------------------------------------------------------------------------
     def _record(self, call_id: str, call: Call, decision: Decision, loaded: LoadedPolicy, outcome: dict,
                 started: float, shadow: bool = False) -> None:
@@ -228,6 +232,16 @@ class PolicyGuard:
     def close(self) -> None:
         self.audit.close()
         self.state.close()
+
+
+def _context() -> Any:
+    """The MCP request context of the running call, or None outside a request."""
+    try:
+        from fastmcp.server.dependencies import get_context
+
+        return get_context()
+    except Exception:  # noqa: BLE001 - no context means no elicitation
+        return None
 
 
 def _order_ids(result: BaseModel) -> dict:

@@ -1,0 +1,310 @@
+"""Human approval an agent cannot fake.
+
+Two channels:
+- MCP elicitation, when the client declared the capability on a connection that allows server requests:
+  the user sees the normalised order and the rule that asked; only an explicit yes runs the call, once.
+- Out of band, for every other client (Claude Desktop has no elicitation): the call is denied with
+  APPROVAL_REQUIRED and an approval id; a human runs ``binance-mcp approvals approve <id>`` from a
+  terminal; the agent's identical repeat call (same normalised arguments, before expiry) consumes it.
+
+Approvals live in the state database, are single-use, bound to a hash of the tool and its normalised
+arguments, and expire. No tool can approve anything.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import secrets
+import sqlite3
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from decimal import Decimal
+from typing import Any
+
+from binance_mcp.policy.engine import ALLOW, DENY, Call, Decision
+from binance_mcp.policy.state import StateError, StateStore
+
+DEFAULT_TTL = 600.0  # seconds an approval request (and an approval) stays valid
+DEFAULT_ELICIT_TIMEOUT = 120.0
+ID_ALPHABET = "abcdefghjkmnpqrstuvwxyz23456789"
+
+
+def args_hash(call: Call) -> str:
+    canonical = json.dumps({"tool": call.tool, "args": call.args}, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, tz=timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def _ts(iso: str) -> float:
+    return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
+
+
+def summary(call: Call, decision: Decision) -> dict:
+    """The normalised order a human approves."""
+    a = call.args
+    out: dict[str, Any] = {"tool": call.tool}
+    for key in ("symbol", "side", "type", "quantity", "quoteOrderQty", "price", "stopPrice", "positionSide",
+                "reduceOnly", "closePosition", "leverage", "marginType"):
+        if key in a:
+            out[key] = a[key]
+    if "notional_usd" in decision.facts:
+        out["notional_usd"] = str(Decimal(str(decision.facts["notional_usd"])).quantize(Decimal("0.01")))
+    return out
+
+
+def describe(s: dict) -> str:
+    """One readable line: 'BUY 0.003 BTCUSDT LIMIT @ 96000 (~288.00 USD) via binance_spot_place_order'."""
+    parts = [s.get("side", ""), s.get("quantity") or (f"{s['quoteOrderQty']} quote" if "quoteOrderQty" in s else ""),
+             s.get("symbol", ""), s.get("type", "")]
+    text = " ".join(p for p in parts if p)
+    if "price" in s:
+        text += f" @ {s['price']}"
+    if "stopPrice" in s:
+        text += f" stop {s['stopPrice']}"
+    if "leverage" in s:
+        text += f" leverage {s['leverage']}x"
+    if "notional_usd" in s:
+        text += f" (~{s['notional_usd']} USD)"
+    return f"{text} via {s['tool']}".strip()
+
+
+@dataclass
+class Approval:
+    id: str
+    tool: str
+    args_hash: str
+    summary: dict
+    rule: str
+    status: str  # pending, approved, denied, consumed, expired
+    created_at: str
+    expires_at: str
+    decided_at: str | None = None
+    consumed_at: str | None = None
+
+    @classmethod
+    def from_row(cls, row: tuple) -> Approval:
+        return cls(row[0], row[1], row[2], json.loads(row[3]), row[4], row[5], row[6], row[7], row[8], row[9])
+
+
+class ApprovalStore:
+    """Approvals in the shared state database (the server and the CLI use the same file)."""
+
+    COLS = "id, tool, args_hash, summary, rule, status, created_at, expires_at, decided_at, consumed_at"
+
+    def __init__(self, state: StateStore, clock: Callable[[], float], ttl: float = DEFAULT_TTL) -> None:
+        self.state = state
+        self.clock = clock
+        self.ttl = ttl
+
+    def _db(self) -> sqlite3.Connection:
+        return self.state._conn()
+
+    def _run(self, fn):
+        with self.state._lock:
+            try:
+                return fn(self._db())
+            except sqlite3.Error as exc:
+                raise StateError(f"the approvals in {self.state.path} cannot be used: {exc}") from exc
+
+    def expire_old(self) -> list[Approval]:
+        now = _iso(self.clock())
+
+        def go(db):
+            rows = db.execute(f"SELECT {self.COLS} FROM approvals WHERE status IN ('pending', 'approved') AND "
+                              "expires_at <= ?", (now,)).fetchall()
+            db.execute("UPDATE approvals SET status = 'expired' WHERE status IN ('pending', 'approved') AND "
+                       "expires_at <= ?", (now,))
+            return [Approval.from_row(r) for r in rows]
+
+        return self._run(go)
+
+    def create(self, call: Call, decision: Decision) -> Approval:
+        now = self.clock()
+        approval_id = "".join(secrets.choice(ID_ALPHABET) for _ in range(8))
+        a = Approval(approval_id, call.tool, args_hash(call), summary(call, decision), decision.rule, "pending",
+                     _iso(now), _iso(now + self.ttl))
+
+        def go(db):
+            db.execute(f"INSERT INTO approvals ({self.COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL)",
+                       (a.id, a.tool, a.args_hash, json.dumps(a.summary), a.rule, a.status, a.created_at,
+                        a.expires_at))
+
+        self._run(go)
+        return a
+
+    def latest(self, digest: str) -> Approval | None:
+        def go(db):
+            row = db.execute(f"SELECT {self.COLS} FROM approvals WHERE args_hash = ? AND status != 'consumed' "
+                             "ORDER BY created_at DESC, rowid DESC LIMIT 1", (digest,)).fetchone()
+            return Approval.from_row(row) if row else None
+
+        return self._run(go)
+
+    def consume(self, approval_id: str) -> bool:
+        """Atomically turn an approved, unexpired approval into consumed. False if someone else got it first."""
+        now = _iso(self.clock())
+
+        def go(db):
+            cur = db.execute("UPDATE approvals SET status = 'consumed', consumed_at = ? WHERE id = ? AND status = "
+                             "'approved' AND expires_at > ?", (now, approval_id, now))
+            return cur.rowcount == 1
+
+        return self._run(go)
+
+    def close_denied(self, approval_id: str) -> None:
+        """A denial has been reported to the agent: the next identical call starts a new request."""
+        self._run(lambda db: db.execute("UPDATE approvals SET status = 'denied-reported' WHERE id = ? AND status = "
+                                        "'denied'", (approval_id,)))
+
+    def close_expired(self, approval_id: str) -> None:
+        self._run(lambda db: db.execute("UPDATE approvals SET status = 'expired-reported' WHERE id = ? AND status = "
+                                        "'expired'", (approval_id,)))
+
+    def decide(self, approval_id: str, approve: bool) -> Approval:
+        """The human's answer (CLI). Raises KeyError / ValueError with what is wrong."""
+        self.expire_old()
+        now = _iso(self.clock())
+
+        def go(db):
+            row = db.execute(f"SELECT {self.COLS} FROM approvals WHERE id = ?", (approval_id,)).fetchone()
+            if row is None:
+                raise KeyError(approval_id)
+            a = Approval.from_row(row)
+            if a.status != "pending":
+                raise ValueError(f"approval {approval_id} is {a.status}, not pending")
+            status = "approved" if approve else "denied"
+            db.execute("UPDATE approvals SET status = ?, decided_at = ? WHERE id = ? AND status = 'pending'",
+                       (status, now, approval_id))
+            a.status, a.decided_at = status, now
+            return a
+
+        return self._run(go)
+
+    def get(self, approval_id: str) -> Approval | None:
+        def go(db):
+            row = db.execute(f"SELECT {self.COLS} FROM approvals WHERE id = ?", (approval_id,)).fetchone()
+            return Approval.from_row(row) if row else None
+
+        return self._run(go)
+
+    def list(self, statuses: tuple[str, ...] | None = None) -> list[Approval]:
+        def go(db):
+            if statuses:
+                rows = db.execute(f"SELECT {self.COLS} FROM approvals WHERE status IN "
+                                  f"({','.join('?' * len(statuses))}) ORDER BY created_at", statuses).fetchall()
+            else:
+                rows = db.execute(f"SELECT {self.COLS} FROM approvals ORDER BY created_at").fetchall()
+            return [Approval.from_row(r) for r in rows]
+
+        return self._run(go)
+
+
+def client_can_elicit(ctx: Any) -> bool:
+    """True only when the client declared elicitation on a connection where the server may send requests."""
+    if ctx is None:
+        return False
+    try:
+        session = ctx.session
+        caps = getattr(session, "client_capabilities", None)
+        if caps is None:
+            params = getattr(session, "client_params", None)
+            caps = getattr(params, "capabilities", None) if params is not None else None
+        if caps is None or getattr(caps, "elicitation", None) is None:
+            return False
+        version = ctx.request_context.protocol_version if ctx.request_context is not None else None
+        return version != "2026-07-28"  # no server-initiated requests in that protocol era
+    except Exception:  # noqa: BLE001 - any doubt means no elicitation
+        return False
+
+
+class Approver:
+    """Turns a require_approval decision into allow (approved once) or a denial with the right code."""
+
+    def __init__(self, store: ApprovalStore, audit: Callable[[dict], None], *,
+                 elicit_timeout: float = DEFAULT_ELICIT_TIMEOUT) -> None:
+        self.store = store
+        self.audit = audit
+        self.elicit_timeout = elicit_timeout
+
+    def _event(self, event: str, approval: Approval | None, call: Call, **extra: Any) -> None:
+        record = {"event": event, "tool": call.tool}
+        if approval is not None:
+            record.update(approval_id=approval.id, summary=approval.summary)
+        record.update(extra)
+        self.audit(record)
+
+    async def resolve(self, decision: Decision, call: Call, ctx: Any) -> Decision:
+        for expired in self.store.expire_old():
+            self._event("approval_expired", expired, Call(expired.tool, {}))
+        if client_can_elicit(ctx):
+            return await self._elicit(decision, call, ctx)
+        return self._out_of_band(decision, call)
+
+    async def _elicit(self, decision: Decision, call: Call, ctx: Any) -> Decision:
+        s = summary(call, decision)
+        text = (f"Approve this order? {describe(s)}. Asked by policy rule {decision.rule}: {decision.reason} "
+                "Answer yes only if you, the human, want it sent to the exchange.")
+        self._event("approval_requested", None, call, channel="elicitation", summary=s, rule=decision.rule)
+        try:
+            result = await asyncio.wait_for(ctx.elicit(text, response_type=bool), self.elicit_timeout)
+        except asyncio.TimeoutError:
+            return self._denied(decision, call, "no answer within "
+                                f"{self.elicit_timeout:g} s", "timeout")
+        except Exception as exc:  # noqa: BLE001 - an error is not a yes
+            return self._denied(decision, call, f"the approval prompt failed ({type(exc).__name__})", "error")
+        action = getattr(result, "action", None)
+        data = getattr(result, "data", None)
+        if action == "accept" and data is True:
+            self._event("approval_granted", None, call, channel="elicitation", summary=s)
+            return Decision(ALLOW, "ALLOWED", decision.rule, f"approved by the user (elicitation) under {decision.rule}",
+                            decision.facts, (*decision.steps, "approved by elicitation"))
+        why = {"decline": "the user declined", "cancel": "the user cancelled"}.get(
+            str(action), "the user did not tick yes" if action == "accept" else f"no approval ({action})")
+        return self._denied(decision, call, why, str(action))
+
+    def _denied(self, decision: Decision, call: Call, why: str, answer: str) -> Decision:
+        self._event("approval_denied", None, call, channel="elicitation", answer=answer)
+        return Decision(DENY, "APPROVAL_DENIED", decision.rule,
+                        f"{why}, so the call was not sent. Do not retry it unless the user asks again.",
+                        decision.facts, (*decision.steps, f"elicitation: {answer}"))
+
+    def _out_of_band(self, decision: Decision, call: Call) -> Decision:
+        digest = args_hash(call)
+        prior = self.store.latest(digest)
+        if prior is not None and prior.status == "approved":
+            if self.store.consume(prior.id):
+                self._event("approval_consumed", prior, call)
+                return Decision(ALLOW, "ALLOWED", decision.rule,
+                                f"approved out of band (approval {prior.id}) under {decision.rule}", decision.facts,
+                                (*decision.steps, f"approval {prior.id} consumed"))
+        if prior is not None and prior.status == "denied":
+            self.store.close_denied(prior.id)
+            self._event("approval_refused", prior, call)
+            return Decision(DENY, "APPROVAL_DENIED", decision.rule,
+                            f"the user denied approval {prior.id} for this exact call. Do not retry it unless the "
+                            "user asks; a changed or new request needs a new approval.", decision.facts,
+                            decision.steps)
+        if prior is not None and prior.status == "expired" and prior.decided_at is not None:
+            self.store.close_expired(prior.id)
+            self._event("approval_expired_refused", prior, call)
+            return Decision(DENY, "APPROVAL_EXPIRED", decision.rule,
+                            f"approval {prior.id} expired before it was used. Call again to create a new request, "
+                            "then ask the user to approve it.", decision.facts, decision.steps)
+        if prior is not None and prior.status == "pending":
+            approval = prior
+        else:
+            approval = self.store.create(call, decision)
+            self._event("approval_requested", approval, call, channel="out_of_band", rule=decision.rule)
+        minutes = max(1, round((_ts(approval.expires_at) - self.store.clock()) / 60))
+        return Decision(
+            DENY, "APPROVAL_REQUIRED", decision.rule,
+            f"{decision.reason} Approval id {approval.id}: ask the user to review and run `binance-mcp approvals "
+            f"approve {approval.id}` (or `binance-mcp approvals deny {approval.id}`) in a terminal, then repeat this "
+            f"exact call within {minutes} minutes. Order: {describe(approval.summary)}.",
+            {**decision.facts, "approval_id": approval.id}, decision.steps)

@@ -1,0 +1,403 @@
+"""``binance-mcp policy check | explain | test | schema`` and ``binance-mcp audit``: tools for policy authors.
+
+None of these touch an exchange: ``explain`` and ``test`` take prices, positions and leverage as inputs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+
+import yaml
+from pydantic import ValidationError
+
+from binance_mcp.catalog import ALL_TOOLS, BY_NAME
+from binance_mcp.policy import engine
+from binance_mcp.policy.engine import Call, Counters, Decision
+from binance_mcp.policy.facts import FactError, gather
+from binance_mcp.policy.loader import LoadedPolicy, PolicyLoadError, load_file
+from binance_mcp.policy.model import Policy
+
+
+def add_parsers(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("policy", help="check, explain and test policy files",
+                       description="Tools for policy authors; none of them calls an exchange.")
+    psub = p.add_subparsers(dest="policy_command", required=True)
+    c = psub.add_parser("check", help="load errors with line numbers, or the effective rule of every tool")
+    c.add_argument("files", nargs="+", type=Path)
+    e = psub.add_parser("explain", help="the decision for one call and every step that led to it")
+    e.add_argument("file", type=Path)
+    e.add_argument("--tool", required=True)
+    e.add_argument("--args", default="{}", help="the call's arguments as JSON")
+    e.add_argument("--price", action="append", default=[], metavar="SYMBOL=PRICE",
+                   help="a price the decision may need (spot last/bid/ask and futures mark); repeatable")
+    e.add_argument("--position", action="append", default=[], metavar="SYMBOL=AMOUNT",
+                   help="a signed futures position (one-way mode)")
+    e.add_argument("--leverage", action="append", default=[], metavar="SYMBOL=N")
+    e.add_argument("--open-orders", type=int, default=0)
+    e.add_argument("--used", action="append", default=[], metavar="KEY=USD",
+                   help="daily notional already used today: account=100 or tool:binance_spot_place_order=50")
+    t = psub.add_parser("test", help="run table-driven cases (tool, args, prices, expected code)")
+    t.add_argument("file", type=Path)
+    t.add_argument("cases", type=Path)
+    psub.add_parser("schema", help="JSON Schema of the policy format (for editor completion)")
+
+    ap = sub.add_parser("approvals", help="list, show, approve or deny orders waiting for a human",
+                        description="Approve or deny, from a terminal, the orders an agent asked for. Works on the "
+                                    "same state directory as the server (BINANCE_MCP_STATE_DIR).")
+    ap.add_argument("--state-dir", type=Path, default=None,
+                    help="default: BINANCE_MCP_STATE_DIR or the user state dir")
+    apsub = ap.add_subparsers(dest="approvals_command", required=True)
+    lst = apsub.add_parser("list", help="pending approvals (--all: every status)")
+    lst.add_argument("--all", action="store_true")
+    for verb in ("show", "approve", "deny"):
+        v = apsub.add_parser(verb, help=f"{verb} one approval")
+        v.add_argument("id")
+
+    a = sub.add_parser("audit", help="show the audit log as a table, filtered",
+                       description="Show the audit log (JSON lines in the state directory) as a table.")
+    a.add_argument("--state-dir", type=Path, default=None, help="default: BINANCE_MCP_STATE_DIR or the user state dir")
+    a.add_argument("--tool", help="only this tool")
+    a.add_argument("--code", help="only this decision code, e.g. NOTIONAL_OVER_LIMIT")
+    a.add_argument("--since", help="only records at or after this ISO time, e.g. 2026-11-25T00:00")
+    a.add_argument("--limit", type=int, default=50, help="the newest N records (default 50)")
+    a.add_argument("--json", action="store_true", help="print the matching records as JSON lines")
+
+
+# -- check ----------------------------------------------------------------------------------
+def effective_table(loaded: LoadedPolicy) -> list[tuple[str, str, str, str, str]]:
+    policy = loaded.policy
+    rows = []
+    for spec in ALL_TOOLS:
+        rule, path = engine.effective_rule(policy, spec.name)
+        action = "allow" if spec.name == engine.POLICY_STATUS_TOOL else (rule.action if rule else policy.default)
+        extras = []
+        if rule is not None:
+            if rule.limits is not None:
+                extras += [f"{k}={_short(v)}" for k, v in rule.limits.model_dump(exclude_none=True).items()]
+            if rule.rate_limit is not None:
+                extras.append(f"rate={rule.rate_limit.max}/{rule.rate_limit.window}s")
+            if rule.approval_above is not None:
+                extras.append(f"approval_above={rule.approval_above.notional_usd}USD")
+        hidden = "hidden" if engine.denied_outright(policy, spec.name) else ""
+        rows.append((spec.name, spec.risk, action + (f" ({hidden})" if hidden else ""), path, " ".join(extras)))
+    return rows
+
+
+def _short(value: object) -> str:
+    return ",".join(map(str, value)) if isinstance(value, list) else str(value)
+
+
+def cmd_check(files: list[Path]) -> int:
+    status = 0
+    for f in files:
+        try:
+            loaded = load_file(f)
+        except PolicyLoadError as exc:
+            print(f"{f}: INVALID", file=sys.stdout)
+            for line in exc.errors:
+                print(f"  {line}")
+            status = 1
+            continue
+        p = loaded.policy
+        print(f"{f}: OK (version 1, default {p.default}, mode {p.mode}, sha256 {loaded.sha256})")
+        account = p.account.model_dump(exclude_none=True)
+        if account:
+            print("  account: " + ", ".join(f"{k}={_short(v) if not isinstance(v, dict) else v}"
+                                            for k, v in account.items()))
+        width = max(len(s.name) for s in ALL_TOOLS)
+        print(f"  {'tool':<{width}}  {'risk':<11}  {'action':<25}  {'rule':<45}  limits")
+        for name, risk, action, path, extras in effective_table(loaded):
+            print(f"  {name:<{width}}  {risk:<11}  {action:<25}  {path:<45}  {extras}")
+        print()
+    return status
+
+
+# -- explain and test: facts from the command line ------------------------------------------
+@dataclass
+class StaticFacts:
+    prices: dict[str, Decimal] = field(default_factory=dict)
+    amounts: dict[str, Decimal] = field(default_factory=dict)
+    leverages: dict[str, int] = field(default_factory=dict)
+    open_count: int = 0
+
+    def _price(self, symbol: str) -> Decimal:
+        if symbol not in self.prices:
+            raise FactError(f"no price for {symbol}: pass --price {symbol}=<price>")
+        return self.prices[symbol]
+
+    async def spot_book_top(self, symbol: str) -> tuple[Decimal, Decimal]:
+        p = self._price(symbol)
+        return p, p
+
+    async def spot_price(self, symbol: str) -> Decimal:
+        return self._price(symbol)
+
+    async def mark_price(self, symbol: str) -> Decimal:
+        return self._price(symbol)
+
+    async def quote_asset(self, market: str, symbol: str) -> str:
+        from binance_mcp.policy.facts import QUOTES
+
+        for q in sorted(QUOTES, key=len, reverse=True):
+            if symbol.endswith(q) and len(symbol) > len(q):
+                return q
+        raise FactError(f"cannot tell the quote asset of {symbol}")
+
+    async def open_orders(self, market: str) -> int:
+        return self.open_count
+
+    async def leverage(self, symbol: str) -> int:
+        if symbol not in self.leverages:
+            raise FactError(f"no leverage for {symbol}: pass --leverage {symbol}=<n>")
+        return self.leverages[symbol]
+
+    async def positions(self, symbol: str) -> dict[str, Decimal]:
+        return {"BOTH": self.amounts.get(symbol, Decimal(0))}
+
+    async def position(self, symbol: str, side: str) -> Decimal:
+        return self.amounts.get(symbol, Decimal(0)) if side == "BOTH" else Decimal(0)
+
+
+def _pairs(items: list[str], what: str, conv=Decimal) -> dict:
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise ValueError(f"{what} {item!r} is not KEY=VALUE")
+        try:
+            out[key.strip().upper() if what != "--used" else key.strip()] = conv(value.strip())
+        except (InvalidOperation, ValueError) as exc:
+            raise ValueError(f"{what} {item!r}: {value!r} is not a number") from exc
+    return out
+
+
+def normalise(tool: str, args: dict) -> dict:
+    """Validate and normalise arguments with the tool's own input model, exactly as the server does."""
+    from binance_mcp.tools import all_tools
+
+    defs = {t.name: t for t in all_tools()}
+    if tool not in defs:
+        if tool in BY_NAME:
+            return dict(args)
+        raise ValueError(f"unknown tool {tool!r}")
+    model = defs[tool].args.model_validate(args)
+    return model.model_dump(mode="json", exclude_none=True)
+
+
+async def explain_call(loaded: LoadedPolicy, tool: str, args: dict, facts_src: StaticFacts,
+                       used: dict[str, Decimal] | None = None, kill_switch: bool = False) -> Decision:
+    call = Call(tool, normalise(tool, args))
+    policy = loaded.policy
+    try:
+        facts = await gather(call, engine.needs(policy, call), facts_src)
+    except FactError as exc:
+        return Decision("deny", "POLICY_ERROR", "facts", str(exc))
+    counters = Counters(daily_used=dict(used or {}), kill_switch=kill_switch)
+    return engine.decide(policy, call, facts, counters)
+
+
+def cmd_explain(ns: argparse.Namespace) -> int:
+    import asyncio
+
+    try:
+        loaded = load_file(ns.file)
+        args = json.loads(ns.args)
+        src = StaticFacts(_pairs(ns.price, "--price"), _pairs(ns.position, "--position"),
+                          _pairs(ns.leverage, "--leverage", int), ns.open_orders)
+        used = _pairs(ns.used, "--used")
+        decision = asyncio.run(explain_call(loaded, ns.tool, args, src, used))
+    except PolicyLoadError as exc:
+        print(str(exc), file=sys.stderr)
+        return 2
+    except (ValueError, ValidationError) as exc:
+        print(f"binance-mcp policy explain: {exc}", file=sys.stderr)
+        return 2
+    print(f"tool:     {ns.tool}")
+    print(f"effect:   {decision.effect}")
+    print(f"code:     {decision.code}")
+    print(f"rule:     {decision.rule}")
+    print(f"reason:   {decision.reason}")
+    if decision.facts:
+        print("facts:    " + ", ".join(f"{k}={v}" for k, v in decision.facts.items()))
+    print("steps:")
+    for step in decision.steps:
+        print(f"  - {step}")
+    return 0
+
+
+def cmd_test(ns: argparse.Namespace) -> int:
+    import asyncio
+
+    try:
+        loaded = load_file(ns.file)
+    except PolicyLoadError as exc:
+        print(str(exc), file=sys.stderr)
+        return 2
+    try:
+        cases = yaml.safe_load(ns.cases.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        print(f"{ns.cases}: cannot read the cases: {exc}", file=sys.stderr)
+        return 2
+    if isinstance(cases, dict):
+        cases = cases.get("cases")
+    if not isinstance(cases, list) or not cases:
+        print(f"{ns.cases}: expected a list of cases (tool, args, expect)", file=sys.stderr)
+        return 2
+    failed = 0
+    for i, case in enumerate(cases, 1):
+        name = case.get("name", f"case {i}")
+        try:
+            src = StaticFacts({k.upper(): Decimal(str(v)) for k, v in (case.get("prices") or {}).items()},
+                              {k.upper(): Decimal(str(v)) for k, v in (case.get("positions") or {}).items()},
+                              {k.upper(): int(v) for k, v in (case.get("leverage") or {}).items()},
+                              int(case.get("open_orders", 0)))
+            used = {k: Decimal(str(v)) for k, v in (case.get("used") or {}).items()}
+            decision = asyncio.run(explain_call(loaded, case["tool"], case.get("args") or {}, src, used,
+                                                bool(case.get("kill_switch", False))))
+            got = decision.code
+        except (KeyError, ValueError, ValidationError) as exc:
+            got, decision = f"INVALID_CASE ({exc})", None
+        expect = case.get("expect")
+        ok = got == expect
+        failed += not ok
+        print(f"{'PASS' if ok else 'FAIL'}  {name}: expected {expect}, got {got}"
+              + ("" if ok or decision is None else f" ({decision.rule}: {decision.reason})"))
+    print(f"{len(cases) - failed} passed, {failed} failed")
+    return 1 if failed else 0
+
+
+def cmd_schema() -> int:
+    schema = Policy.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "binance-mcp policy (v1)"
+    print(json.dumps(schema, indent=2))
+    return 0
+
+
+# -- audit ----------------------------------------------------------------------------------
+def cmd_audit(ns: argparse.Namespace) -> int:
+    from binance_mcp.policy.audit import read
+
+    state = _state_dir(ns)
+    records = [r for r in read(state / "audit.jsonl") if "tool" in r or "event" in r]
+    if ns.tool:
+        records = [r for r in records if r.get("tool") == ns.tool]
+    if ns.code:
+        records = [r for r in records if r.get("decision", {}).get("code") == ns.code]
+    if ns.since:
+        try:
+            since = datetime.fromisoformat(ns.since.replace("Z", "+00:00"))
+        except ValueError:
+            print(f"--since {ns.since!r} is not an ISO time such as 2026-11-25T00:00", file=sys.stderr)
+            return 2
+        if since.tzinfo is None:
+            since = since.replace(tzinfo=timezone.utc)
+        records = [r for r in records if datetime.fromisoformat(r["time"].replace("Z", "+00:00")) >= since]
+    records = records[-ns.limit:]
+    if ns.json:
+        for r in records:
+            print(json.dumps(r))
+        return 0
+    if not records:
+        print(f"no audit records in {state / 'audit.jsonl'} match")
+        return 0
+    print(f"{'time (UTC)':<24} {'tool':<34} {'effect':<17} {'code':<26} {'outcome':<10} detail")
+    for r in records:
+        if "event" in r:
+            detail = r.get("approval_id", "") + (" " + str(r.get("channel")) if r.get("channel") else "")
+            print(f"{r['time'][:23]:<24} {r.get('tool', ''):<34} {'event':<17} {r['event']:<26} {'':<10} {detail}")
+            continue
+        d, o = r.get("decision", {}), r.get("outcome", {})
+        detail = o.get("order_id") or o.get("error") or (d.get("reason", "")[:60] if d.get("effect") != "allow" else "")
+        shadow = " (shadow)" if r.get("shadow") else ""
+        print(f"{r['time'][:23]:<24} {r['tool']:<34} {d.get('effect', '') + shadow:<17} {d.get('code', ''):<26} "
+              f"{o.get('status', ''):<10} {detail}")
+    return 0
+
+
+def _state_dir(ns: argparse.Namespace) -> Path:
+    import os
+
+    from binance_mcp.settings import default_state_dir
+
+    return ns.state_dir or Path(os.environ.get("BINANCE_MCP_STATE_DIR") or default_state_dir()).expanduser()
+
+
+def cmd_approvals(ns: argparse.Namespace) -> int:
+    import time
+
+    from binance_mcp.policy.approvals import ApprovalStore, describe
+    from binance_mcp.policy.audit import AuditLog
+    from binance_mcp.policy.state import StateError, StateStore
+
+    state_dir = _state_dir(ns)
+    if not (state_dir / "state.db").exists():
+        print(f"no state database in {state_dir}: the server has not asked for any approval there "
+              "(set --state-dir or BINANCE_MCP_STATE_DIR to the server's)", file=sys.stderr)
+        return 1
+    store = ApprovalStore(StateStore(state_dir / "state.db", time.time), time.time)
+    try:
+        expired = store.expire_old()
+        audit = AuditLog(state_dir / "audit.jsonl")
+        for e in expired:
+            audit.append({"event": "approval_expired", "tool": e.tool, "approval_id": e.id, "summary": e.summary})
+        if ns.approvals_command == "list":
+            rows = store.list(None if ns.all else ("pending",))
+            if not rows:
+                print("no pending approvals" if not ns.all else "no approvals")
+                return 0
+            print(f"{'id':<10} {'status':<17} {'expires (UTC)':<21} order")
+            for a in rows:
+                print(f"{a.id:<10} {a.status:<17} {a.expires_at:<21} {describe(a.summary)}")
+            return 0
+        a = store.get(ns.id)
+        if a is None:
+            print(f"no approval with id {ns.id!r}; `binance-mcp approvals list` shows the pending ones",
+                  file=sys.stderr)
+            return 1
+        if ns.approvals_command == "show":
+            print(f"approval {a.id}: {a.status}")
+            print(f"  order:    {describe(a.summary)}")
+            for k, v in a.summary.items():
+                print(f"    {k:<14} {v}")
+            print(f"  rule:     {a.rule}")
+            print(f"  created:  {a.created_at}   expires: {a.expires_at}")
+            return 0
+        try:
+            decided = store.decide(ns.id, ns.approvals_command == "approve")
+        except ValueError as exc:
+            print(str(exc), file=sys.stderr)
+            return 1
+        audit.append({"event": "approval_" + ("approved" if decided.status == "approved" else "denied"),
+                      "tool": decided.tool, "approval_id": decided.id, "summary": decided.summary,
+                      "channel": "cli"})
+        audit.close()
+        if decided.status == "approved":
+            print(f"approved {decided.id}: {describe(decided.summary)}. The agent's next identical call runs it "
+                  f"once (until {decided.expires_at}).")
+        else:
+            print(f"denied {decided.id}: {describe(decided.summary)}. The agent will be told.")
+        return 0
+    except StateError as exc:
+        print(str(exc), file=sys.stderr)
+        return 1
+
+
+def run(ns: argparse.Namespace) -> int:
+    if ns.command == "approvals":
+        return cmd_approvals(ns)
+    if ns.command == "audit":
+        return cmd_audit(ns)
+    if ns.policy_command == "check":
+        return cmd_check(ns.files)
+    if ns.policy_command == "explain":
+        return cmd_explain(ns)
+    if ns.policy_command == "test":
+        return cmd_test(ns)
+    return cmd_schema()
