@@ -1,0 +1,88 @@
+"""Placing an order exactly once.
+
+Every order carries a client order id chosen before it is sent. When the answer is lost (a timeout, a
+dropped connection, a 5xx, a body that is not JSON), the adapter never sends the order again: it asks
+the exchange for that client id. Binance rejects a request whose timestamp is older than its
+``recvWindow`` when it reaches the matching engine, so once that window has passed, an order that is
+still not found was never placed. The tool then reports what really happened: placed, not placed, or
+unknown (with the id to check).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any
+
+from binance_mcp.errors import BinanceMcpError, ExchangeRejected, ExchangeUnavailable, OrderStatusUnknown
+
+log = logging.getLogger("binance_mcp.exchange.orders")
+LOOKUP_MARGIN = 1.5  # seconds past the receive window before "not found" means "never placed"
+LOOKUP_INTERVAL = 0.5
+
+
+class OrderNotPlaced(BinanceMcpError):
+    """The request failed and the exchange confirms it holds no such order: nothing was placed."""
+
+    code = "ORDER_NOT_PLACED"
+    remedy = "retry_later"
+
+
+def _lost(exc: BaseException) -> bool:
+    """Did the answer get lost (so the order may or may not exist)?"""
+    if isinstance(exc, ExchangeUnavailable):
+        return True
+    if isinstance(exc, ExchangeRejected):
+        status = exc.http_status or 0
+        return status >= 500 or status == 408 or exc.binance_code in (-1000, -1001, -1006, -1007, -1008)
+    return False
+
+
+async def place_once(exchange: Any, method: str, what: str, lookup: dict[str, Any], lookup_method: str,
+                     **params: Any) -> tuple[dict, str | None]:
+    """Send one order; on a lost answer, look it up by client id instead of sending again.
+
+    Returns ``(order, note)``: the exchange's order and, when it had to be recovered, a note saying how.
+    Raises OrderNotPlaced or OrderStatusUnknown when the answer was lost, ExchangeRejected when refused.
+    """
+    sent_at = time.time()
+    try:
+        return await exchange.call(method, what, retry=False, **params), None
+    except BaseException as exc:
+        if not _lost(exc):
+            raise
+        first = exc
+    cid = next(iter(lookup.values()))
+    why = getattr(first, "message", str(first))
+    log.warning("%s: answer lost (%s); looking the order up by client id %s", what, why, cid)
+    deadline = sent_at + exchange.recv_window_s + LOOKUP_MARGIN
+    lookup_error: BaseException | None = None
+    while True:
+        try:
+            order = await exchange.call(lookup_method, f"{what} (looking it up by client id)", retry=True,
+                                        **lookup)
+            return order, (f"the answer to the order request was lost ({_short(why)}); the order was found on the "
+                           f"exchange by its client id {cid}, so it was placed exactly once")
+        except ExchangeRejected as exc:
+            if exc.binance_code != -2013:  # anything but "no such order" leaves the status open
+                lookup_error = exc
+        except ExchangeUnavailable as exc:
+            lookup_error = exc
+        else:  # pragma: no cover - the return above
+            pass
+        if time.time() >= deadline:
+            break
+        await asyncio.sleep(LOOKUP_INTERVAL)
+    if lookup_error is None:
+        raise OrderNotPlaced(
+            f"{what}: the request failed ({_short(why)}) and the exchange has no order with client id {cid} after "
+            "its receive window closed, so nothing was placed. It is safe to place the order again.")
+    raise OrderStatusUnknown(
+        f"{what}: the request failed ({_short(why)}) and the order could not be looked up "
+        f"({_short(getattr(lookup_error, 'message', str(lookup_error)))}). It may or may not exist: do NOT place it "
+        f"again; check open orders and order history for client order id {cid} first.")
+
+
+def _short(text: str) -> str:
+    return text if len(text) < 200 else text[:197] + "..."
