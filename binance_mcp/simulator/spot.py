@@ -226,7 +226,7 @@ class SpotExchange:
         if self.free(need_asset) < need:
             raise order_rejected(INSUFFICIENT_BALANCE)
         if test:
-            return {}
+            return self._test_commission() if p.boolean("computeCommissionRates") else {}
 
         order = SpotOrder(
             symbol=spec.symbol, order_id=next(self._ids), client_order_id=client_id, side=side, type=otype,
@@ -248,6 +248,16 @@ class SpotExchange:
             self._lock(order, need_asset, need)
             self._work_limit(order, spec, now, book)
         return order.report(now, resp_type)
+
+    @staticmethod
+    def _test_commission() -> dict:
+        """order/test with computeCommissionRates=true: the rates the order would pay (no BNB discount)."""
+        rates = {"maker": fmt(MAKER_RATE), "taker": fmt(TAKER_RATE)}
+        zero = {"maker": fmt(ZERO), "taker": fmt(ZERO)}
+        return {"standardCommissionForOrder": rates, "specialCommissionForOrder": dict(zero),
+                "taxCommissionForOrder": dict(zero),
+                "discount": {"enabledForAccount": False, "enabledForSymbol": False, "discountAsset": "BNB",
+                             "discount": fmt(ZERO)}}
 
     def _check_filters(self, spec: SpotSymbol, otype: str, side: str, quantity: Decimal | None,
                        quote_qty: Decimal | None, price: Decimal | None, stop_price: Decimal | None,

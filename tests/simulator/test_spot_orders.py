@@ -233,6 +233,11 @@ async def test_test_order_validates_but_changes_nothing(api):
     assert (err.code, err.message) == (-1013, "Filter failure: NOTIONAL")
     err = await rejects(api, "create_test_order", **limit_order("BUY", "1", "95000"))
     assert err.code == -2010
+    rates = await api("create_test_order", computeCommissionRates="true", **limit_order("BUY", "0.01", "95100"))
+    assert D(rates["standardCommissionForOrder"]["taker"]) == D("0.001")
+    assert D(rates["standardCommissionForOrder"]["maker"]) == D("0.001")
+    assert D(rates["taxCommissionForOrder"]["taker"]) == 0 and rates["discount"]["discountAsset"] == "BNB"
+    assert await api("get_all_orders", symbol=SYMBOL) == []
 
 
 # -- cancels ----------------------------------------------------------------------------------------------
@@ -241,9 +246,9 @@ async def test_test_order_validates_but_changes_nothing(api):
 async def test_cancel_by_order_id_and_by_client_order_id(api):
     a = await api("create_order", **limit_order("BUY", "0.01", "90000"))
     b = await api("create_order", **limit_order("BUY", "0.01", "90001", newClientOrderId="mine-1"))
-    ca = await api("cancel_order", symbol=SYMBOL, orderId=a["orderId"])
+    ca = await api("cancel_order", symbol=SYMBOL, orderId=a["orderId"], newClientOrderId="cancel-a")
     assert ca["status"] == "CANCELED" and ca["orderId"] == a["orderId"]
-    assert ca["origClientOrderId"] == a["clientOrderId"] and ca["clientOrderId"] != a["clientOrderId"]
+    assert ca["origClientOrderId"] == a["clientOrderId"] and ca["clientOrderId"] == "cancel-a"
     cb = await api("cancel_order", symbol=SYMBOL, origClientOrderId="mine-1")
     assert cb["status"] == "CANCELED" and cb["orderId"] == b["orderId"] and cb["origClientOrderId"] == "mine-1"
     assert await api("get_open_orders", symbol=SYMBOL) == []
@@ -326,6 +331,10 @@ async def test_my_trades_report_fills_with_commission(api, sim):
     assert [t["orderId"] for t in await api("get_my_trades", symbol=SYMBOL, orderId=sell["orderId"])] == \
         [sell["orderId"]] * len(sell["fills"])
     assert len(await api("get_my_trades", symbol=SYMBOL, limit=1)) == 1
+    now = (await api("get_server_time"))["serverTime"]
+    assert len(await api("get_my_trades", symbol=SYMBOL, startTime=now - 60_000, endTime=now + 1000)) == len(trades)
+    err = await rejects(api, "get_my_trades", symbol=SYMBOL, startTime=now - 25 * 3_600_000, endTime=now)
+    assert err.code == -1127
     from_id = trades[1]["id"]
     assert [t["id"] for t in await api("get_my_trades", symbol=SYMBOL, fromId=from_id)] == \
         [t["id"] for t in trades[1:]]
