@@ -221,8 +221,8 @@ class SymbolFeed:
             else:
                 out.append(Candle(key, c.open, c.high, c.low, c.close, c.volume, c.quote_volume, c.trades,
                                   c.taker_base, c.taker_quote))
-        if start is not None:
-            out = [c for c in out if _bucket_end(c.open_time, interval) >= start]
+        if start is not None:  # Binance matches startTime against the open time (both markets)
+            out = [c for c in out if c.open_time >= start]
         if end is not None:
             out = [c for c in out if c.open_time <= end]
         return out[:limit] if start is not None else out[-limit:]

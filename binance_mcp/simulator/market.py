@@ -294,9 +294,7 @@ class MarketData:
         if symbol not in SPOT_SYMBOLS:
             raise bad_symbol()
         interval, start, end, limit = self._kline_args(p)
-        candles = self.feed.symbols[symbol].klines(interval, start, end, limit + 1 if start is not None else limit)
-        if start is not None:  # Binance matches startTime against the open time: a candle that opened
-            candles = [c for c in candles if c.open_time >= start][:limit]  # before startTime is left out
+        candles = self.feed.symbols[symbol].klines(interval, start, end, limit)
         return [kline_row(c, interval) for c in candles]
 
     # -- futures ----------------------------------------------------------------------------
