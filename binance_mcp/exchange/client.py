@@ -144,6 +144,9 @@ class Exchange:
             except BinanceRequestException as exc:
                 raise self._unavailable(what, f"the exchange answered with something that is not JSON "
                                               f"({str(exc.message)[:80]!r})") from None
+            except aiohttp.ContentTypeError as exc:  # a 2xx answer that is not JSON (an HTML proxy page, say)
+                raise self._unavailable(what, f"the exchange answered HTTP {exc.status} with a body that is not "
+                                              "JSON") from None
             except (asyncio.TimeoutError, aiohttp.ServerTimeoutError):
                 raise self._unavailable(what, f"no answer within {self.settings.timeout:g} s") from None
             except (aiohttp.ClientError, OSError) as exc:
@@ -178,7 +181,9 @@ class Exchange:
             server = await asyncio.wait_for(client.get_server_time(), self.settings.timeout)
         except BinanceAPIException as exc:
             raise self._api_error(exc, "Time sync") from None
-        except (asyncio.TimeoutError, aiohttp.ClientError, OSError, BinanceRequestException) as exc:
+        except (aiohttp.ContentTypeError, BinanceRequestException):
+            raise self._unavailable("Time sync", "the exchange answered with something that is not JSON") from None
+        except (asyncio.TimeoutError, aiohttp.ClientError, OSError) as exc:
             raise self._unavailable("Time sync", type(exc).__name__) from None
         after = time.time()
         local_ms = int((before + after) / 2 * 1000)

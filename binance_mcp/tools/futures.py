@@ -27,7 +27,9 @@ from binance_mcp.tools.spot import SymbolArgs, check_window
 FuturesType = Literal["MARKET", "LIMIT", "STOP", "TAKE_PROFIT", "STOP_MARKET", "TAKE_PROFIT_MARKET"]
 CONDITIONAL = ("STOP", "TAKE_PROFIT", "STOP_MARKET", "TAKE_PROFIT_MARKET")
 PRICE_TYPES = ("LIMIT", "STOP", "TAKE_PROFIT")
-CLIENT_ID = r"^[\.A-Z\:/a-z0-9_-]{1,36}$"
+# Binance also allows ":" and "/", but python-binance signs the raw value while the body carries it
+# percent-encoded, so such an id fails as a bad signature (-1022). Only characters that encode to themselves.
+CLIENT_ID = r"^[\.A-Za-z0-9_-]{1,36}$"
 WEEK_MS = 7 * 86_400_000
 
 
@@ -170,9 +172,18 @@ async def cancel_order(args: FuturesCancelArgs, deps: Deps) -> FuturesOrder:
     except ExchangeRejected as exc:
         if exc.binance_code not in (-2011, -2013):
             raise
-    # Not a regular open order: try the conditional (algo) order with the same id.
+        not_regular = exc
+    # Not a regular open order: try the conditional (algo) order with the same id. The algo endpoints take no
+    # symbol, so the order found must be checked against it: never cancel another symbol's order.
     params = {"algoId": args.orderId} if args.orderId is not None else {"clientAlgoId": args.origClientOrderId}
-    existing = await deps.exchange.call("futures_get_order", what, **params)
+    try:
+        existing = await deps.exchange.call("futures_get_order", what, **params)
+    except ExchangeRejected as exc:
+        if exc.binance_code == -2013:  # neither a regular nor a conditional order: report the cancel's answer
+            raise not_regular from None
+        raise
+    if existing.get("symbol") != args.symbol:
+        raise not_regular
     await deps.exchange.call("futures_cancel_order", what, **params)
     existing["algoStatus"] = "CANCELED"
     return algo_from(existing)

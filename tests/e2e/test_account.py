@@ -1,0 +1,182 @@
+"""Account tools over stdio: binance_account_info, binance_spot_balances, binance_portfolio_account,
+binance_futures_positions, binance_account_status."""
+
+from __future__ import annotations
+
+import time
+from decimal import Decimal
+
+import pytest
+
+from tests.e2e.conftest import D, Paper
+
+pytestmark = pytest.mark.asyncio(loop_scope="session")
+
+
+def assert_dec_str(value: object) -> Decimal:
+    """A decimal string (never a float, never exponent notation)."""
+    assert isinstance(value, str), value
+    assert "e" not in value.lower(), value
+    return Decimal(value)
+
+
+async def test_account_info_summarises_the_spot_account(paper: Paper):
+    paper.balances(spot={"BTC": "0.5", "ETH": "0"})
+    info = await paper.call("binance_account_info")
+    assert info["account_type"] == "SPOT"
+    assert info["can_trade"] is True and info["can_withdraw"] is True and info["can_deposit"] is True
+    assert "SPOT" in info["permissions"]
+    raw = paper.signed("/api/v3/account")
+    for k in ("maker", "taker", "buyer", "seller"):
+        assert assert_dec_str(info["commission_rates"][k]) == D(raw["commissionRates"][k])
+    assert info["commission_rates"]["maker"] == "0.001"
+    assert info["nonzero_balances"] == 2  # USDT and BTC; the zero ETH row does not count
+    assert info["update_time"] > 0 and info["update_time_iso"].endswith("Z")
+
+
+async def test_account_info_failures(paper: Paper):
+    await paper.invalid("binance_account_info", {"verbose": True}, "verbose", "unknown argument")
+    # Binance overloaded (HTTP 503, code -1008): the error says so and that a retry later is the remedy.
+    paper.sim("faults", {"kind": "error_5xx", "path": "/api/v3/account", "count": 1, "status": 503})
+    text = await paper.rejected("binance_account_info", {}, -1008, "Reading the spot account", "retry",
+                                fault="error_5xx")
+    assert "overloaded" in text
+
+
+async def test_account_info_survives_clock_drift(paper: Paper):
+    """A server clock 20 s ahead: the first signed request gets -1021, the adapter resyncs once and retries."""
+    paper.sim("clock", {"skew_ms": 20000})
+    try:
+        before = paper.last_seq()
+        info = await paper.call("binance_account_info")
+        assert info["account_type"] == "SPOT"
+        codes = [(e["path"], e["code"]) for e in paper.requests(before)]
+        assert ("/api/v3/account", -1021) in codes and codes[-1] == ("/api/v3/account", None), codes
+        status = await paper.call("binance_account_status")
+        assert abs(status["clock_drift_ms"] - 20000) < 1000, status
+    finally:
+        paper.sim("clock", {"skew_ms": 0})
+        await paper.call("binance_account_status")  # resync the server's clock offset for the next tests
+
+
+async def test_spot_balances_track_orders(paper: Paper):
+    paper.balances(spot={"BTC": "0.12345678", "ETH": "0"})
+    bal = await paper.call("binance_spot_balances")
+    assert [b["asset"] for b in bal["balances"]] == ["BTC", "USDT"]  # sorted, zero ETH removed
+    assert bal["count"] == 2
+    btc = bal["balances"][0]
+    assert btc == {"asset": "BTC", "free": "0.12345678", "locked": "0", "total": "0.12345678"}  # full precision
+
+    # A resting limit buy locks quote: free goes down, locked up, total unchanged.
+    order = await paper.call("binance_spot_place_order", {"symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT",
+                                                          "quantity": "0.01", "price": "90000"})
+    assert order["status"] == "NEW"
+    usdt = (await paper.call("binance_spot_balances", {"asset": "usdt"}))["balances"]
+    assert usdt == [{"asset": "USDT", "free": "9100", "locked": "900", "total": "10000"}]
+    assert paper.spot_balance("USDT") == (Decimal("9100"), Decimal("900"))
+
+    # A market buy moves both assets by the fill and its commission (paid in the base asset).
+    fill = await paper.call("binance_spot_place_order", {"symbol": "BTCUSDT", "side": "BUY", "type": "MARKET",
+                                                         "quantity": "0.001"})
+    cost = sum(D(f["price"]) * D(f["qty"]) for f in fill["fills"])
+    fee = sum(D(f["commission"]) for f in fill["fills"])
+    after = {b["asset"]: b for b in (await paper.call("binance_spot_balances"))["balances"]}
+    assert D(after["USDT"]["free"]) == Decimal("9100") - cost
+    assert D(after["BTC"]["free"]) == Decimal("0.12345678") + Decimal("0.001") - fee
+    assert D(after["USDT"]["total"]) == D(after["USDT"]["free"]) + D(after["USDT"]["locked"])
+
+
+async def test_spot_balances_failures(paper: Paper):
+    await paper.invalid("binance_spot_balances", {"asset": "US-DT"}, "asset")
+    await paper.invalid("binance_spot_balances", {"asset": ""}, "asset")
+    # A gateway answering HTML instead of JSON is "unavailable", not a Binance rejection.
+    paper.sim("faults", {"kind": "non_json", "path": "/api/v3/account", "count": 1, "status": 502})
+    text = await paper.error("binance_spot_balances")
+    assert text.startswith("EXCHANGE_UNAVAILABLE: Reading spot balances"), text
+    assert "not Binance JSON" in text and "binance_account_status" in text
+
+
+async def test_portfolio_account_reflects_a_position(paper: Paper):
+    flat = await paper.call("binance_portfolio_account")
+    assert flat["wallet"] == "10000" and flat["available"] == "10000" and flat["initial_margin"] == "0"
+    assert flat["margin_ratio_pct"] == "0" and flat["can_trade"] is True
+    assert flat["assets"] == [{"asset": "USDT", "wallet": "10000", "unrealized_pnl": "0", "margin_balance": "10000",
+                               "available": "10000", "max_withdraw": "10000"}]
+
+    await paper.call("binance_futures_change_leverage", {"symbol": "BTCUSDT", "leverage": 10})
+    order = await paper.call("binance_futures_place_order", {"symbol": "BTCUSDT", "side": "BUY", "type": "MARKET",
+                                                             "quantity": "0.05"})
+    entry = D(order["avg_price"])
+    mark = D(paper.public("/fapi/v1/premiumIndex", symbol="BTCUSDT")["markPrice"])
+    acc = await paper.call("binance_portfolio_account")
+    fee = (entry * Decimal("0.05") * Decimal("0.0005")).quantize(Decimal("0.00000001"))
+    assert D(acc["wallet"]) == Decimal(10000) - fee
+    assert D(acc["unrealized_pnl"]) == ((mark - entry) * Decimal("0.05")).quantize(Decimal("0.00000001"))
+    assert D(acc["position_initial_margin"]) == (mark * Decimal("0.05") / 10).quantize(Decimal("0.00000001"))
+    assert D(acc["margin_balance"]) == D(acc["wallet"]) + D(acc["unrealized_pnl"])
+    assert D(acc["available"]) == D(acc["margin_balance"]) - D(acc["initial_margin"])
+    raw = paper.signed("/fapi/v2/account")
+    assert D(acc["maint_margin"]) == D(raw["totalMaintMargin"]) > 0
+    assert D(acc["margin_ratio_pct"]) == (D(raw["totalMaintMargin"]) / D(raw["totalMarginBalance"]) * 100
+                                          ).quantize(Decimal("0.01"))
+
+
+async def test_portfolio_account_failures(paper: Paper):
+    await paper.invalid("binance_portfolio_account", {"asset": "USDT"}, "asset", "unknown argument")
+    paper.sim("faults", {"kind": "error_5xx", "path": "/fapi/v2/account", "count": 1, "status": 500})
+    await paper.rejected("binance_portfolio_account", {}, -1001, "Reading the futures account", "retry",
+                         fault="error_5xx")
+
+
+async def test_futures_positions_lists_open_positions_only(paper: Paper):
+    assert await paper.call("binance_futures_positions") == {"positions": [], "count": 0}
+    # An open order alone makes the exchange return a zero-size row: it is not a position.
+    await paper.call("binance_futures_place_order", {"symbol": "ETHUSDT", "side": "BUY", "type": "LIMIT",
+                                                     "quantity": "0.1", "price": "3400"})
+    assert (await paper.call("binance_futures_positions"))["count"] == 0
+
+    await paper.call("binance_futures_change_leverage", {"symbol": "BTCUSDT", "leverage": 5})
+    await paper.call("binance_futures_set_margin_type", {"symbol": "BTCUSDT", "marginType": "ISOLATED"})
+    order = await paper.call("binance_futures_place_order", {"symbol": "btcusdt", "side": "SELL", "type": "MARKET",
+                                                             "quantity": "0.02"})
+    pos = await paper.call("binance_futures_positions", {"symbol": "BTCUSDT"})
+    assert pos["count"] == 1
+    p = pos["positions"][0]
+    raw = paper.signed("/fapi/v3/positionRisk", symbol="BTCUSDT")[0]
+    assert p["symbol"] == "BTCUSDT" and p["side"] == "SHORT" and p["position_side"] == "BOTH"
+    assert p["size"] == "0.02" and D(p["entry_price"]) == D(order["avg_price"])
+    assert D(p["mark_price"]) == D(raw["markPrice"])
+    assert D(p["unrealized_pnl"]) == D(raw["unRealizedProfit"])
+    assert D(p["liquidation_price"]) == D(raw["liquidationPrice"]) > D(p["entry_price"])  # a short dies above
+    assert D(p["notional"]) == abs(D(raw["notional"]))
+    assert p["leverage"] == 5 and p["margin_type"] == "ISOLATED"
+    everything = await paper.call("binance_futures_positions")
+    assert [q["symbol"] for q in everything["positions"]] == ["BTCUSDT"]
+
+
+async def test_futures_positions_failures(paper: Paper):
+    await paper.invalid("binance_futures_positions", {"symbol": "BTC/USDT"}, "symbol")
+    await paper.rejected("binance_futures_positions", {"symbol": "XRPUSDT"}, -1121, "Unknown symbol")
+
+
+async def test_account_status_reports_the_paper_exchange(paper: Paper):
+    before = paper.last_seq()
+    local_before = int(time.time() * 1000)
+    st = await paper.call("binance_account_status")
+    assert st["connected"] is True and st["error"] is None
+    assert st["exchange"] == "paper" and st["host"] == paper.host
+    assert abs(st["clock_drift_ms"]) < 1000
+    assert local_before - 1000 <= st["server_time"] <= int(time.time() * 1000) + 1000
+    assert st["server_time_iso"].endswith("Z") and st["local_time_iso"].endswith("Z")
+    paths = [e["path"] for e in paper.requests(before)]
+    assert paths == ["/api/v3/ping", "/api/v3/time"]
+
+
+async def test_account_status_failures(paper: Paper):
+    await paper.invalid("binance_account_status", {"deep": 1}, "deep")
+    # An exchange that fails the ping: still an answer, connected=false with the reason.
+    paper.sim("faults", {"kind": "error_5xx", "path": "/api/v3/ping", "count": 1, "status": 503})
+    st = await paper.call("binance_account_status")
+    assert st["connected"] is False and st["server_time"] is None and st["clock_drift_ms"] is None
+    assert "-1008" in st["error"] and "Ping" in st["error"]
+    assert (await paper.call("binance_account_status"))["connected"] is True  # and it recovers
