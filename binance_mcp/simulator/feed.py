@@ -238,7 +238,7 @@ class SymbolFeed:
         tick = self.spec.tick_size if tick is None else tick
         step = self.spec.step_size if step is None else step
         cache = self._book_cache
-        if cache and cache[0] == price and cache[1] >= depth and cache[4] == tick:
+        if cache and cache[0] == price and cache[1] >= depth and cache[4] == tick and cache[5] == step:
             return cache[2][:depth], cache[3][:depth]
         best_bid = max(quantize_down(price, tick), tick)
         best_ask = best_bid + tick
@@ -257,7 +257,7 @@ class SymbolFeed:
                 usd = (2000 + (h / 4294967296.0) * 18000) * (1 + i / 200)
                 q = quantize_down(Decimal(repr(usd / fprice)), step)
                 out.append((p, max(q, step)))
-        self._book_cache = (price, n, bids, asks, tick)  # type: ignore[assignment]
+        self._book_cache = (price, n, bids, asks, tick, step)  # type: ignore[assignment]
         return bids[:depth], asks[:depth]
 
 
