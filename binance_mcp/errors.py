@@ -51,10 +51,17 @@ class ExchangeRejected(BinanceMcpError):
 
 
 class ExchangeUnavailable(BinanceMcpError):
-    """The exchange could not be reached, timed out, or answered with something that is not Binance JSON."""
+    """The exchange could not be reached, timed out, or answered with something that is not Binance JSON.
+
+    ``request_sent`` is False only when no connection could be made (so the request surely did not arrive).
+    """
 
     code = "EXCHANGE_UNAVAILABLE"
     remedy = RETRY_LATER
+
+    def __init__(self, request_sent: bool, message: str) -> None:
+        self.request_sent = request_sent
+        super().__init__(message)
 
 
 class OrderStatusUnknown(BinanceMcpError):

@@ -5,27 +5,48 @@
 - Server time is synced before the first signed request; on -1021 it resyncs once and retries once.
 - exchangeInfo is cached per market with a TTL, so a tool costs no more weight than its data needs.
 - Every failure becomes a ``BinanceMcpError`` that says what happened and what to do.
+- Reads are retried on 5xx and timeouts (bounded, with backoff and jitter); orders never are (see
+  orders.py: a lost order answer is resolved by looking the order up by its client id).
+- After a 429 or 418 no request is sent until Binance's ``Retry-After`` has passed.
+- ``binance`` (python-binance and its imports) is loaded on the first exchange call, not at start-up.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import aiohttp
-from binance import AsyncClient
-from binance.exceptions import BinanceAPIException, BinanceRequestException
-
-from binance_mcp.errors import ExchangeUnavailable
+from binance_mcp.errors import BinanceMcpError, ExchangeRejected, ExchangeUnavailable
 from binance_mcp.exchange.translate import translate
 from binance_mcp.settings import Settings
+
+if TYPE_CHECKING:  # imported lazily at run time (start-up speed)
+    from binance import AsyncClient
+    from binance.exceptions import BinanceAPIException
 
 log = logging.getLogger("binance_mcp.exchange")
 EXCHANGE_INFO_TTL = 300.0
 PRICE_TTL = 2.0
+RECV_WINDOW_MS = 5000  # Binance's default; bounds how long a lost order request can still be accepted
+READ_ATTEMPTS = 3
+BACKOFF_BASE = 0.25
+# python-binance methods that change state: never retried blindly.
+MUTATING = frozenset({
+    "create_order", "cancel_order", "cancel_all_open_orders", "futures_create_order", "futures_cancel_order",
+    "futures_cancel_all_open_orders", "futures_change_leverage", "futures_change_margin_type",
+    "futures_change_position_mode",
+})
+
+
+class ExchangeBackoff(BinanceMcpError):
+    """Binance asked for a pause (429/418 with Retry-After); nothing is sent until it has passed."""
+
+    code = "EXCHANGE_RATE_LIMITED"
+    remedy = "retry_later"
 
 
 @dataclass
@@ -59,6 +80,9 @@ class Exchange:
         self.spot_url = self.settings.spot_url
         self.futures_url = self.settings.futures_url
         self.requests_sent = 0
+        self.blocked_until = 0.0  # monotonic time before which Binance asked us not to call
+        self.recv_window_s = RECV_WINDOW_MS / 1000
+        self.sleep = asyncio.sleep
 
     # -- lifecycle --------------------------------------------------------------------------
     @property
@@ -76,9 +100,12 @@ class Exchange:
             self._lock = asyncio.Lock()
         async with self._lock:
             if self._client is None:
+                from binance import AsyncClient
+
                 key, secret = self._credentials()
                 client = AsyncClient(key, secret, requests_params={"timeout": self.settings.timeout})
                 client.REQUEST_TIMEOUT = self.settings.timeout
+                client.REQUEST_RECVWINDOW = RECV_WINDOW_MS
                 client.API_URL = self.spot_url
                 client.FUTURES_URL = self.futures_url
                 self._client = client
@@ -123,35 +150,69 @@ class Exchange:
         return urlparse(self.spot_url).netloc
 
     # -- requests ---------------------------------------------------------------------------
-    async def call(self, method: str, what: str, signed: bool = True, **params: Any) -> Any:
-        """Call ``AsyncClient.<method>(**params)``; translate every failure. ``what`` names the action for errors."""
+    async def call(self, method: str, what: str, signed: bool = True, retry: bool | None = None,
+                   **params: Any) -> Any:
+        """Call ``AsyncClient.<method>(**params)``; translate every failure. ``what`` names the action for errors.
+
+        ``retry`` (default: reads yes, state changes no) retries 5xx answers and timeouts a bounded number of
+        times with backoff and jitter. A -1021 (clock) is resynced and retried once in every case: Binance
+        rejected that request before acting on it.
+        """
+        import aiohttp
+        from binance.exceptions import BinanceAPIException, BinanceRequestException
+
+        wait = self.blocked_until - time.monotonic()
+        if wait > 0:
+            raise ExchangeBackoff(f"{what} was not sent: Binance asked for a pause after too many requests; "
+                                  f"try again in {int(wait + 0.999)} s.", retry_after=wait)
         client = await self._get_client()
         if signed and self.connectivity.offset_ms is None:
-            await self.sync_time()
+            try:
+                await self.sync_time()
+            except ExchangeUnavailable as exc:  # the request itself was never sent
+                raise ExchangeUnavailable(False, exc.message.replace("Time sync", what, 1)) from None
         params = {k: v for k, v in params.items() if v is not None}
-        for attempt in (1, 2):
+        retry = (method not in MUTATING) if retry is None else retry
+        attempts = READ_ATTEMPTS if retry else 1
+        # A read may retry, but all its attempts together stay within twice the configured timeout.
+        deadline = time.monotonic() + self.settings.timeout * (2 if retry else 1)
+        resynced = False
+        attempt = 0
+        while True:
+            attempt += 1
+            budget = min(self.settings.timeout, max(deadline - time.monotonic(), 0.05))
             try:
                 self.requests_sent += 1
-                result = await asyncio.wait_for(getattr(client, method)(**dict(params)), self.settings.timeout)
+                result = await asyncio.wait_for(getattr(client, method)(**dict(params)), budget)
                 self.connectivity.reachable = True
                 return result
             except BinanceAPIException as exc:
                 self.connectivity.reachable = True
-                if exc.code == -1021 and signed and attempt == 1:
+                if exc.code == -1021 and signed and not resynced:
+                    resynced = True
+                    attempt -= 1
                     await self.sync_time()
                     continue
-                raise self._api_error(exc, what) from None
+                error = self._api_error(exc, what)
             except BinanceRequestException as exc:
-                raise self._unavailable(what, f"the exchange answered with something that is not JSON "
-                                              f"({str(exc.message)[:80]!r})") from None
+                error = self._unavailable(what, f"the exchange answered with something that is not JSON "
+                                                f"({str(exc.message)[:80]!r})")
             except aiohttp.ContentTypeError as exc:  # a 2xx answer that is not JSON (an HTML proxy page, say)
-                raise self._unavailable(what, f"the exchange answered HTTP {exc.status} with a body that is not "
-                                              "JSON") from None
+                error = self._unavailable(what, f"the exchange answered HTTP {exc.status} with a body that is not "
+                                                "JSON")
             except (asyncio.TimeoutError, aiohttp.ServerTimeoutError):
-                raise self._unavailable(what, f"no answer within {self.settings.timeout:g} s") from None
+                error = self._unavailable(what, f"no answer within {self.settings.timeout:g} s")
+            except aiohttp.ClientConnectorError as exc:  # no connection: the request was never sent
+                error = self._unavailable(what, f"cannot connect ({type(exc).__name__})", sent=False)
             except (aiohttp.ClientError, OSError) as exc:
-                raise self._unavailable(what, f"connection failed ({type(exc).__name__})") from None
-        raise AssertionError("unreachable")
+                error = self._unavailable(what, f"connection failed ({type(exc).__name__})")
+            if attempt >= attempts or not _transient(error):
+                raise error from None
+            delay = BACKOFF_BASE * (2 ** (attempt - 1)) * (1 + random.random())  # noqa: S311 - jitter
+            if time.monotonic() + delay >= deadline:
+                raise error from None
+            log.info("%s: %s; retry %d/%d in %.2f s", what, error.message, attempt, attempts - 1, delay)
+            await self.sleep(delay)
 
     def _api_error(self, exc: BinanceAPIException, what: str):
         retry_after = None
@@ -165,16 +226,22 @@ class Exchange:
                 retry_after = None
         if exc.code == 0:  # non-JSON error body
             return self._unavailable(what, f"HTTP {exc.status_code} with a body that is not Binance JSON")
+        if exc.status_code in (418, 429):
+            pause = retry_after if retry_after is not None else 60.0
+            self.blocked_until = max(self.blocked_until, time.monotonic() + pause)
         msg = self.settings.redact(str(exc.message))
         return translate(exc.code, msg, exc.status_code, what, retry_after)
 
-    def _unavailable(self, what: str, why: str) -> ExchangeUnavailable:
+    def _unavailable(self, what: str, why: str, sent: bool = True) -> ExchangeUnavailable:
         self.connectivity.reachable = False
         self.connectivity.last_error = why
-        return ExchangeUnavailable(f"{what} did not complete: the exchange at {self.host} is unreachable: {why}. "
+        return ExchangeUnavailable(sent, f"{what} did not complete: the exchange at {self.host} is unreachable: {why}. "
                                    "Nothing is known to have changed; check binance_account_status, then retry.")
 
     async def sync_time(self) -> int:
+        import aiohttp
+        from binance.exceptions import BinanceAPIException, BinanceRequestException
+
         client = await self._get_client()
         before = time.time()
         try:
@@ -226,3 +293,12 @@ class Exchange:
     def invalidate(self, *prefix: str) -> None:
         for key in [k for k in self._cache if k[: len(prefix)] == prefix]:
             del self._cache[key]
+
+
+def _transient(error: BinanceMcpError) -> bool:
+    """Worth retrying a read: no answer, or a server-side (5xx) failure."""
+    if isinstance(error, ExchangeUnavailable):
+        return error.request_sent  # a refused connection will be refused again: no retry
+    if isinstance(error, ExchangeRejected):
+        return (error.http_status or 0) >= 500 or error.binance_code in (-1000, -1001, -1008)
+    return False

@@ -27,6 +27,7 @@ class OrderNotPlaced(BinanceMcpError):
 
     code = "ORDER_NOT_PLACED"
     remedy = "retry_later"
+    nothing_placed = True
 
 
 def _lost(exc: BaseException) -> bool:
@@ -39,7 +40,7 @@ def _lost(exc: BaseException) -> bool:
     return False
 
 
-async def place_once(exchange: Any, method: str, what: str, lookup: dict[str, Any], lookup_method: str,
+async def place_once(exchange: Any, method: str, what: str, cid: str, lookup_method: str, lookup: dict[str, Any],
                      **params: Any) -> tuple[dict, str | None]:
     """Send one order; on a lost answer, look it up by client id instead of sending again.
 
@@ -50,10 +51,12 @@ async def place_once(exchange: Any, method: str, what: str, lookup: dict[str, An
     try:
         return await exchange.call(method, what, retry=False, **params), None
     except BaseException as exc:
+        if isinstance(exc, ExchangeUnavailable) and not exc.request_sent:
+            raise OrderNotPlaced(f"{what}: {exc.message} No connection could be made, so the order was not "
+                                 "sent and nothing was placed.") from None
         if not _lost(exc):
             raise
         first = exc
-    cid = next(iter(lookup.values()))
     why = getattr(first, "message", str(first))
     log.warning("%s: answer lost (%s); looking the order up by client id %s", what, why, cid)
     deadline = sent_at + exchange.recv_window_s + LOOKUP_MARGIN

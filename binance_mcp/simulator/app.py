@@ -279,6 +279,11 @@ async def handle(request: web.Request) -> web.StreamResponse:
     route = ROUTES.get((method, path))
     entry: dict = {"method": method, "path": path, "params": {}, "status": 0, "code": None, "weight": 0}
     try:
+        # The whole request arrives first (as at Binance): a client that gives up while the exchange is slow
+        # does not stop the exchange from acting on it.
+        raw_body = ""
+        if method in ("POST", "PUT", "DELETE"):
+            raw_body = (await request.read()).decode("utf-8", "replace")
         fault = sim.take_fault(method, path, ("latency",))
         if fault is not None:
             await asyncio.sleep(fault.latency_ms / 1000)
@@ -296,9 +301,6 @@ async def handle(request: web.Request) -> web.StreamResponse:
             raise BinanceError(-1000 if path.startswith(("/api", "/fapi")) else -1, f"Unknown endpoint {method} {path}.",
                                status=404)
         raw_query = request.rel_url.raw_query_string  # as sent: the signature covers the encoded bytes
-        raw_body = ""
-        if method in ("POST", "PUT", "DELETE"):
-            raw_body = (await request.read()).decode("utf-8", "replace")
         values = dict(parse_qsl(raw_body, keep_blank_values=True))
         values.update(dict(parse_qsl(raw_query, keep_blank_values=True)))  # the query string wins
         p = Params(values)

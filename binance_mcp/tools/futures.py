@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import BaseModel, Field, model_validator
 
 from binance_mcp.errors import ExchangeRejected
+from binance_mcp.exchange.orders import place_once
 from binance_mcp.tools.base import (
     Args,
     D,
@@ -99,6 +100,7 @@ class FuturesOrder(Result):
     time_in_force: str | None = None
     update_time: int | None = None
     update_time_iso: str | None = None
+    note: str | None = None
 
 
 def regular_from(o: dict) -> FuturesOrder:
@@ -143,12 +145,14 @@ async def place_order(args: FuturesOrderArgs, deps: Deps) -> FuturesOrder:
     what = f"Futures {args.type} {args.side} order on {args.symbol}"
     if args.type in CONDITIONAL:
         params["clientAlgoId"] = cid
-        a = await deps.exchange.call("futures_create_order", what, **params)
-        return algo_from(a)
+        a, note = await place_once(deps.exchange, "futures_create_order", what, cid, "futures_get_order",
+                                   {"clientAlgoId": cid}, **params)
+        return algo_from(a).model_copy(update={"note": note})
     params["newClientOrderId"] = cid
     params["newOrderRespType"] = "RESULT"
-    o = await deps.exchange.call("futures_create_order", what, **params)
-    return regular_from(o)
+    o, note = await place_once(deps.exchange, "futures_create_order", what, cid, "futures_get_order",
+                               {"symbol": args.symbol, "origClientOrderId": cid}, **params)
+    return regular_from(o).model_copy(update={"note": note})
 
 
 class FuturesCancelArgs(Args):
@@ -369,8 +373,10 @@ async def close_position(args: CloseArgs, deps: Deps) -> CloseResult:
             params["reduceOnly"] = "true"
         else:
             params["positionSide"] = ps
-        o = await deps.exchange.call("futures_create_order", what, **params)
-        closed.append(regular_from(o))
+        cid = params["newClientOrderId"]
+        o, note = await place_once(deps.exchange, "futures_create_order", what, cid, "futures_get_order",
+                                   {"symbol": args.symbol, "origClientOrderId": cid}, **params)
+        closed.append(regular_from(o).model_copy(update={"note": note}))
     return CloseResult(symbol=args.symbol, closed=closed, count=len(closed))
 
 

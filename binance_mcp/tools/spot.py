@@ -9,6 +9,7 @@ from typing import Literal
 from pydantic import BaseModel, Field, model_validator
 
 from binance_mcp.errors import ExchangeRejected
+from binance_mcp.exchange.orders import place_once
 from binance_mcp.tools.base import (
     Args,
     D,
@@ -101,6 +102,8 @@ class SpotOrder(Result):
 
 class PlaceResult(SpotOrder):
     fills: list[Fill] = []
+    note: str | None = Field(None, description="set when the answer was lost and the order was found by its "
+                                               "client id")
 
 
 def order_from(o: dict) -> dict:
@@ -130,10 +133,12 @@ async def place_order(args: SpotOrderArgs, deps: Deps) -> PlaceResult:
     if args.type in TIF_TYPES:
         params["timeInForce"] = args.timeInForce or "GTC"
     what = f"Spot {args.type} {args.side} order on {args.symbol}"
-    o = await deps.exchange.call("create_order", what, **params)
+    cid = params["newClientOrderId"]
+    o, note = await place_once(deps.exchange, "create_order", what, cid, "get_order",
+                               {"symbol": args.symbol, "origClientOrderId": cid}, **params)
     fills = [Fill(price=D(f["price"]), qty=D(f["qty"]), commission=D(f["commission"]),
                   commission_asset=f["commissionAsset"], trade_id=f.get("tradeId")) for f in o.get("fills", [])]
-    return PlaceResult(**order_from(o), fills=fills)
+    return PlaceResult(**order_from(o), fills=fills, note=note)
 
 
 class CancelArgs(Args):

@@ -37,7 +37,7 @@ async def test_account_info_summarises_the_spot_account(paper: Paper):
 async def test_account_info_failures(paper: Paper):
     await paper.invalid("binance_account_info", {"verbose": True}, "verbose", "unknown argument")
     # Binance overloaded (HTTP 503, code -1008): the error says so and that a retry later is the remedy.
-    paper.sim("faults", {"kind": "error_5xx", "path": "/api/v3/account", "count": 1, "status": 503})
+    paper.sim("faults", {"kind": "error_5xx", "path": "/api/v3/account", "count": 3, "status": 503})
     text = await paper.rejected("binance_account_info", {}, -1008, "Reading the spot account", "retry",
                                 fault="error_5xx")
     assert "overloaded" in text
@@ -90,7 +90,7 @@ async def test_spot_balances_failures(paper: Paper):
     await paper.invalid("binance_spot_balances", {"asset": "US-DT"}, "asset")
     await paper.invalid("binance_spot_balances", {"asset": ""}, "asset")
     # A gateway answering HTML instead of JSON is "unavailable", not a Binance rejection.
-    paper.sim("faults", {"kind": "non_json", "path": "/api/v3/account", "count": 1, "status": 502})
+    paper.sim("faults", {"kind": "non_json", "path": "/api/v3/account", "count": 3, "status": 502})
     text = await paper.error("binance_spot_balances")
     assert text.startswith("EXCHANGE_UNAVAILABLE: Reading spot balances"), text
     assert "not Binance JSON" in text and "binance_account_status" in text
@@ -123,7 +123,7 @@ async def test_portfolio_account_reflects_a_position(paper: Paper):
 
 async def test_portfolio_account_failures(paper: Paper):
     await paper.invalid("binance_portfolio_account", {"asset": "USDT"}, "asset", "unknown argument")
-    paper.sim("faults", {"kind": "error_5xx", "path": "/fapi/v2/account", "count": 1, "status": 500})
+    paper.sim("faults", {"kind": "error_5xx", "path": "/fapi/v2/account", "count": 3, "status": 500})
     await paper.rejected("binance_portfolio_account", {}, -1001, "Reading the futures account", "retry",
                          fault="error_5xx")
 
@@ -175,7 +175,7 @@ async def test_account_status_reports_the_paper_exchange(paper: Paper):
 async def test_account_status_failures(paper: Paper):
     await paper.invalid("binance_account_status", {"deep": 1}, "deep")
     # An exchange that fails the ping: still an answer, connected=false with the reason.
-    paper.sim("faults", {"kind": "error_5xx", "path": "/api/v3/ping", "count": 1, "status": 503})
+    paper.sim("faults", {"kind": "error_5xx", "path": "/api/v3/ping", "count": 3, "status": 503})
     st = await paper.call("binance_account_status")
     assert st["connected"] is False and st["server_time"] is None and st["clock_drift_ms"] is None
     assert "-1008" in st["error"] and "Ping" in st["error"]

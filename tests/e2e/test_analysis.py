@@ -117,7 +117,7 @@ async def test_portfolio_risk_levels_move_with_usage(paper: Paper):
 
 
 async def test_portfolio_risk_exchange_failure(paper: Paper):
-    paper.sim("faults", {"kind": "error_5xx", "path": "/fapi/v3/positionRisk", "count": 1, "status": 503})
+    paper.sim("faults", {"kind": "error_5xx", "path": "/fapi/v3/positionRisk", "count": 3, "status": 503})
     await paper.rejected("binance_analyze_portfolio_risk", {}, -1008, "Reading futures positions",
                          fault="error_5xx")
 

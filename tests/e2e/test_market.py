@@ -217,9 +217,9 @@ async def test_server_time_spot_and_futures(paper: Paper):
 
 async def test_server_time_failures(paper: Paper):
     await paper.invalid("binance_server_time", {"market": "options"}, "market")
-    paper.sim("faults", {"kind": "non_json", "path": "/api/v3/time", "count": 1, "status": 200})
+    paper.sim("faults", {"kind": "non_json", "path": "/api/v3/time", "count": 3, "status": 200})
     text = await paper.error("binance_server_time", {})
     assert text.startswith("EXCHANGE_UNAVAILABLE: Reading the server time"), text
     assert "not JSON" in text and "connection failed" not in text
-    paper.sim("faults", {"kind": "error_5xx", "path": "/fapi/v1/time", "count": 1, "status": 503})
+    paper.sim("faults", {"kind": "error_5xx", "path": "/fapi/v1/time", "count": 3, "status": 503})
     await paper.rejected("binance_server_time", {"market": "futures"}, -1008, fault="error_5xx")

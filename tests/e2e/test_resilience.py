@@ -77,7 +77,9 @@ async def test_unreachable_exchange(tmp_path):
             r = await client.call_tool(name, args, raise_on_error=False)
             assert time.monotonic() - started < TIMEOUT, name  # refused at once, not after a timeout
             text = r.content[0].text
-            assert r.is_error and text.startswith("EXCHANGE_UNAVAILABLE: "), text
+            # An order that could not even connect is known not to exist: the report says so.
+            code = "ORDER_NOT_PLACED: " if name == "binance_spot_place_order" else "EXCHANGE_UNAVAILABLE: "
+            assert r.is_error and text.startswith(code), text
             assert "unreachable" in text and url.removeprefix("http://") in text and "retry" in text
 
         status = await client.call_tool("binance_account_status", {}, raise_on_error=False)
@@ -110,9 +112,10 @@ async def test_hung_exchange_does_not_freeze_the_server(tmp_path):
                                          raise_on_error=False)
             assert bad.content[0].text.startswith("INVALID_INPUT") and not stuck.done()
             assert time.monotonic() - started < HUNG_TIMEOUT
-            r1, r2 = await asyncio.wait_for(asyncio.gather(stuck, stuck2), timeout=3 * HUNG_TIMEOUT)
+            r1, r2 = await asyncio.wait_for(asyncio.gather(stuck, stuck2), timeout=4 * HUNG_TIMEOUT)
             elapsed = time.monotonic() - started
-            assert HUNG_TIMEOUT * 0.9 <= elapsed < 2 * HUNG_TIMEOUT, elapsed  # concurrent, each bounded
+            # Concurrent, and each bounded: a read may retry once within twice the timeout.
+            assert HUNG_TIMEOUT * 0.9 <= elapsed < 2.6 * HUNG_TIMEOUT, elapsed
             for r in (r1, r2):
                 text = r.content[0].text
                 assert r.is_error and text.startswith("EXCHANGE_UNAVAILABLE: "), text
