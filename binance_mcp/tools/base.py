@@ -27,8 +27,13 @@ SYMBOL_RE = re.compile(r"^[A-Z0-9]{2,20}$")
 
 
 def normalize_symbol(value: object) -> object:
+    """Upper-case and check a symbol. Non-ASCII is rejected before upper-casing: 'ſ'.upper() is 'S', and a
+    look-alike must never turn into a real symbol."""
     if isinstance(value, str):
-        value = value.strip().upper()
+        value = value.strip()
+        if not value.isascii():
+            raise ValueError("a symbol is ASCII letters and digits only, such as BTCUSDT")
+        value = value.upper()
         if not SYMBOL_RE.match(value):
             raise ValueError("a symbol is 2-20 letters or digits, such as BTCUSDT")
     return value
@@ -45,7 +50,8 @@ def dec_str(value: Decimal) -> str:
 Symbol = Annotated[str, BeforeValidator(normalize_symbol), Field(description="e.g. BTCUSDT (upper-cased)")]
 # Decimal in results: a string on the wire, never a float.
 Dec = Annotated[Decimal, PlainSerializer(dec_str, return_type=str, when_used="always")]
-Positive = Annotated[Decimal, Field(gt=0, allow_inf_nan=False, max_digits=36)]
+# At most 8 decimals (Binance's finest tick or step) and 30 digits: anything else is an input error.
+Positive = Annotated[Decimal, Field(gt=0, allow_inf_nan=False, max_digits=30, decimal_places=8)]
 TimeMs = Annotated[int, Field(ge=0, le=10**14, description="epoch milliseconds")]
 Limit1000 = Annotated[int, Field(ge=1, le=1000)]
 
