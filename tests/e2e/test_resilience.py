@@ -102,7 +102,10 @@ async def test_hung_exchange_does_not_freeze_the_server(tmp_path):
                                                          raise_on_error=False))
             stuck2 = asyncio.create_task(client.call_tool("binance_futures_price", {"symbol": "BTCUSDT"},
                                                           raise_on_error=False))
-            await asyncio.sleep(0.3)
+            for _ in range(50):  # the first exchange call loads python-binance, then connects
+                if hole.accepted:
+                    break
+                await asyncio.sleep(0.1)
             assert hole.accepted, "the server never connected to the hung exchange"
             # While both calls wait on the exchange, the server keeps answering.
             tools = await client.list_tools()
