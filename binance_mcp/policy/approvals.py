@@ -74,6 +74,27 @@ def describe(s: dict) -> str:
     return f"{text} via {s['tool']}".strip()
 
 
+LABELS = (("tool", "tool"), ("symbol", "symbol"), ("side", "side"), ("type", "type"), ("quantity", "quantity"),
+          ("quoteOrderQty", "quote amount"), ("price", "price"), ("stopPrice", "stop price"),
+          ("positionSide", "position side"), ("reduceOnly", "reduce only"), ("closePosition", "close position"),
+          ("leverage", "leverage"), ("marginType", "margin type"))
+
+
+def prompt(s: dict, decision: Decision) -> str:
+    """The elicitation message: the normalised order, field by field, and the rule that asked."""
+    lines = [f"Approve this order? {describe(s)}."]
+    for key, label in LABELS:
+        if key in s:
+            lines.append(f"  {label}: {s[key]}")
+        elif key == "price" and "type" in s:
+            lines.append("  price: market (the exchange fills it at the best available price)")
+    if "notional_usd" in s:
+        lines.append(f"  notional: {s['notional_usd']} USD (computed by the server)")
+    lines.append(f"Asked by policy rule {decision.rule}: {decision.reason}")
+    lines.append("Answer yes only if you, the human, want it sent to the exchange.")
+    return "\n".join(lines)
+
+
 @dataclass
 class Approval:
     id: str
@@ -248,8 +269,7 @@ class Approver:
 
     async def _elicit(self, decision: Decision, call: Call, ctx: Any) -> Decision:
         s = summary(call, decision)
-        text = (f"Approve this order? {describe(s)}. Asked by policy rule {decision.rule}: {decision.reason} "
-                "Answer yes only if you, the human, want it sent to the exchange.")
+        text = prompt(s, decision)
         self._event("approval_requested", None, call, channel="elicitation", summary=s, rule=decision.rule)
         try:
             result = await asyncio.wait_for(ctx.elicit(text, response_type=bool), self.elicit_timeout)

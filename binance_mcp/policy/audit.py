@@ -26,13 +26,25 @@ class AuditLog:
         self._lock = threading.Lock()
         self._fh = None
 
+    def _open(self) -> None:
+        if self._fh is None:
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                self._fh = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - kept open for speed
+            except OSError as exc:
+                raise OSError(f"the audit log {self.path} cannot be written: "
+                              f"{exc.strerror or type(exc).__name__}") from exc
+
+    def ready(self) -> None:
+        """Raise OSError unless records can be appended (checked before a call that changes anything runs)."""
+        with self._lock:
+            self._open()
+
     def append(self, record: dict) -> None:
         record.setdefault("time", datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z"))
         line = self.redact(json.dumps(record, default=_default, separators=(",", ":"), sort_keys=False))
         with self._lock:
-            if self._fh is None:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
-                self._fh = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - kept open for speed
+            self._open()
             self._fh.write(line + "\n")
             self._fh.flush()
             os.fsync(self._fh.fileno())

@@ -27,7 +27,7 @@ from binance_mcp.policy.engine import APPROVE, DENY, Call, Counters, Decision
 from binance_mcp.policy.facts import PriceSource, gather
 from binance_mcp.policy.loader import LoadedPolicy, PolicyLoadError, load_file
 from binance_mcp.policy.ratelimit import RateLimits
-from binance_mcp.policy.state import StateStore
+from binance_mcp.policy.state import StateError, StateStore
 
 log = logging.getLogger("binance_mcp.policy")
 Runner = Callable[[Any], Awaitable[BaseModel]]
@@ -125,10 +125,20 @@ class PolicyGuard:
             out.append(("account", policy.account.rate_limit))
         return out
 
+    def _rate_denial(self, loaded: LoadedPolicy, call: Call, key: str, rl: Any, wait: float, facts: Any
+                     ) -> Decision:
+        _, path = engine.effective_rule(loaded.policy, call.tool)
+        rule = "account.rate_limit" if key == "account" else f"{path}.rate_limit"
+        secs = max(1, int(wait + 0.999))
+        return Decision(DENY, "RATE_LIMITED", rule, f"at most {rl.max} calls per {rl.window} s are allowed by "
+                        f"{rule}; try again in {secs} s.", facts.as_dict())
+
     async def evaluate(self, loaded: LoadedPolicy, call: Call) -> tuple[Decision, Any]:
         """Facts, counters and the engine's decision (nothing is reserved yet). Returns (decision, facts)."""
         policy = loaded.policy
         needed = engine.needs(policy, call)
+        if call.tool in engine.NOTIONAL_TOOLS and engine.effective_action(policy, call.tool) == APPROVE:
+            needed.add("notional")  # the human approving an order must see what it is worth
         facts = await gather(call, needed, self.facts)
         now = self.clock()
         caps = self._daily_caps(loaded, call) if "notional" in needed else {}
@@ -143,6 +153,16 @@ class PolicyGuard:
                ) -> tuple[Decision, bool]:
         """Reserve daily sums (re-checking caps atomically) and count rate limits for a call about to run."""
         shadow = loaded.policy.mode == "shadow"
+        if not shadow:
+            # Checked again here, where no other call can interleave: a human may have taken minutes to approve,
+            # other calls may have used the rate limit meanwhile, and the kill switch may have been thrown.
+            if call.risk in ("financial", "destructive") and self.kill_switch_on(loaded):
+                return engine.decide(loaded.policy, call, facts, Counters(kill_switch=True)), False
+            now = self.clock()
+            for key, rl in self._rate_keys(loaded, call):
+                wait = self.rates.wait(key, rl, now)
+                if wait > 0:
+                    return self._rate_denial(loaded, call, key, rl, wait, facts), False
         caps = self._daily_caps(loaded, call) if facts.notional_usd is not None else {}
         reserved = False
         if caps:
@@ -176,6 +196,8 @@ class PolicyGuard:
             shadow = loaded.policy.mode == "shadow"
             try:
                 decision, facts = await self.evaluate(loaded, call)
+                if call.risk != "read" and (decision.effect != DENY or shadow):
+                    self.audit.ready()  # a call that changes anything runs only if its record can be written
                 if decision.effect == APPROVE and not shadow:
                     decision = await self.approver.resolve(decision, call, _context())
                 if decision.allowed or shadow:
@@ -192,14 +214,32 @@ class PolicyGuard:
             try:
                 result = await runner(args)
             except ExchangeRejected as exc:
+                # Only a definite rejection gives the reserved notional back. A 5xx (or Binance's "execution status
+                # unknown" codes) may come after the order was executed: it keeps counting towards today's caps.
+                definite = _definitely_not_executed(exc)
+                outcome = {"status": "rejected" if definite else "unknown", "exchange_code": exc.binance_code,
+                           "http_status": exc.http_status, "error": exc.message[:500]}
                 if reserved:
-                    self.state.release(call_id)
-                self._record(call_id, call, decision, loaded, {"status": "rejected", "exchange_code": exc.binance_code,
-                                                               "error": exc.message[:500]}, started, shadow)
+                    outcome["reservation"] = "released" if definite else "kept"
+                    if definite:
+                        try:
+                            self.state.release(call_id)
+                        except StateError as err:  # the call's own error matters more; the sum stays too high
+                            log.error("could not release the reservation of %s: %s", call_id, err)
+                            outcome["reservation"] = "kept (release failed)"
+                self._record(call_id, call, decision, loaded, outcome, started, shadow)
                 raise
             except BinanceMcpError as exc:
-                self._record(call_id, call, decision, loaded, {"status": "error", "error_code": exc.code,
-                                                               "error": exc.message[:500]}, started, shadow)
+                outcome = {"status": "error", "error_code": exc.code, "error": exc.message[:500]}
+                if reserved:
+                    outcome["reservation"] = "kept"
+                    if getattr(exc, "nothing_placed", False):  # the exchange confirms no order exists
+                        try:
+                            self.state.release(call_id)
+                            outcome["reservation"] = "released"
+                        except StateError as err:
+                            log.error("could not release the reservation of %s: %s", call_id, err)
+                self._record(call_id, call, decision, loaded, outcome, started, shadow)
                 raise
             except Exception as exc:
                 self._record(call_id, call, decision, loaded, {"status": "error", "error": type(exc).__name__},
@@ -221,7 +261,10 @@ class PolicyGuard:
         }
         if shadow and not decision.allowed:
             record["shadow"] = True
-        self.audit.append(record)
+        try:
+            self.audit.append(record)
+        except OSError as exc:  # checked before anything that changes state ran; here the result must still go back
+            log.error("audit record of %s (%s) not written: %s: %s", call_id, call.tool, exc, self.redact(str(record)))
 
     def _safe_audit(self, record: dict) -> None:
         try:
@@ -242,6 +285,16 @@ def _context() -> Any:
         return get_context()
     except Exception:  # noqa: BLE001 - no context means no elicitation
         return None
+
+
+# Binance codes whose execution status is unknown: the request may have been carried out.
+UNKNOWN_FATE_CODES = frozenset({-1000, -1001, -1006, -1007})
+
+
+def _definitely_not_executed(exc: ExchangeRejected) -> bool:
+    """True when the exchange refused the request (HTTP 4xx with a code that says so), so nothing happened."""
+    status = exc.http_status
+    return status is not None and 400 <= status < 500 and status != 408 and exc.binance_code not in UNKNOWN_FATE_CODES
 
 
 def _order_ids(result: BaseModel) -> dict:

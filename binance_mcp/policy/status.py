@@ -7,7 +7,9 @@ from decimal import Decimal
 from pydantic import BaseModel, Field
 
 from binance_mcp.catalog import ALL_TOOLS
+from binance_mcp.errors import BinanceMcpError
 from binance_mcp.policy import engine
+from binance_mcp.policy.state import StateError
 from binance_mcp.tools.base import Dec, NoArgs, Result, ToolDef
 
 
@@ -82,7 +84,12 @@ def status_tool(guard, settings) -> ToolDef:
                 caps[f"tool:{name}"] = (f"tools.{name}.limits.daily_notional_usd", rule.limits.daily_notional_usd)
         if policy.account.daily_notional_usd is not None:
             caps["account"] = ("account.daily_notional_usd", policy.account.daily_notional_usd)
-        used = guard.state.used(list(caps)) if caps else {}
+        try:
+            used = guard.state.used(list(caps)) if caps else {}
+        except StateError as exc:
+            raise BinanceMcpError(f"today's daily sums cannot be read ({exc}), so order tools are denied until a "
+                                  "human fixes the state database; read tools still work.", code="POLICY_ERROR",
+                                  remedy="human") from None
         daily = [DailyView(rule=path, cap_usd=cap, used_usd=used.get(key, Decimal(0)),
                            remaining_usd=max(cap - used.get(key, Decimal(0)), Decimal(0)))
                  for key, (path, cap) in caps.items()]

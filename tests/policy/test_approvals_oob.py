@@ -1,0 +1,149 @@
+"""Out-of-band approval end to end: ``binance-mcp serve`` as a subprocess over stdio (a client without
+elicitation), and ``binance-mcp approvals ...`` as separate processes on the same state directory. The exchange
+(the server's paper simulator) must see nothing until an approval is consumed, and then exactly one order."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+
+import pytest
+import pytest_asyncio
+
+from binance_mcp.policy.approvals import ApprovalStore
+from binance_mcp.policy.state import StateStore
+from tests.policy.test_guard_helpers import Paper, cli, limit_buy, serve, write_policy
+
+pytestmark = pytest.mark.asyncio(loop_scope="module")
+
+ORDER = "binance_spot_place_order"
+RULE = "tools.binance_spot_place_order.approval_above.notional_usd"
+POLICY = """\
+version: 1
+default: allow
+tools:
+  binance_spot_place_order:
+    approval_above: {notional_usd: 50}
+"""
+
+
+@pytest_asyncio.fixture(loop_scope="module", scope="module")
+async def server(tmp_path_factory):
+    d = tmp_path_factory.mktemp("oob")
+    async with serve(d / "state", write_policy(d / "policy.yaml", POLICY)) as p:
+        yield p
+
+
+@pytest.fixture
+def paper(server: Paper) -> Paper:
+    server.reset()
+    return server
+
+
+async def required(paper: Paper, args: dict) -> str:
+    """A call that needs approval: APPROVAL_REQUIRED with an id and the command to run; returns the id."""
+    text = await paper.denied(ORDER, args, "APPROVAL_REQUIRED")
+    m = re.search(r"Approval id ([a-z0-9]{8}): ask the user to review and run `binance-mcp approvals approve "
+                  r"([a-z0-9]{8})` \(or `binance-mcp approvals deny ([a-z0-9]{8})`\)", text)
+    assert m and m.group(1) == m.group(2) == m.group(3), text
+    record = paper.calls(ORDER)[-1]
+    assert record["decision"]["code"] == "APPROVAL_REQUIRED" and record["outcome"] == {"status": "not_run"}
+    assert record["decision"]["facts"]["approval_id"] == m.group(1)
+    return m.group(1)
+
+
+def events(paper: Paper, approval_id: str) -> list[str]:
+    return [r["event"] for r in paper.audit() if r.get("approval_id") == approval_id]
+
+
+async def test_an_approved_call_runs_exactly_once(paper: Paper):
+    order = limit_buy(qty="0.001", price="90000")  # 90 USD: above the 50 USD threshold
+    start = paper.state()["order_requests"]
+    first = await required(paper, order)
+    assert await required(paper, {**order, "symbol": "btcusdt"}) == first  # the same normalised call: same request
+
+    (rc, listed, err), (rc2, shown, err2) = await asyncio.gather(cli(paper.state_dir, "approvals", "list"),
+                                                                 cli(paper.state_dir, "approvals", "show", first))
+    assert rc == 0 and rc2 == 0, err + err2
+    (row,) = [line for line in listed.splitlines() if line.startswith(first)]
+    assert "pending" in row and "BUY 0.001 BTCUSDT LIMIT @ 90000 (~90.00 USD) via binance_spot_place_order" in row
+    assert f"approval {first}: pending" in shown
+    for field in ("symbol         BTCUSDT", "side           BUY", "type           LIMIT", "quantity       0.001",
+                  "price          90000", "notional_usd   90.00", f"rule:     {RULE}"):
+        assert field in shown, shown
+
+    rc, out, err = await cli(paper.state_dir, "approvals", "approve", first)
+    assert rc == 0 and out.startswith(f"approved {first}: BUY 0.001 BTCUSDT LIMIT"), out + err
+    assert paper.state()["order_requests"] == start  # approving sends nothing
+
+    # Any change needs its own approval; the approved one stays for the exact call.
+    changed = await required(paper, {**order, "quantity": "0.0011"})
+    assert changed != first
+    seq = paper.state()["last_seq"]
+    placed = await paper.ok(ORDER, order)
+    (sent,) = paper.spot_orders_since(seq)
+    assert sent["params"]["quantity"] == "0.001" and sent["params"]["price"] == "90000"
+    assert paper.state()["order_requests"]["spot"] == start["spot"] + 1
+    record = paper.calls(ORDER)[-1]
+    assert record["decision"]["code"] == "ALLOWED" and f"approval {first}" in record["decision"]["reason"]
+    assert record["outcome"]["order_id"] == placed["order_id"]
+
+    # Single use: the third identical call needs a new approval.
+    third = await required(paper, order)
+    assert third not in (first, changed)
+    assert paper.state()["order_requests"]["spot"] == start["spot"] + 1
+    assert events(paper, first) == ["approval_requested", "approval_approved", "approval_consumed"]
+    assert events(paper, changed) == events(paper, third) == ["approval_requested"]
+    assert [r for r in paper.audit() if r.get("approval_id") == first][1]["channel"] == "cli"
+    rc, out, _ = await cli(paper.state_dir, "approvals", "list", "--all")
+    assert re.search(rf"^{first} +consumed ", out, re.M) and re.search(rf"^{third} +pending ", out, re.M), out
+
+
+async def test_a_denied_approval_is_refused(paper: Paper):
+    order = limit_buy(qty="0.0013", price="90000")
+    start = paper.state()["order_requests"]
+    approval = await required(paper, order)
+    rc, out, err = await cli(paper.state_dir, "approvals", "deny", approval)
+    assert rc == 0 and out.startswith(f"denied {approval}: "), out + err
+    (text, (rc, _, err)) = await asyncio.gather(paper.denied(ORDER, order, "APPROVAL_DENIED"),
+                                                cli(paper.state_dir, "approvals", "approve", approval))
+    assert f"the user denied approval {approval}" in text, text
+    assert rc == 1 and "not pending" in err, err  # a denial cannot be turned into an approval
+    again = await required(paper, order)  # the denial was reported: a new request
+    assert again != approval
+    assert paper.state()["order_requests"] == start
+    assert events(paper, approval) == ["approval_requested", "approval_denied", "approval_refused"]
+    refused = paper.calls(ORDER)[-2]
+    assert refused["decision"]["code"] == "APPROVAL_DENIED" and refused["outcome"] == {"status": "not_run"}
+
+
+async def test_an_unknown_id_cannot_be_approved(paper: Paper):
+    rc, out, err = await cli(paper.state_dir, "approvals", "approve", "zzzzzzzz")
+    assert rc == 1 and "no approval with id 'zzzzzzzz'" in err, out + err
+
+
+async def test_an_expired_approval_is_refused(tmp_path):
+    state = tmp_path / "state"
+    async with serve(state, write_policy(tmp_path / "policy.yaml", POLICY), BINANCE_MCP_APPROVAL_TTL="2") as paper:
+        order, other = limit_buy(qty="0.001"), limit_buy(qty="0.0012")
+        start = paper.state()["order_requests"]
+        approved, pending = await required(paper, order), await required(paper, other)
+        # Approved at once (the CLI's own code; its process start-up alone can outlast a 2 s expiry).
+        store = ApprovalStore(StateStore(state / "state.db", time.time), time.time)
+        assert store.decide(approved, True).status == "approved"
+        expires = max(store.get(approved).expires_at, store.get(pending).expires_at)
+        store.state.close()
+        while time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()) <= expires:
+            await asyncio.sleep(0.2)
+        await asyncio.sleep(0.5)
+
+        text = await paper.denied(ORDER, order, "APPROVAL_EXPIRED")
+        assert f"approval {approved} expired before it was used" in text, text
+        fresh = await required(paper, order)  # the expiry was reported: calling again starts a new request
+        assert fresh != approved
+        renewed = await required(paper, other)  # a request nobody answered just lapses into a new one
+        assert renewed != pending
+        assert paper.state()["order_requests"] == start
+        assert events(paper, approved) == ["approval_requested", "approval_expired", "approval_expired_refused"]
+        assert events(paper, pending) == ["approval_requested", "approval_expired"]

@@ -1,0 +1,165 @@
+"""Helpers for the guard and approval tests (no tests here).
+
+A paper-mode ``binance-mcp serve`` runs as a subprocess and is spoken to over stdio by fastmcp's client
+(legacy protocol era, as Claude Desktop and most clients speak today). Its embedded simulator is found
+through ``binance_account_status``'s ``host`` and observed through the ``/_sim/`` controls: what reached
+the exchange is read from the simulator, never from the server's own answer. The audit log is read
+from the state directory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+import textwrap
+import urllib.error
+import urllib.request
+from contextlib import asynccontextmanager
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from fastmcp import Client
+from fastmcp.client.transports import StdioTransport
+
+SERVE = ["-m", "binance_mcp", "serve"]
+
+
+def D(value: object) -> Decimal:
+    return Decimal(str(value))
+
+
+def write_policy(path: Path, text: str) -> Path:
+    """Write a policy so that a running server sees a change: a new mtime even within one clock tick."""
+    old = path.stat().st_mtime_ns if path.exists() else 0
+    path.write_text(textwrap.dedent(text), encoding="utf-8")
+    st = path.stat()
+    if st.st_mtime_ns <= old:
+        os.utime(path, ns=(st.st_atime_ns, old + 1_000_000))
+    return path
+
+
+def server_env(state_dir: Path, policy: Path, **extra: str) -> dict[str, str]:
+    """Our environment minus every BINANCE_* variable (no keys: paper mode), plus the test settings."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BINANCE_")}
+    env.update(BINANCE_MCP_STATE_DIR=str(state_dir), BINANCE_MCP_POLICY=str(policy),
+               BINANCE_MCP_PAPER_TICK_SECONDS="0", FASTMCP_SHOW_SERVER_BANNER="false")
+    env.update(extra)
+    return env
+
+
+def http_json(url: str, body: dict | None = None, method: str | None = None) -> Any:
+    assert url.startswith("http://127.0.0.1:"), url
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(url, data=data, method=method or ("POST" if body is not None else "GET"),
+                                 headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=10) as resp:  # noqa: S310 - 127.0.0.1 only
+            return json.loads(resp.read())
+    except urllib.error.HTTPError as exc:
+        return json.loads(exc.read())
+
+
+def read_audit(state_dir: Path) -> list[dict]:
+    path = Path(state_dir) / "audit.jsonl"
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+class Paper:
+    """A running server: MCP calls, its simulator and its audit log."""
+
+    def __init__(self, client: Client, host: str, state_dir: Path, policy: Path) -> None:
+        assert host.startswith("127.0.0.1:"), host
+        self.client, self.host, self.state_dir, self.policy = client, host, Path(state_dir), policy
+        self.base = f"http://{host}"
+
+    # -- MCP -------------------------------------------------------------------------------------
+    async def call(self, name: str, args: dict | None = None):
+        return await self.client.call_tool(name, args or {}, raise_on_error=False)
+
+    async def ok(self, name: str, args: dict | None = None) -> dict:
+        r = await self.call(name, args)
+        assert not r.is_error, f"{name} failed: {r.content[0].text}"
+        return r.structured_content
+
+    async def denied(self, name: str, args: dict | None, code: str) -> str:
+        """A call that must be refused with ``code``: the text starts with the code and nothing reached the
+        exchange."""
+        before = self.state()
+        r = await self.call(name, args)
+        after = self.state()
+        text = r.content[0].text
+        assert r.is_error, f"{name} should have been denied with {code}, got {text[:300]}"
+        assert text.startswith(f"{code}: "), text
+        assert after["order_requests"] == before["order_requests"], (before, after)
+        assert after["orders"] == before["orders"], (before, after)
+        return text
+
+    async def status(self) -> dict:
+        return await self.ok("binance_policy_status")
+
+    async def daily_used(self, rule: str = "tools.binance_spot_place_order.limits.daily_notional_usd") -> Decimal:
+        for row in (await self.status())["daily"]:
+            if row["rule"] == rule:
+                return D(row["used_usd"])
+        raise AssertionError(f"no daily row {rule}")
+
+    async def tool_names(self) -> set[str]:
+        return {t.name for t in await self.client.list_tools()}
+
+    # -- the simulator ---------------------------------------------------------------------------
+    def sim(self, path: str, body: dict | None = None, method: str | None = None) -> Any:
+        return http_json(f"{self.base}/_sim/{path}", body, method)
+
+    def state(self) -> dict:
+        return self.sim("state")
+
+    def reset(self) -> None:
+        self.sim("reset", {})
+
+    def requests(self, since: int = 0) -> list[dict]:
+        return self.sim(f"requests?since={since}")
+
+    def spot_orders_since(self, seq: int) -> list[dict]:
+        """The spot orders the exchange accepted after request ``seq`` (its own log)."""
+        return [e for e in self.requests(seq) if e["path"] == "/api/v3/order" and e["method"] == "POST"
+                and e.get("status") == 200]
+
+    # -- the audit log ---------------------------------------------------------------------------
+    def audit(self) -> list[dict]:
+        return read_audit(self.state_dir)
+
+    def calls(self, tool: str | None = None) -> list[dict]:
+        return [r for r in self.audit() if "call_id" in r and (tool is None or r["tool"] == tool)]
+
+    def events(self, event: str) -> list[dict]:
+        return [r for r in self.audit() if r.get("event") == event]
+
+
+@asynccontextmanager
+async def serve(state_dir: Path, policy: Path, **env: str):
+    """``binance-mcp serve`` as a subprocess over stdio, in paper mode with frozen prices."""
+    transport = StdioTransport(command=sys.executable, args=SERVE, env=server_env(state_dir, policy, **env))
+    async with Client(transport, mode="legacy", timeout=60) as client:
+        status = await client.call_tool("binance_account_status", {})
+        assert status.structured_content["exchange"] == "paper", status.structured_content
+        yield Paper(client, status.structured_content["host"], state_dir, policy)
+
+
+async def cli(state_dir: Path, *args: str) -> tuple[int, str, str]:
+    """``binance-mcp <args>`` as a separate process on the same state directory: (exit code, stdout, stderr)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BINANCE_")}
+    env["BINANCE_MCP_STATE_DIR"] = str(state_dir)
+    proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "binance_mcp", *args, env=env,
+                                                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    out, err = await asyncio.wait_for(proc.communicate(), 60)
+    return proc.returncode, out.decode(), err.decode()
+
+
+def limit_buy(qty: str = "0.001", price: str = "90000", symbol: str = "BTCUSDT") -> dict:
+    """A resting LIMIT BUY (below the 97000 start price): notional = qty x price exactly."""
+    return {"symbol": symbol, "side": "BUY", "type": "LIMIT", "quantity": qty, "price": price}
