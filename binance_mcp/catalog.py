@@ -4,9 +4,10 @@ policy, the docs) derives from this one list."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-from mcp_types import ToolAnnotations
+if TYPE_CHECKING:  # imported when needed: the policy and approvals commands do not load the MCP SDK
+    from mcp_types import ToolAnnotations
 
 Risk = Literal["read", "financial", "destructive"]
 Family = Literal["account", "spot", "futures", "market", "analysis", "policy"]
@@ -28,6 +29,8 @@ class ToolSpec:
 
 def annotations_for(risk: Risk, title: str) -> ToolAnnotations:
     """MCP hints from the risk class. Read tools say only what differs from the spec's defaults."""
+    from mcp_types import ToolAnnotations
+
     if risk == "read":
         return ToolAnnotations(read_only_hint=True, open_world_hint=True)
     return ToolAnnotations(read_only_hint=False, destructive_hint=True, idempotent_hint=risk == "destructive",

@@ -1,20 +1,19 @@
 """Errors by remedy: the agent must fix its input, retry later, or a human must act.
 
-Every error the agent sees is a ``ToolError`` (an MCP tool result with ``isError: true``) whose text
-starts with a stable code and says what to do next. Nothing here may carry a secret: messages pass
+Every error the agent sees becomes a ``ToolError`` (an MCP tool result with ``isError: true``) in one place,
+``tools/base.py``; its text starts with a stable code and says what to do next. This module does not import
+FastMCP, so the command-line tools that only need these classes start fast. Nothing here may carry a secret: messages pass
 through ``settings.redact`` before they leave the process.
 """
 
 from __future__ import annotations
-
-from fastmcp.exceptions import ToolError
 
 FIX_INPUT = "fix_input"
 RETRY_LATER = "retry_later"
 HUMAN = "human"
 
 
-class BinanceMcpError(ToolError):
+class BinanceMcpError(Exception):
     """Base class: ``code`` (stable, upper-case) and ``remedy`` (one of the three above)."""
 
     code = "ERROR"
@@ -68,6 +67,13 @@ class OrderStatusUnknown(BinanceMcpError):
     """An order request may or may not have reached the exchange; the client order id says which to check."""
 
     code = "ORDER_STATUS_UNKNOWN"
+    remedy = HUMAN
+
+
+class InternalError(BinanceMcpError):
+    """The server itself failed on a call (a bug): reported with a code instead of a bare, masked message."""
+
+    code = "INTERNAL_ERROR"
     remedy = HUMAN
 
 

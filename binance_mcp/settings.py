@@ -16,6 +16,7 @@ from urllib.parse import urlparse
 from pydantic import SecretStr
 
 from binance_mcp.errors import ConfigError
+from binance_mcp.paths import default_state_dir
 
 Mode = Literal["paper", "testnet", "live", "custom"]
 
@@ -49,11 +50,6 @@ ENVIRONMENT = {
 def _env(environ: dict[str, str], name: str) -> str | None:
     value = environ.get(name)
     return value.strip() if value is not None and value.strip() else None
-
-
-def default_state_dir() -> Path:
-    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
-    return Path(base) / "binance-mcp"
 
 
 @dataclass

@@ -17,11 +17,12 @@ from datetime import datetime, timezone
 from decimal import Decimal
 from typing import Annotated, Any
 
+from fastmcp.exceptions import ToolError
 from fastmcp.tools import Tool, ToolResult
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, ValidationError
 
 from binance_mcp.catalog import BY_NAME, ToolSpec
-from binance_mcp.errors import InputError
+from binance_mcp.errors import BinanceMcpError, InputError
 
 SYMBOL_RE = re.compile(r"^[A-Z0-9]{2,20}$")
 
@@ -194,9 +195,12 @@ class BinanceTool(Tool):
 
     async def run(self, arguments: dict[str, Any]) -> ToolResult:
         try:
-            args = self.tool_def.args.model_validate(arguments or {})
-        except ValidationError as exc:
-            raise InputError(format_validation_error(self.name, exc)) from None
-        result = await self.runner(args)
+            try:
+                args = self.tool_def.args.model_validate(arguments or {})
+            except ValidationError as exc:
+                raise InputError(format_validation_error(self.name, exc)) from None
+            result = await self.runner(args)
+        except BinanceMcpError as exc:  # the one place our errors become MCP tool errors
+            raise ToolError(str(exc)) from None
         data = result.model_dump(mode="json")
         return ToolResult(content=json.dumps(data, separators=(",", ":")), structured_content=data)
