@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -18,7 +18,7 @@ from pydantic import ValidationError
 
 from binance_mcp.catalog import ALL_TOOLS, BY_NAME
 from binance_mcp.policy import engine
-from binance_mcp.policy.engine import Call, Counters, Decision
+from binance_mcp.policy.engine import Call, Counters, Decision, Facts
 from binance_mcp.policy.facts import FactError, gather
 from binance_mcp.policy.loader import LoadedPolicy, PolicyLoadError, load_file
 from binance_mcp.policy.model import Policy
@@ -42,7 +42,10 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     e.add_argument("--open-orders", type=int, default=0)
     e.add_argument("--used", action="append", default=[], metavar="KEY=USD",
                    help="daily notional already used today: account=100 or tool:binance_spot_place_order=50")
-    t = psub.add_parser("test", help="run table-driven cases (tool, args, prices, expected code)")
+    t = psub.add_parser("test", help="run table-driven cases (tool, args, prices, expected code)",
+                        description="Each case: name, tool, args, expect (a code) and optionally rule (the rule "
+                                    "path that must decide), prices {SYMBOL: price}, positions {SYMBOL: amount}, "
+                                    "leverage {SYMBOL: n}, open_orders, used {account: USD}, kill_switch.")
     t.add_argument("file", type=Path)
     t.add_argument("cases", type=Path)
     psub.add_parser("schema", help="JSON Schema of the policy format (for editor completion)")
@@ -129,6 +132,8 @@ class StaticFacts:
     def _price(self, symbol: str) -> Decimal:
         if symbol not in self.prices:
             raise FactError(f"no price for {symbol}: pass --price {symbol}=<price>")
+        if self.prices[symbol] <= 0:
+            raise FactError(f"the price of {symbol} must be positive: pass --price {symbol}=<price>")
         return self.prices[symbol]
 
     async def spot_book_top(self, symbol: str) -> tuple[Decimal, Decimal]:
@@ -194,11 +199,18 @@ async def explain_call(loaded: LoadedPolicy, tool: str, args: dict, facts_src: S
                        used: dict[str, Decimal] | None = None, kill_switch: bool = False) -> Decision:
     call = Call(tool, normalise(tool, args))
     policy = loaded.policy
+    counters = Counters(daily_used=dict(used or {}), kill_switch=kill_switch)
     try:
         facts = await gather(call, engine.needs(policy, call), facts_src)
     except FactError as exc:
-        return Decision("deny", "POLICY_ERROR", "facts", str(exc))
-    counters = Counters(daily_used=dict(used or {}), kill_switch=kill_switch)
+        # Decide without the facts: an earlier step (kill switch, tool denied, symbol) still wins; a step that
+        # needed the missing fact fails with POLICY_ERROR, and the text says which input to pass.
+        decision = engine.decide(policy, call, exc.facts or Facts(), counters)
+        if decision.code == "POLICY_ERROR":
+            return replace(decision, reason=f"{exc}. {decision.reason[:1].upper()}{decision.reason[1:]}")
+        if decision.effect == engine.DENY:
+            return decision
+        return Decision(engine.DENY, "POLICY_ERROR", "facts", f"{exc}.", decision.facts, decision.steps)
     return engine.decide(policy, call, facts, counters)
 
 
@@ -251,6 +263,10 @@ def cmd_test(ns: argparse.Namespace) -> int:
         return 2
     failed = 0
     for i, case in enumerate(cases, 1):
+        if not isinstance(case, dict):
+            failed += 1
+            print(f"FAIL  case {i}: not a mapping with tool, args and expect (got {case!r:.60})")
+            continue
         name = case.get("name", f"case {i}")
         try:
             src = StaticFacts({k.upper(): Decimal(str(v)) for k, v in (case.get("prices") or {}).items()},
@@ -261,10 +277,12 @@ def cmd_test(ns: argparse.Namespace) -> int:
             decision = asyncio.run(explain_call(loaded, case["tool"], case.get("args") or {}, src, used,
                                                 bool(case.get("kill_switch", False))))
             got = decision.code
-        except (KeyError, ValueError, ValidationError) as exc:
+        except (KeyError, TypeError, ValueError, ArithmeticError, ValidationError) as exc:  # a malformed case
             got, decision = f"INVALID_CASE ({exc})", None
-        expect = case.get("expect")
-        ok = got == expect
+        expect, expect_rule = case.get("expect"), case.get("rule")
+        ok = got == expect and (expect_rule is None or decision is None or decision.rule == expect_rule)
+        if expect_rule is not None and decision is not None:
+            expect, got = f"{expect} at {expect_rule}", f"{got} at {decision.rule}"
         failed += not ok
         print(f"{'PASS' if ok else 'FAIL'}  {name}: expected {expect}, got {got}"
               + ("" if ok or decision is None else f" ({decision.rule}: {decision.reason})"))
@@ -272,11 +290,41 @@ def cmd_test(ns: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
-def cmd_schema() -> int:
+def json_schema() -> dict:
+    """JSON Schema of the policy format, including the short forms the loader accepts.
+
+    pydantic describes the models' object form only; the loader also reads ``version: "1"``, a rule written as
+    its action (``read: allow``) or left empty, a rate limit as ``"10/minute"``, and empty sections. Tool names
+    are listed so that an editor completes them and flags a misspelt one.
+    """
     schema = Policy.model_json_schema()
+    defs = schema["$defs"]
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["title"] = "binance-mcp policy (v1)"
-    print(json.dumps(schema, indent=2))
+    props = schema["properties"]
+    props["version"] = {"enum": [1, "1"], "default": 1, "title": "Version", "description": "1, or \"1\" as "
+                        "PolicyLayer writes it"}
+    rule = defs.pop("Rule")
+    defs["RuleObject"] = rule
+    defs["Rule"] = {"anyOf": [{"$ref": "#/$defs/RuleObject"}, {"enum": ["allow", "deny", "require_approval"]},
+                              {"type": "null"}],
+                    "description": "a rule, or just its action; empty means allow"}
+    rate = defs.pop("RateLimit")
+    defs["RateLimitObject"] = rate
+    defs["RateLimit"] = {"anyOf": [{"$ref": "#/$defs/RateLimitObject"},
+                                   {"type": "string", "pattern": r"^\s*\d+\s*/\s*\d*\s*[a-zA-Z]+\s*$",
+                                    "examples": ["10/minute", "5/10s", "100/hour"]}]}
+    for name in ("classes", "account"):
+        props[name] = {"anyOf": [props[name], {"type": "null"}]}
+    props["tools"] = {"anyOf": [{"type": "object", "title": "Tools",
+                                 "properties": {t.name: {"$ref": "#/$defs/Rule"} for t in ALL_TOOLS},
+                                 "additionalProperties": False},
+                                {"type": "null"}]}
+    return schema
+
+
+def cmd_schema() -> int:
+    print(json.dumps(json_schema(), indent=2))
     return 0
 
 
@@ -324,7 +372,7 @@ def cmd_audit(ns: argparse.Namespace) -> int:
 def _state_dir(ns: argparse.Namespace) -> Path:
     import os
 
-    from binance_mcp.settings import default_state_dir
+    from binance_mcp.paths import default_state_dir
 
     return ns.state_dir or Path(os.environ.get("BINANCE_MCP_STATE_DIR") or default_state_dir()).expanduser()
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import fnmatch
 from dataclasses import dataclass, field
-from decimal import ROUND_DOWN, Decimal
+from decimal import ROUND_DOWN, Decimal, localcontext
 from typing import Any
 
 from binance_mcp.catalog import BY_NAME
@@ -140,15 +140,18 @@ def needs(policy: Policy, call: Call) -> set[str]:
     return out
 
 
-def _fmt(value: Decimal, places: str = "0.01") -> str:
-    return f"{value.quantize(Decimal(places)):,}"
+def _fmt(value: Decimal) -> str:
+    """Two decimals with thousands separators, for any magnitude (quantize would raise past 28 digits)."""
+    return format(value, ",.2f")
 
 
 def _max_qty(limit: Decimal, notional: Decimal, qty: Decimal | None) -> str | None:
     if not qty or notional <= 0:
         return None
-    per_unit = notional / qty
-    return f"{(limit / per_unit).quantize(Decimal('0.00000001'), rounding=ROUND_DOWN).normalize():f}"
+    with localcontext() as ctx:
+        ctx.prec = 60
+        per_unit = notional / qty
+        return f"{(limit / per_unit).quantize(Decimal('0.00000001'), rounding=ROUND_DOWN).normalize():f}"
 
 
 class _Eval:
@@ -159,6 +162,12 @@ class _Eval:
     def deny(self, code: str, rule: str, reason: str, effect: str = DENY) -> Decision:
         self.steps.append(f"{rule}: {code}")
         return Decision(effect, code, rule, reason, self.facts.as_dict(), tuple(self.steps))
+
+    def missing(self, rule: str, fact: str) -> Decision:
+        """A fact the rule needs is missing: deny (fail closed), naming the rule."""
+        return self.deny("POLICY_ERROR", rule, f"{fact} could not be determined, and {rule} needs it, so the call is "
+                                               "denied to be safe. Retry later; if it persists, a human must check "
+                                               "the server.")
 
     def passed(self, what: str) -> None:
         self.steps.append(f"{what}: ok")
@@ -171,9 +180,10 @@ def decide(policy: Policy, call: Call, facts: Facts, counters: Counters) -> Deci
     # 1. kill switch
     if counters.kill_switch and risk in ("financial", "destructive"):
         path = policy.account.kill_switch_file
+        where = f"the kill switch file {path} exists" if path else "the kill switch is on"
         return ev.deny("KILL_SWITCH", "account.kill_switch_file",
-                       f"the kill switch file {path} exists, so every trading and cancelling call is stopped. A human "
-                       "must remove that file to resume; read-only tools still work.")
+                       f"{where}, so every trading and cancelling call is stopped. A human must remove the file to resume; "
+                       "read-only tools still work.")
     ev.passed("kill switch")
     # 2. the tool's action
     rule, path = effective_rule(policy, call.tool)
@@ -215,8 +225,7 @@ def decide(policy: Policy, call: Call, facts: Facts, counters: Counters) -> Deci
         threshold = rule.approval_above.notional_usd
         notional = facts.notional_usd
         if notional is None:
-            return ev.deny("POLICY_ERROR", f"{path}.approval_above",
-                           "the order's notional could not be computed, so the approval threshold cannot be checked.")
+            return ev.missing(f"{path}.approval_above", "the order's notional")
         if notional > threshold:
             return ev.deny("APPROVAL_REQUIRED", f"{path}.approval_above.notional_usd",
                            f"order notional {_fmt(notional)} USD is above the {threshold} USD approval threshold of "
@@ -245,7 +254,7 @@ def _limits(ev: _Eval, limits, path: str) -> Decision | None:
         hit = next((pat for pat in limits.deny_symbols if fnmatch.fnmatchcase(symbol, pat)), None)
         if hit is not None:
             return ev.deny("SYMBOL_NOT_ALLOWED", f"{lp}.deny_symbols",
-                           f"{symbol} matches {hit!r} in {lp}.deny_symbols; it may not be traded.")
+                           f"{symbol} matches {hit!r} in {lp}.deny_symbols; it may not be traded, use another symbol.")
         ev.passed(f"{lp}.deny_symbols")
     if limits.sides is not None:
         if call.get("side") not in limits.sides:
@@ -262,12 +271,14 @@ def _limits(ev: _Eval, limits, path: str) -> Decision | None:
         cap = limits.max_notional_usd
         notional = facts.notional_usd
         if notional is None:
-            return ev.deny("POLICY_ERROR", f"{lp}.max_notional_usd", "the order's notional could not be computed.")
+            return ev.missing(f"{lp}.max_notional_usd", "the order's notional")
         if notional > cap:
-            hint = _max_qty(cap, notional, facts.quantity)
+            field, amount = ("quoteOrderQty", call.get("quoteOrderQty")) if call.get("quoteOrderQty") is not None \
+                else ("quantity", facts.quantity)
+            hint = _max_qty(cap, notional, None if amount is None else Decimal(str(amount)))
             return ev.deny("NOTIONAL_OVER_LIMIT", f"{lp}.max_notional_usd",
                            f"order notional {_fmt(notional)} USD is over the {cap} USD limit of rule "
-                           f"{lp}.max_notional_usd." + (f" Reduce quantity to at most {hint}." if hint else ""))
+                           f"{lp}.max_notional_usd." + (f" Reduce {field} to at most {hint}." if hint else ""))
         ev.passed(f"{lp}.max_notional_usd")
     if limits.daily_notional_usd is not None:
         decision = _daily(ev, limits.daily_notional_usd, f"tool:{call.tool}", f"{lp}.daily_notional_usd")
@@ -276,7 +287,7 @@ def _limits(ev: _Eval, limits, path: str) -> Decision | None:
     if limits.max_price_deviation_pct is not None and call.get("type") not in ("MARKET", None):
         dev = facts.price_deviation_pct
         if dev is None:
-            return ev.deny("POLICY_ERROR", f"{lp}.max_price_deviation_pct", "the reference price could not be read.")
+            return ev.missing(f"{lp}.max_price_deviation_pct", "the reference price")
         if dev > limits.max_price_deviation_pct:
             ref = facts.reference_price
             return ev.deny("PRICE_DEVIATION", f"{lp}.max_price_deviation_pct",
@@ -287,13 +298,15 @@ def _limits(ev: _Eval, limits, path: str) -> Decision | None:
     if limits.max_open_orders is not None:
         n = facts.open_orders
         if n is None:
-            return ev.deny("POLICY_ERROR", f"{lp}.max_open_orders", "the open orders could not be counted.")
+            return ev.missing(f"{lp}.max_open_orders", "the open orders")
         if n >= limits.max_open_orders:
             return ev.deny("OPEN_ORDERS_OVER_LIMIT", f"{lp}.max_open_orders",
                            f"{n} orders are open and {lp}.max_open_orders allows {limits.max_open_orders}; cancel "
                            "some before placing another.")
         ev.passed(f"{lp}.max_open_orders")
     if limits.reduce_only:
+        if facts.reduces_position is None:
+            return ev.missing(f"{lp}.reduce_only", "the position")
         if not facts.reduces_position:
             return ev.deny("REDUCE_ONLY_REQUIRED", f"{lp}.reduce_only",
                            f"{lp}.reduce_only allows only orders that shrink an open position: set reduceOnly=true "
@@ -302,7 +315,7 @@ def _limits(ev: _Eval, limits, path: str) -> Decision | None:
     if limits.max_leverage is not None:
         lev = facts.leverage if call.tool == "binance_futures_place_order" else call.get("leverage")
         if lev is None:
-            return ev.deny("POLICY_ERROR", f"{lp}.max_leverage", "the symbol's leverage could not be read.")
+            return ev.missing(f"{lp}.max_leverage", "the symbol's leverage")
         if lev > limits.max_leverage:
             what = "the symbol's current leverage" if call.tool == "binance_futures_place_order" else "leverage"
             return ev.deny("LEVERAGE_OVER_LIMIT", f"{lp}.max_leverage",
@@ -312,11 +325,12 @@ def _limits(ev: _Eval, limits, path: str) -> Decision | None:
     if limits.max_position_notional_usd is not None:
         after = facts.position_after_usd
         if after is None:
-            return ev.deny("POLICY_ERROR", f"{lp}.max_position_notional_usd", "the position could not be read.")
+            return ev.missing(f"{lp}.max_position_notional_usd", "the position")
         if after > limits.max_position_notional_usd:
             return ev.deny("POSITION_OVER_LIMIT", f"{lp}.max_position_notional_usd",
                            f"the position after this order would be {_fmt(after)} USD at mark price, over the "
-                           f"{limits.max_position_notional_usd} USD of {lp}.max_position_notional_usd.")
+                           f"{limits.max_position_notional_usd} USD of {lp}.max_position_notional_usd. Reduce "
+                           "quantity so the position stays within it, or reduce the position first.")
         ev.passed(f"{lp}.max_position_notional_usd")
     return None
 
@@ -324,7 +338,7 @@ def _limits(ev: _Eval, limits, path: str) -> Decision | None:
 def _daily(ev: _Eval, cap: Decimal, key: str, rule: str) -> Decision | None:
     notional = ev.facts.notional_usd
     if notional is None:
-        return ev.deny("POLICY_ERROR", rule, "the order's notional could not be computed.")
+        return ev.missing(rule, "the order's notional")
     used = ev.counters.daily_used.get(key, Decimal(0))
     if used + notional > cap:
         left = max(cap - used, Decimal(0))

@@ -18,7 +18,9 @@ PRICE_TTL = 2.0
 
 
 class FactError(Exception):
-    """A fact the policy needs could not be determined."""
+    """A fact the policy needs could not be determined. ``facts`` holds those gathered before it (or None)."""
+
+    facts: Facts | None = None
 
 
 class PriceSource(Protocol):
@@ -106,18 +108,22 @@ async def gather(call: Call, needs: set[str], src: PriceSource) -> Facts:
         return facts
     tool = call.tool
     symbol = call.get("symbol")
-    if tool == "binance_spot_place_order":
-        await _spot_order(call, needs, src, facts)
-    elif tool == "binance_futures_place_order":
-        await _futures_order(call, needs, src, facts)
-    elif tool == "binance_futures_close_position" and "notional" in needs:
-        positions = await src.positions(symbol)
-        side = call.get("positionSide")
-        size = sum((abs(a) for s, a in positions.items() if side is None or s == side), Decimal(0))
-        mark = await src.mark_price(symbol)
-        facts.quantity = size
-        facts.reference_price = mark
-        facts.notional_usd = await to_usd(src, "futures", symbol, size * mark)
+    try:
+        if tool == "binance_spot_place_order":
+            await _spot_order(call, needs, src, facts)
+        elif tool == "binance_futures_place_order":
+            await _futures_order(call, needs, src, facts)
+        elif tool == "binance_futures_close_position" and "notional" in needs:
+            positions = await src.positions(symbol)
+            side = call.get("positionSide")
+            size = sum((abs(a) for s, a in positions.items() if side is None or s == side), Decimal(0))
+            mark = await src.mark_price(symbol)
+            facts.quantity = size
+            facts.reference_price = mark
+            facts.notional_usd = await to_usd(src, "futures", symbol, size * mark)
+    except FactError as exc:
+        exc.facts = facts
+        raise
     return facts
 
 
@@ -133,14 +139,20 @@ async def _spot_order(call: Call, needs: set[str], src: PriceSource, facts: Fact
     if "notional" in needs:
         if otype == "MARKET":
             # Never the agent's price: the book's best ask (BUY) or bid (SELL), or the quote amount itself.
+            bid, ask = await src.spot_book_top(symbol)
+            facts.reference_price = ask if side == "BUY" else bid
             if quote_qty is not None:
                 quote_notional = quote_qty
-                bid, ask = await src.spot_book_top(symbol)
-                facts.quantity = quote_qty / (ask if side == "BUY" else bid)
+                facts.quantity = quote_qty / facts.reference_price
             else:
-                bid, ask = await src.spot_book_top(symbol)
-                quote_notional = qty * (ask if side == "BUY" else bid)
-        elif price is not None:
+                quote_notional = qty * facts.reference_price
+        elif price is not None and side == "SELL":
+            # A SELL priced under the market crosses and fills at the best bid (or, once a stop triggers, near the
+            # stop price) or better: never count less than that, or a far-too-low limit price would slip a large
+            # order under a notional cap.
+            floor = stop if stop is not None else (await src.spot_book_top(symbol))[0]
+            quote_notional = qty * max(price, floor)
+        elif price is not None:  # a BUY that crosses fills at or under its price: qty x price is the upper bound
             quote_notional = qty * price
         else:  # STOP_LOSS / TAKE_PROFIT: a market order at the trigger
             quote_notional = qty * stop

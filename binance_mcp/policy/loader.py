@@ -6,7 +6,10 @@ accepted: tags that construct objects, huge files and deeply nested documents ar
 
 from __future__ import annotations
 
+import difflib
+import functools
 import hashlib
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,10 +18,11 @@ import yaml
 from pydantic import ValidationError
 
 from binance_mcp.catalog import BY_NAME, RISK_CLASSES
-from binance_mcp.policy.model import Limits, Policy, Rule
+from binance_mcp.policy.model import Account, ApprovalAbove, Limits, Policy, RateLimit, Rule
 
 MAX_BYTES = 256 * 1024
 MAX_DEPTH = 12
+MAX_NODES = 100_000  # values after expanding YAML aliases (a "billion laughs" file is refused)
 
 # Which tools each limit can apply to. A limit on any other tool is a load error.
 ORDER_TOOLS = frozenset({"binance_spot_place_order", "binance_futures_place_order"})
@@ -36,6 +40,17 @@ LIMIT_TOOLS: dict[str, frozenset[str]] = {
     "max_position_notional_usd": FUTURES_ORDER,
 }
 APPROVAL_ABOVE_TOOLS = NOTIONAL_TOOLS
+
+
+@functools.cache
+def order_types() -> dict[str, tuple[str, ...]]:
+    """The order types each order tool accepts (from the tools' own input models)."""
+    from typing import get_args
+
+    from binance_mcp.tools.futures import FuturesType
+    from binance_mcp.tools.spot import SpotType
+
+    return {"binance_spot_place_order": get_args(SpotType), "binance_futures_place_order": get_args(FuturesType)}
 
 
 def symbol_tools() -> frozenset[str]:
@@ -82,20 +97,64 @@ def _no_duplicates(loader: _SafeLoader, node: yaml.MappingNode, deep: bool = Fal
 _SafeLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _no_duplicates)
 
 
-def _lines(node: yaml.Node, path: tuple = (), out: dict | None = None, depth: int = 0) -> dict[tuple, int]:
-    out = {} if out is None else out
-    if depth > MAX_DEPTH:
-        raise ValueError(f"the document is nested deeper than {MAX_DEPTH} levels")
-    out.setdefault(path, node.start_mark.line + 1)
-    if isinstance(node, yaml.MappingNode):
-        for k, v in node.value:
-            key = k.value
-            out[path + (key,)] = k.start_mark.line + 1
-            _lines(v, path + (key,), out, depth + 1)
-    elif isinstance(node, yaml.SequenceNode):
-        for i, v in enumerate(node.value):
-            _lines(v, path + (i,), out, depth + 1)
+class _DocumentError(Exception):
+    """A problem found while walking the YAML nodes, before anything is constructed."""
+
+    def __init__(self, errors: list[str]):
+        self.errors = errors
+
+
+# Tags the safe loader builds plain values from; any other tag (e.g. !!python/object/apply) is refused.
+_PLAIN_TAGS = frozenset(t for t in _SafeLoader.yaml_constructors if t is not None)
+
+
+def _key_name(path: tuple) -> str:
+    return ".".join(str(p) for p in path) or "(top level)"
+
+
+def _lines(node: yaml.Node, source: str) -> dict[tuple, int]:
+    """Line of every key path; refuses object-building tags, duplicate keys, deep nesting and alias bombs."""
+    out: dict[tuple, int] = {}
+    problems: list[str] = []
+    visits = 0
+    stack: list[tuple[yaml.Node, tuple, int]] = [(node, (), 0)]
+    while stack:  # iterative, so a deeply nested document cannot exhaust the interpreter's stack
+        node, path, depth = stack.pop()
+        visits += 1
+        if visits > MAX_NODES:
+            raise _DocumentError([f"{source}:{node.start_mark.line + 1}: {_key_name(path)}: the document expands "
+                                  f"to more than {MAX_NODES} values (YAML aliases?); a policy is a short list of "
+                                  "rules"])
+        if depth > MAX_DEPTH:
+            raise _DocumentError([f"{source}:{node.start_mark.line + 1}: {_key_name(path)}: the document is nested "
+                                  f"deeper than {MAX_DEPTH} levels; a policy needs at most 5"])
+        if node.tag not in _PLAIN_TAGS:
+            problems.append(f"{source}:{node.start_mark.line + 1}: {_key_name(path)}: the YAML tag {node.tag!r} is "
+                            "not allowed in a policy (tags that build objects are refused); write a plain value")
+            continue
+        out.setdefault(path, node.start_mark.line + 1)
+        if isinstance(node, yaml.MappingNode):
+            first: dict[Any, int] = {}
+            for k, v in node.value:
+                key = k.value
+                line = k.start_mark.line + 1
+                if isinstance(key, str) and key in first:
+                    problems.append(f"{source}:{line}: {_key_name(path + (key,))}: duplicate key (first on line "
+                                    f"{first[key]}); keep one")
+                    continue
+                first[key] = line
+                out[path + (key,)] = line
+                stack.append((v, path + (key,), depth + 1))
+        elif isinstance(node, yaml.SequenceNode):
+            stack.extend((v, path + (i,), depth + 1) for i, v in enumerate(node.value))
+    if problems:
+        raise _DocumentError(sorted(problems, key=_line_number))
     return out
+
+
+def _line_number(error: str) -> int:
+    m = re.match(r".*?:(\d+): ", error)
+    return int(m.group(1)) if m else 0
 
 
 def parse_text(text: str, source: str) -> LoadedPolicy:
@@ -105,8 +164,10 @@ def parse_text(text: str, source: str) -> LoadedPolicy:
                                        "short list of rules"])
     try:
         node = yaml.compose(text, Loader=_SafeLoader)
-        lines = _lines(node) if node is not None else {}
+        lines = _lines(node, source) if node is not None else {}
         data = yaml.load(text, Loader=_SafeLoader)  # noqa: S506 - _SafeLoader is a SafeLoader
+    except _DocumentError as exc:
+        raise PolicyLoadError(source, exc.errors) from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = f"{source}:{mark.line + 1}" if mark else source
@@ -114,7 +175,10 @@ def parse_text(text: str, source: str) -> LoadedPolicy:
         if "could not determine a constructor" in str(exc):
             problem = f"{problem}: YAML tags that build objects are not allowed in a policy"
         raise PolicyLoadError(source, [f"{where}: not valid policy YAML: {problem}"]) from None
-    except (yaml.YAMLError, ValueError, RecursionError) as exc:
+    except RecursionError:
+        raise PolicyLoadError(source, [f"{source}: the document is nested deeper than {MAX_DEPTH} levels; a policy "
+                                       "needs at most 5"]) from None
+    except (yaml.YAMLError, ValueError) as exc:
         raise PolicyLoadError(source, [f"{source}: not a usable policy: {exc}"]) from None
     if data is None:
         raise PolicyLoadError(source, [f"{source}: the file is empty; write at least `version: 1` and `default: "
@@ -139,18 +203,27 @@ def _where(source: str, lines: dict[tuple, int], path: tuple) -> str:
     return source
 
 
+_KEYS = sorted({k for m in (Policy, Rule, Limits, Account, RateLimit, ApprovalAbove) for k in m.model_fields})
+
+
 def _format(exc: ValidationError, source: str, lines: dict[tuple, int]) -> list[str]:
     out = []
     for err in exc.errors(include_url=False):
         loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith(("function-", "literal["))))
         key = ".".join(str(p) for p in loc) or "(top level)"
         msg = err["msg"]
-        if err["type"] == "extra_forbidden":
-            msg = "unknown key; see `binance-mcp policy schema` for the keys a policy may use"
+        if err["type"] == "extra_forbidden" and loc[:1] == ("classes",) and len(loc) == 2:
+            msg = f"unknown class; the classes are {', '.join(RISK_CLASSES)} (a single tool goes under tools:)"
+        elif err["type"] == "extra_forbidden":
+            key_name = str(loc[-1]) if loc else ""
+            close = difflib.get_close_matches(key_name, _KEYS, n=1, cutoff=0.75)
+            hint = (" here (it belongs in another section)" if key_name in _KEYS else
+                    f" (did you mean {close[0]}?)" if close else "")
+            msg = f"unknown key{hint}; see `binance-mcp policy schema` for the keys a policy may use"
         elif err["type"] == "literal_error":
             msg = f"{msg} (got {err.get('input')!r})"
         out.append(f"{_where(source, lines, loc)}: {key}: {msg}")
-    return out
+    return sorted(out, key=_line_number)
 
 
 def check(policy: Policy, source: str, lines: dict[tuple, int]) -> list[str]:
@@ -161,7 +234,7 @@ def check(policy: Policy, source: str, lines: dict[tuple, int]) -> list[str]:
     for name, rule in policy.tools.items():
         path = ("tools", name)
         if name not in known:
-            close = [t for t in known if name.replace("binance_", "") in t][:3]
+            close = difflib.get_close_matches(name, sorted(known), n=3, cutoff=0.75)
             hint = f" (did you mean {', '.join(close)}?)" if close else ""
             errors.append(f"{_where(source, lines, path)}: tools.{name}: unknown tool{hint}")
             continue
@@ -187,6 +260,13 @@ def _check_rule(rule: Rule, name: str, path: tuple, source: str, lines: dict[tup
                       "action: require_approval instead")
     if rule.limits is None:
         return errors
+    types = order_types().get(name)
+    if rule.limits.order_types is not None and types is not None:
+        for i, t in enumerate(rule.limits.order_types):
+            if t not in types:
+                p = path + ("limits", "order_types", i)
+                errors.append(f"{_where(source, lines, p)}: tools.{name}.limits.order_types: {t!r} is not an order "
+                              f"type of {name}; use {', '.join(types)}")
     for key in Limits.model_fields:
         if getattr(rule.limits, key) is None:
             continue

@@ -6,7 +6,16 @@ import re
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    field_validator,
+    model_validator,
+)
 
 Action = Literal["allow", "deny", "require_approval"]
 NonNegative = Annotated[Decimal, Field(ge=0, allow_inf_nan=False)]
@@ -23,8 +32,8 @@ class Strict(BaseModel):
 class RateLimit(Strict):
     """``{max: 10, window: 60}`` (calls per window seconds), or the string ``"10/minute"``."""
 
-    max: int = Field(gt=0)
-    window: int = Field(gt=0, le=86400, description="seconds")
+    max: StrictInt = Field(gt=0)
+    window: StrictInt = Field(gt=0, le=86400, description="seconds")
 
     @model_validator(mode="before")
     @classmethod
@@ -59,9 +68,9 @@ class Limits(Strict):
     max_notional_usd: NonNegative | None = None
     daily_notional_usd: NonNegative | None = None
     max_price_deviation_pct: NonNegative | None = None
-    max_open_orders: int | None = Field(None, ge=0)
-    reduce_only: bool | None = None
-    max_leverage: int | None = Field(None, ge=1, le=125)
+    max_open_orders: StrictInt | None = Field(None, ge=0)
+    reduce_only: StrictBool | None = None
+    max_leverage: StrictInt | None = Field(None, ge=1, le=125)
     max_position_notional_usd: NonNegative | None = None
 
 
