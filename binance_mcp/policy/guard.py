@@ -23,7 +23,7 @@ from binance_mcp.errors import BinanceMcpError, ExchangeRejected
 from binance_mcp.policy import engine
 from binance_mcp.policy.approvals import DEFAULT_ELICIT_TIMEOUT, DEFAULT_TTL, ApprovalStore, Approver
 from binance_mcp.policy.audit import AuditLog
-from binance_mcp.policy.engine import APPROVE, DENY, Call, Counters, Decision
+from binance_mcp.policy.engine import APPROVE, DENY, Call, Counters, Decision, Facts
 from binance_mcp.policy.facts import PriceSource, gather
 from binance_mcp.policy.loader import LoadedPolicy, PolicyLoadError, load_file
 from binance_mcp.policy.ratelimit import RateLimits
@@ -139,7 +139,10 @@ class PolicyGuard:
         needed = engine.needs(policy, call)
         if call.tool in engine.NOTIONAL_TOOLS and engine.effective_action(policy, call.tool) == APPROVE:
             needed.add("notional")  # the human approving an order must see what it is worth
-        facts = await gather(call, needed, self.facts)
+        try:
+            facts = await gather(call, needed, self.facts)
+        except Exception as exc:  # a fact is missing: an earlier rule may still deny; otherwise POLICY_ERROR
+            return self._without_facts(loaded, call, exc), None
         now = self.clock()
         caps = self._daily_caps(loaded, call) if "notional" in needed else {}
         counters = Counters(kill_switch=self.kill_switch_on(loaded))
@@ -148,6 +151,19 @@ class PolicyGuard:
         for key, rl in self._rate_keys(loaded, call):
             counters.rate_wait[key] = self.rates.wait(key, rl, now)
         return engine.decide(policy, call, facts, counters), facts
+
+    def _without_facts(self, loaded: LoadedPolicy, call: Call, exc: Exception) -> Decision:
+        """Decide with the facts gathered before the failure; never allow. The reason carries the cause."""
+        partial = getattr(exc, "facts", None) or Facts()
+        cause = self.redact(getattr(exc, "message", None) or str(exc) or type(exc).__name__)[:300]
+        decision = engine.decide(loaded.policy, call, partial, Counters(kill_switch=self.kill_switch_on(loaded)))
+        if decision.code != "POLICY_ERROR" and not decision.allowed and decision.effect != APPROVE:
+            return decision  # denied by a rule that needed no missing fact (kill switch, symbol, side...)
+        rule = decision.rule if decision.code == "POLICY_ERROR" else "guard"
+        return Decision(DENY, "POLICY_ERROR", rule,
+                        f"a fact the policy needs could not be fetched ({cause}), so the call was denied to be safe. "
+                        "Retry later; if it persists, a human must check the exchange connection.",
+                        partial.as_dict(), decision.steps)
 
     def commit(self, loaded: LoadedPolicy, call: Call, call_id: str, decision: Decision, facts: Any
                ) -> tuple[Decision, bool]:
@@ -163,7 +179,7 @@ class PolicyGuard:
                 wait = self.rates.wait(key, rl, now)
                 if wait > 0:
                     return self._rate_denial(loaded, call, key, rl, wait, facts), False
-        caps = self._daily_caps(loaded, call) if facts.notional_usd is not None else {}
+        caps = self._daily_caps(loaded, call) if facts is not None and facts.notional_usd is not None else {}
         reserved = False
         if caps:
             ok, key, used = self.state.reserve(call_id, call.tool, facts.notional_usd,
