@@ -1,0 +1,104 @@
+"""Helpers shared by the benchmark scripts: percentiles, a plain-text table, the machine line.
+
+Imported as a sibling module (each script runs as ``python bench/<name>.py``, so bench/ is on sys.path).
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+import platform
+import statistics
+import sys
+from pathlib import Path
+
+sys.dont_write_bytecode = True  # write nothing outside a temp dir (no __pycache__ in the repository)
+REPO = Path(__file__).resolve().parent.parent
+if str(REPO) not in sys.path:  # run from anywhere: the package and policies/ are found next to bench/
+    sys.path.insert(0, str(REPO))
+
+
+def pct(values: list[float], p: float) -> float:
+    """The p-th percentile (0..100), nearest-rank on the sorted values."""
+    if not values:
+        return float("nan")
+    s = sorted(values)
+    k = max(0, min(len(s) - 1, int(round(p / 100 * len(s) + 0.5)) - 1))
+    return s[k]
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values) if values else float("nan")
+
+
+def table(headers: list[str], rows: list[list[object]], title: str | None = None) -> str:
+    cells = [[str(h) for h in headers]] + [[_fmt(c) for c in r] for r in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
+    lines = []
+    if title:
+        lines.append(title)
+    lines.append("  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(cells[0], widths, strict=True))))
+    lines.append("  ".join("-" * w for w in widths))
+    for r in cells[1:]:
+        lines.append("  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths, strict=True))))
+    return "\n".join(lines)
+
+
+def _fmt(value: object) -> str:
+    if isinstance(value, float):
+        if value != value:
+            return "-"
+        if abs(value) >= 100:
+            return f"{value:,.0f}"
+        if abs(value) >= 10:
+            return f"{value:.1f}"
+        return f"{value:.2f}"
+    return str(value)
+
+
+def machine() -> str:
+    try:
+        load = "load " + " ".join(f"{x:.2f}" for x in os.getloadavg())
+    except OSError:
+        load = ""
+    return (f"{datetime.date.today().isoformat()}  python {platform.python_version()}  {platform.machine()}  "
+            f"{os.cpu_count()} cores  {platform.system()} {platform.release()}  {load}\n{git_state()}")
+
+
+def git_state() -> str:
+    """HEAD and how many files under binance_mcp/ differ from it: the code measured is the working tree."""
+    import subprocess
+
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True,
+                              check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "binance_mcp"], cwd=REPO, capture_output=True,
+                               text=True, check=True).stdout.splitlines()
+    except (OSError, subprocess.CalledProcessError):
+        return "git: unknown"
+    return f"git {head}" + (f" + {len(dirty)} uncommitted file(s) in binance_mcp/" if dirty else "")
+
+
+def verdict(ok: bool) -> str:
+    return "MET" if ok else "MISSED"
+
+
+def temp_dir(prefix: str) -> Path:
+    """A new temp dir, removed when the script exits (set BENCH_KEEP=1 to keep it for a look)."""
+    import atexit
+    import shutil
+    import tempfile
+
+    path = Path(tempfile.mkdtemp(prefix=prefix))
+    if not os.environ.get("BENCH_KEEP"):
+        atexit.register(shutil.rmtree, path, True)
+    return path
+
+
+def bench_env(**extra: str) -> dict[str, str]:
+    """Environment for a server subprocess: ours minus BINANCE_*, no banner, no update check, no .env file."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("BINANCE_", "FASTMCP_"))}
+    env.update(FASTMCP_SHOW_SERVER_BANNER="false", FASTMCP_CHECK_FOR_UPDATES="off", FASTMCP_ENV_FILE=os.devnull,
+               PYTHONDONTWRITEBYTECODE="1")
+    env.update(extra)
+    return env

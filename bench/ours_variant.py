@@ -1,0 +1,74 @@
+"""`binance-mcp serve` with one part switched off, for ablation measurements (call_overhead.py, growth.py).
+
+Nothing in binance_mcp/ is changed: the switches patch the running process only.
+
+    python bench/ours_variant.py [--no-fsync] [--no-guard] [--profile FILE] [serve flags...]
+
+  --no-fsync      the audit log is written and flushed but not fsynced (binance_mcp.policy.audit uses os.fsync)
+  --no-guard      build_server gets the OpenGuard (no policy, no facts, no state, no audit): FastMCP + our tools
+  --profile FILE  run the server under cProfile and write the stats to FILE when it exits (stdin closed); the
+                  profiler starts at the 21st tool call, so one-time imports and caches are left out
+"""
+
+from __future__ import annotations
+
+import sys
+
+import _common  # noqa: F401 - repository on sys.path, no bytecode written
+
+
+def main() -> int:
+    argv = sys.argv[1:]
+    profile = None
+    if "--profile" in argv:
+        i = argv.index("--profile")
+        profile = argv[i + 1]
+        del argv[i:i + 2]
+    if "--no-fsync" in argv:
+        argv.remove("--no-fsync")
+        import binance_mcp.policy.audit as audit
+
+        class _Os:  # the audit module's view of os, without fsync
+            def __getattr__(self, name):
+                import os
+
+                return getattr(os, name)
+
+            @staticmethod
+            def fsync(fd: int) -> None:
+                return None
+
+        audit.os = _Os()
+    if "--no-guard" in argv:
+        argv.remove("--no-guard")
+        import binance_mcp.server as server
+
+        server.make_guard = lambda settings, exchange: server.OpenGuard()
+    from binance_mcp.cli import main as cli_main
+
+    if profile is None:
+        return cli_main(["serve", *argv])
+    import cProfile
+
+    from binance_mcp.tools.base import BinanceTool
+
+    prof = cProfile.Profile()
+    seen = [0]
+    run = BinanceTool.run
+
+    async def counted(self, arguments):
+        seen[0] += 1
+        if seen[0] == 21:
+            prof.enable()
+        return await run(self, arguments)
+
+    BinanceTool.run = counted
+    try:
+        return cli_main(["serve", *argv])
+    finally:
+        prof.disable()
+        prof.dump_stats(profile)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
