@@ -250,8 +250,12 @@ class Exchange:
             raise self._api_error(exc, "Time sync") from None
         except (aiohttp.ContentTypeError, BinanceRequestException):
             raise self._unavailable("Time sync", "the exchange answered with something that is not JSON") from None
-        except (asyncio.TimeoutError, aiohttp.ClientError, OSError) as exc:
-            raise self._unavailable("Time sync", type(exc).__name__) from None
+        except (asyncio.TimeoutError, aiohttp.ServerTimeoutError):
+            raise self._unavailable("Time sync", f"no answer within {self.settings.timeout:g} s") from None
+        except aiohttp.ClientConnectorError as exc:
+            raise self._unavailable("Time sync", f"cannot connect ({type(exc).__name__})", sent=False) from None
+        except (aiohttp.ClientError, OSError) as exc:
+            raise self._unavailable("Time sync", f"connection failed ({type(exc).__name__})") from None
         after = time.time()
         local_ms = int((before + after) / 2 * 1000)
         offset = int(server["serverTime"]) - local_ms

@@ -7,6 +7,8 @@ else default) -> each limit -> rate limits (tool, then account) -> approval.
 from __future__ import annotations
 
 import fnmatch
+import functools
+import re
 from dataclasses import dataclass, field
 from decimal import ROUND_DOWN, Decimal, localcontext
 from typing import Any
@@ -140,6 +142,20 @@ def needs(policy: Policy, call: Call) -> set[str]:
     return out
 
 
+@functools.lru_cache(maxsize=1024)
+def _matcher(patterns: tuple[str, ...]):
+    """One compiled test per pattern list: a set for exact names, one regex for all globs."""
+    exact = frozenset(p for p in patterns if not any(c in p for c in "*?["))
+    globs = [p for p in patterns if p not in exact]
+    rx = re.compile("|".join(f"(?:{fnmatch.translate(p)})" for p in globs)) if globs else None
+    return exact, rx
+
+
+def _matches(patterns: tuple[str, ...], symbol: str) -> bool:
+    exact, rx = _matcher(patterns)
+    return symbol in exact or (rx is not None and rx.match(symbol) is not None)
+
+
 def _fmt(value: Decimal) -> str:
     """Two decimals with thousands separators, for any magnitude (quantize would raise past 28 digits)."""
     return format(value, ",.2f")
@@ -243,7 +259,7 @@ def _limits(ev: _Eval, limits, path: str) -> Decision | None:
         if symbol is None:
             return ev.deny("SYMBOL_NOT_ALLOWED", f"{lp}.symbols",
                            f"{lp}.symbols allows only {', '.join(limits.symbols)}; give one of them as symbol.")
-        if not any(fnmatch.fnmatchcase(symbol, pat) for pat in limits.symbols):
+        if not _matches(tuple(limits.symbols), symbol):
             return ev.deny("SYMBOL_NOT_ALLOWED", f"{lp}.symbols",
                            f"{symbol} is not in {lp}.symbols ({', '.join(limits.symbols)}); use one of those.")
         ev.passed(f"{lp}.symbols")
@@ -251,7 +267,8 @@ def _limits(ev: _Eval, limits, path: str) -> Decision | None:
         if symbol is None:
             return ev.deny("SYMBOL_NOT_ALLOWED", f"{lp}.deny_symbols",
                            f"{lp}.deny_symbols excludes some symbols; give a symbol so the call can be checked.")
-        hit = next((pat for pat in limits.deny_symbols if fnmatch.fnmatchcase(symbol, pat)), None)
+        hit = next((pat for pat in limits.deny_symbols if fnmatch.fnmatchcase(symbol, pat)), None) if _matches(
+            tuple(limits.deny_symbols), symbol) else None
         if hit is not None:
             return ev.deny("SYMBOL_NOT_ALLOWED", f"{lp}.deny_symbols",
                            f"{symbol} matches {hit!r} in {lp}.deny_symbols; it may not be traded, use another symbol.")

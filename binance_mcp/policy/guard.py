@@ -145,7 +145,7 @@ class PolicyGuard:
             return self._without_facts(loaded, call, exc), None
         now = self.clock()
         caps = self._daily_caps(loaded, call) if "notional" in needed else {}
-        counters = Counters(kill_switch=self.kill_switch_on(loaded))
+        counters = Counters(kill_switch=call.risk != "read" and self.kill_switch_on(loaded))
         if caps:
             counters.daily_used = self.state.used(list(caps))
         for key, rl in self._rate_keys(loaded, call):
@@ -278,7 +278,7 @@ class PolicyGuard:
         if shadow and not decision.allowed:
             record["shadow"] = True
         try:
-            self.audit.append(record)
+            self.audit.append(record, sync=call.risk != "read" or not decision.allowed)
         except OSError as exc:  # checked before anything that changes state ran; here the result must still go back
             log.error("audit record of %s (%s) not written: %s: %s", call_id, call.tool, exc, self.redact(str(record)))
 

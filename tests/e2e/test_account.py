@@ -169,14 +169,14 @@ async def test_account_status_reports_the_paper_exchange(paper: Paper):
     assert local_before - 1000 <= st["server_time"] <= int(time.time() * 1000) + 1000
     assert st["server_time_iso"].endswith("Z") and st["local_time_iso"].endswith("Z")
     paths = [e["path"] for e in paper.requests(before)]
-    assert paths == ["/api/v3/ping", "/api/v3/time"]
+    assert paths == ["/api/v3/time"]  # the server time alone answers reachability and clock drift
 
 
 async def test_account_status_failures(paper: Paper):
     await paper.invalid("binance_account_status", {"deep": 1}, "deep")
-    # An exchange that fails the ping: still an answer, connected=false with the reason.
-    paper.sim("faults", {"kind": "error_5xx", "path": "/api/v3/ping", "count": 3, "status": 503})
+    # An exchange that fails the time request: still an answer, connected=false with the reason.
+    paper.sim("faults", {"kind": "error_5xx", "path": "/api/v3/time", "count": 1, "status": 503})
     st = await paper.call("binance_account_status")
     assert st["connected"] is False and st["server_time"] is None and st["clock_drift_ms"] is None
-    assert "-1008" in st["error"] and "Ping" in st["error"]
+    assert "-1008" in st["error"] and "Time sync" in st["error"]
     assert (await paper.call("binance_account_status"))["connected"] is True  # and it recovers
