@@ -31,9 +31,20 @@ class AuditLog:
             try:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
                 self._fh = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - kept open for speed
+                self._end_line()
             except OSError as exc:
                 raise OSError(f"the audit log {self.path} cannot be written: "
                               f"{exc.strerror or type(exc).__name__}") from exc
+
+    def _end_line(self) -> None:
+        """A record cut short (a crash or a full disk mid-write) must not swallow the next one: start a new line."""
+        if os.fstat(self._fh.fileno()).st_size == 0:
+            return
+        with open(self.path, "rb") as fh:
+            fh.seek(-1, os.SEEK_END)
+            if fh.read(1) != b"\n":
+                self._fh.write("\n")
+                self._fh.flush()
 
     def ready(self) -> None:
         """Raise OSError unless records can be appended (checked before a call that changes anything runs)."""
