@@ -57,7 +57,8 @@ def render_tools() -> str:
            "milliseconds in, and both milliseconds and ISO-8601 UTC out. Every result is structured "
            "(`structuredContent`, with an `outputSchema`). Errors start with a code: `INVALID_INPUT` (nothing was "
            "sent), a policy code (see [policy.md](policy.md)), `EXCHANGE_REJECTED` (with Binance's code and what "
-           "to do), `EXCHANGE_UNAVAILABLE`, `ORDER_NOT_PLACED` or `ORDER_STATUS_UNKNOWN`.\n\n",
+           "to do), `EXCHANGE_UNAVAILABLE`, `EXCHANGE_RATE_LIMITED`, `UNKNOWN_SYMBOL`, `ORDER_NOT_PLACED`, "
+           "`ORDER_STATUS_UNKNOWN` or `INTERNAL_ERROR` (see [troubleshooting.md](troubleshooting.md)).\n\n",
            "Risk classes drive the default policy and the MCP annotations: **read** (`readOnlyHint`), "
            "**financial** (`destructiveHint`, not idempotent), **destructive** (`destructiveHint`, idempotent).\n\n",
            "| # | tool | risk | family |\n|---|---|---|---|\n"]

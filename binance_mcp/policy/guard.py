@@ -214,6 +214,7 @@ class PolicyGuard:
                 decision, facts = await self.evaluate(loaded, call)
                 if call.risk != "read" and (decision.effect != DENY or shadow):
                     self.audit.ready()  # a call that changes anything runs only if its record can be written
+                    self.state.check_writable()  # and only while the state database is sound
                 if decision.effect == APPROVE and not shadow:
                     decision = await self.approver.resolve(decision, call, _context())
                 if decision.allowed or shadow:
@@ -227,6 +228,8 @@ class PolicyGuard:
             if not decision.allowed and not shadow:
                 self._record(call_id, call, decision, loaded, {"status": "not_run"}, started)
                 raise PolicyDenied(decision)
+            if call.risk != "read":  # on disk before anything is sent: a crash mid-request leaves a trace
+                self._record(call_id, call, decision, loaded, {"status": "sending"}, started, shadow)
             try:
                 result = await runner(args)
             except ExchangeRejected as exc:

@@ -59,6 +59,21 @@ class StateStore:
             self._db.close()
             self._db = None
 
+    def check_writable(self) -> None:
+        """Raise StateError unless the database opens, is not corrupt at a glance, and takes a write lock."""
+        with self._lock:
+            try:
+                db = self._conn()
+                db.execute("BEGIN IMMEDIATE")
+                try:
+                    db.execute("SELECT count(*) FROM daily_sums").fetchone()
+                    db.execute("SELECT count(*) FROM approvals").fetchone()
+                finally:
+                    db.execute("ROLLBACK")
+            except sqlite3.Error as exc:
+                raise StateError(f"the state database {self.path} cannot be used ({exc}); calls that trade are "
+                                 "denied until a human fixes or removes it") from exc
+
     def today(self) -> str:
         return utc_day(self.clock())
 

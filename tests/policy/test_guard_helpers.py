@@ -134,7 +134,12 @@ class Paper:
         return read_audit(self.state_dir)
 
     def calls(self, tool: str | None = None) -> list[dict]:
-        return [r for r in self.audit() if "call_id" in r and (tool is None or r["tool"] == tool)]
+        """Each call's final record (a call that trades also has an earlier "sending" record)."""
+        return [r for r in self.audit() if "call_id" in r and (tool is None or r["tool"] == tool)
+                and r.get("outcome", {}).get("status") != "sending"]
+
+    def sending(self) -> list[dict]:
+        return [r for r in self.audit() if r.get("outcome", {}).get("status") == "sending"]
 
     def events(self, event: str) -> list[dict]:
         return [r for r in self.audit() if r.get("event") == event]

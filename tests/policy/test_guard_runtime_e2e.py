@@ -90,6 +90,8 @@ async def test_shadow_mode_lets_every_call_through_and_audits_what_would_have_ha
     assert order["decision"]["code"] == "NOTIONAL_OVER_LIMIT"
     assert order["outcome"] == {"status": "ok", "order_id": placed["order_id"],
                                 "client_order_id": placed["client_order_id"]}
+    # The order's record was on disk before it was sent, and shares its call id with the final record.
+    assert paper.sending()[-1]["call_id"] == order["call_id"]
     assert (await paper.status())["mode"] == "shadow"
     assert "shadow" not in paper.calls()[-1]  # binance_policy_status is allowed: nothing to flag
 
