@@ -3,34 +3,17 @@ from the received asset, insufficient balance and duplicate client order ids."""
 
 from __future__ import annotations
 
-import inspect
 from decimal import Decimal as D
 
 import pytest
-from binance.exceptions import BinanceAPIException
+
+from tests.simulator.helpers import rejects
 
 SYMBOL = "BTCUSDT"
 RATE = D("0.001")
 INSUFFICIENT = "Account has insufficient balance for requested action."
 
 
-@pytest.fixture(params=["sync", "async"])
-def api(request, sim):
-    """Call a python-binance method by name on the sync or the async client: ``await api("ping")``."""
-    sim.control("price", {"symbol": SYMBOL, "price": "95000"})
-    c = request.getfixturevalue("client" if request.param == "sync" else "async_client")
-
-    async def call(method: str, **params):
-        result = getattr(c, method)(**params)
-        return await result if inspect.isawaitable(result) else result
-
-    return call
-
-
-async def rejects(api, method: str, **params) -> BinanceAPIException:
-    with pytest.raises(BinanceAPIException) as info:
-        await api(method, **params)
-    return info.value
 
 
 async def balances(api, **params) -> dict[str, tuple[D, D]]:

@@ -3,33 +3,16 @@ cancels and the order / trade queries. Every test runs with the sync ``Client`` 
 
 from __future__ import annotations
 
-import inspect
 from decimal import Decimal as D
 
 import pytest
-from binance.exceptions import BinanceAPIException
+
+from tests.simulator.helpers import rejects
 
 SYMBOL = "BTCUSDT"
 ACK_KEYS = {"symbol", "orderId", "orderListId", "clientOrderId", "transactTime"}
 
 
-@pytest.fixture(params=["sync", "async"])
-def api(request, sim):
-    """Call a python-binance method by name on the sync or the async client: ``await api("ping")``."""
-    sim.control("price", {"symbol": SYMBOL, "price": "95000"})
-    c = request.getfixturevalue("client" if request.param == "sync" else "async_client")
-
-    async def call(method: str, **params):
-        result = getattr(c, method)(**params)
-        return await result if inspect.isawaitable(result) else result
-
-    return call
-
-
-async def rejects(api, method: str, **params) -> BinanceAPIException:
-    with pytest.raises(BinanceAPIException) as info:
-        await api(method, **params)
-    return info.value
 
 
 async def balances(api) -> dict[str, tuple[D, D]]:

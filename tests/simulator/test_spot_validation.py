@@ -4,33 +4,20 @@ unknown parameters (-1104) and symbols (-1121). A rejected order changes nothing
 
 from __future__ import annotations
 
-import inspect
 from decimal import Decimal as D
 
 import pytest
-from binance.exceptions import BinanceAPIException
+
+from tests.simulator.helpers import rejects
 
 SYMBOL = "BTCUSDT"
 
 
-@pytest.fixture(params=["sync", "async"])
-def api(request, sim):
-    """Call a python-binance method by name on the sync or the async client: ``await api("ping")``."""
-    sim.control("price", {"symbol": SYMBOL, "price": "95000"})
+@pytest.fixture
+def api(api, sim):
+    """The shared api fixture, with an account large enough for every filter to be reached first."""
     sim.control("balances", {"spot": {"BTC": "200", "USDT": "100000000"}})
-    c = request.getfixturevalue("client" if request.param == "sync" else "async_client")
-
-    async def call(method: str, **params):
-        result = getattr(c, method)(**params)
-        return await result if inspect.isawaitable(result) else result
-
-    return call
-
-
-async def rejects(api, method: str, **params) -> BinanceAPIException:
-    with pytest.raises(BinanceAPIException) as info:
-        await api(method, **params)
-    return info.value
+    return api
 
 
 def limit(qty: str = "0.01", price: str = "95000", side: str = "BUY", **extra) -> dict:
