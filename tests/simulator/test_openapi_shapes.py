@@ -14,7 +14,10 @@ import jsonschema
 import pytest
 import yaml
 
-SPEC = Path(__file__).resolve().parents[2].parent / "shared" / "spec" / "binance_spot_api.openapi.yaml"
+SPEC_NAME = "binance_spot_api.openapi.yaml"
+_REPO = Path(__file__).resolve().parents[2]
+SPEC = next((d / SPEC_NAME for d in (_REPO / "tests" / "data" / "spec", _REPO.parent / "shared" / "spec")
+             if (d / SPEC_NAME).exists()), _REPO / "tests" / "data" / "spec" / SPEC_NAME)
 SYMBOL = "BTCUSDT"
 INT_RANGES = {"int32": (-(2**31), 2**31 - 1), "int64": (-(2**63), 2**63 - 1)}
 

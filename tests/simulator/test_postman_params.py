@@ -12,7 +12,10 @@ from pathlib import Path
 
 import pytest
 
-SPEC_DIR = Path(__file__).resolve().parents[2].parent / "shared" / "spec"
+_REPO = Path(__file__).resolve().parents[2]
+# The repository's copy (tests/data/spec), else the workplace's shared/spec beside the repository.
+SPEC_DIR = next((d for d in (_REPO / "tests" / "data" / "spec", _REPO.parent / "shared" / "spec")
+                 if (d / "binance_usds_futures.postman_collection.json").exists()), _REPO / "tests" / "data" / "spec")
 COLLECTION = SPEC_DIR / "binance_usds_futures.postman_collection.json"
 ALWAYS_ALLOWED = {"recvWindow", "timestamp", "signature"}
 BTC = {"symbol": "BTCUSDT"}
