@@ -118,7 +118,21 @@ def render_configuration() -> str:
     return "".join(out)
 
 
-GENERATED = {"docs/tools.md": render_tools, "docs/configuration.md": render_configuration}
+def render_schemas() -> str:
+    """binance_mcp/tools/schemas.json: every tool's input and output schema, loaded at start-up."""
+    import json
+
+    from binance_mcp.tools.base import generate_schemas
+
+    out = {}
+    for d in _tool_defs():
+        parameters, output = generate_schemas(d)
+        out[d.name] = {"input": parameters, "output": output}
+    return json.dumps(out, indent=1, sort_keys=True) + "\n"
+
+
+GENERATED = {"docs/tools.md": render_tools, "docs/configuration.md": render_configuration,
+             "binance_mcp/tools/schemas.json": render_schemas}
 
 
 def main(argv: list[str] | None = None) -> int:
