@@ -61,14 +61,22 @@ def machine() -> str:
         load = "load " + " ".join(f"{x:.2f}" for x in os.getloadavg())
     except OSError:
         load = ""
+    end = git_state()
+    git = end if _GIT_AT_START in (None, end) else f"{_GIT_AT_START} at the start; {end} at the end"
     return (f"{datetime.date.today().isoformat()}  python {platform.python_version()}  {platform.machine()}  "
-            f"{os.cpu_count()} cores  {platform.system()} {platform.release()}  {load}\n{git_state()}")
+            f"{os.cpu_count()} cores  {platform.system()} {platform.release()}  {load}\n{git}")
 
 
 def git_state() -> str:
-    """HEAD and how many files under binance_mcp/ differ from it: the code measured is the working tree."""
+    """HEAD and how many files under binance_mcp/ differ from it: the code measured is the working tree.
+
+    BENCH_SOURCE replaces this line, for a run from a tree that is not a git checkout (e.g. an export of one commit:
+    ``git archive HEAD | tar -x -C DIR``, then ``PYTHONPATH=DIR BENCH_SOURCE="git abc1234, clean export"
+    python DIR/bench/<name>.py``; PYTHONPATH makes the server subprocesses import that tree too)."""
     import subprocess
 
+    if os.environ.get("BENCH_SOURCE"):
+        return os.environ["BENCH_SOURCE"]
     try:
         head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True,
                               check=True).stdout.strip()
@@ -77,6 +85,11 @@ def git_state() -> str:
     except (OSError, subprocess.CalledProcessError):
         return "git: unknown"
     return f"git {head}" + (f" + {len(dirty)} uncommitted file(s) in binance_mcp/" if dirty else "")
+
+
+# The outputs print the git state at the end; taken at the start too, a commit landing mid-run is visible. Not in
+# ours_variant.py: a server needs no git call at start-up.
+_GIT_AT_START = None if Path(sys.argv[0]).name == "ours_variant.py" else git_state()
 
 
 def verdict(ok: bool) -> str:

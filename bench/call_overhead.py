@@ -10,19 +10,21 @@ rounds (the order of the kinds rotates every round, each kind runs --per calls p
   ours-read     client.call_tool("binance_spot_price", {"symbol": "BTCUSDT"}) to `python -m binance_mcp serve` over
                 stdio in custom mode (BINANCE_MCP_BASE_URL = that simulator), policy `version: 1 / default: allow`,
                 fresh state dir: JSON-RPC over the pipe, FastMCP dispatch, argument validation, the guard (policy,
-                facts: none, decision, audit line with fsync), the same GET, result model, JSON out, and the
-                fastmcp client's own result parsing.
+                facts: none, decision, audit line written and flushed: since 3436b51 a read is not fsynced), the
+                same GET, result model, JSON out, and the fastmcp client's own result parsing.
   direct-order  await AsyncClient.create_order(LIMIT BUY 0.001 BTCUSDT @ 60000 GTC, FULL, client id): one POST
                 /api/v3/order (rests on the book: far under the market). Cancelled right after, untimed.
   ours-order    client.call_tool("binance_spot_place_order", same order) to a second server whose policy is
                 `default: allow` plus binance_spot_place_order.limits.max_notional_usd: 1000 (the notional of a LIMIT
                 BUY is quantity x price: no price request). Also one POST; cancelled after, untimed, through the
-                same server.
+                same server. Since 8fc6440 the guard checks the state database (BEGIN IMMEDIATE) and writes two
+                audit records per trading call, each fsynced: "sending" before the POST and the outcome after it.
   bare          client.call_tool("echo", {"x": "hi"}) to bench/bare_server.py (FastMCP, one trivial tool) over stdio.
   nothing       await echo("hi") on a local coroutine with the bare tool's body, timed the same way: what the
                 bare tool's work costs without any server -- the harness's zero (timer + one await).
   (ablations, informative: the same calls to bench/ours_variant.py, i.e. our server with one part switched off)
-  ours-*-nofsync  the audit line is written and flushed but not fsynced
+  ours-*-nofsync  the audit lines are written and flushed but not fsynced (for the read, which is no longer
+                  fsynced, this server differs from ours-read in nothing: its gap to ours-read is the noise floor)
   ours-*-noguard  no policy guard at all (OpenGuard): FastMCP + our tool layer + exchange adapter
   ours-read-raw / bare-raw   call_tool_mcp instead of call_tool: without fastmcp's client-side result parsing
   ours-status   binance_policy_status on the read server: guarded and audited, no exchange request

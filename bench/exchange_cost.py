@@ -328,8 +328,9 @@ async def main_async(quick: bool, verbose: bool) -> None:
     print(f"fresh in-process server per tool, simulator request log; wall {time.perf_counter() - t0:.0f} s\n")
     print(table(["tool", "1st req", "1st weight", "of which time sync", "2nd req", "2nd weight", "flags"], rows))
     flagged = [r for r in rows if r[-1] != "ok"]
-    print(f"\n{len(flagged)} of {len(rows)} tools flagged; requests of the flagged ones"
-          f"{' (and of all, --verbose)' if verbose else ''}:")
+    print(f"\n{len(flagged)} of {len(rows)} tools flagged" + (
+        f"; requests of the flagged ones{' (and of all, --verbose)' if verbose else ''}:" if flagged or problems
+        else "."))
     for p in problems:
         print("  " + p)
     print()

@@ -12,10 +12,11 @@ B. AuditLog.append (binance_mcp.policy.audit) timed per record (each append writ
    of it are appended alternately with records 1..100 of a fresh log, so both windows meet the same disk.
 C. The guard path in-process, with a price source that answers from memory (no exchange): an order under a
    spot-trader-like policy (limits, daily caps, rate limits). Timed: PolicyGuard.evaluate (facts, counters,
-   StateStore.used, engine) and the whole guard wrapper around a no-op tool (evaluate + reserve in SQLite +
-   audit append with fsync), and StateStore.used / StateStore.reserve on their own. Once with an empty state
-   dir, once with 10,000 audit records and a year of daily sums (365 days x 4 keys in daily_sums, 365 x 40
-   reservation rows) written into state.db with SQL; the two alternate at every sample.
+   StateStore.used, engine) and the whole guard wrapper around a no-op tool (evaluate + state check + reserve in
+   SQLite + the audit records with fsync: since 8fc6440 two per trading call, "sending" and the outcome), and
+   StateStore.used / StateStore.reserve / StateStore.check_writable (where it exists) on their own. Once with an
+   empty state dir, once with 10,000 audit records and a year of daily sums (365 days x 4 keys in daily_sums,
+   365 x 40 reservation rows) written into state.db with SQL; the two alternate at every sample.
 
     /work/venv/bin/python bench/growth.py [--quick] [--calls N]
 
@@ -268,7 +269,7 @@ async def part_c(tmp: Path, audit_src: Path, n: int) -> dict:
         return Placed()
 
     wrapped = {k: g.wrap(spec, None, noop) for k, g in guards.items()}
-    kinds = ("evaluate", "state.used", "state.reserve", "wrapper")
+    kinds = ("evaluate", "state.used", "state.reserve", "state.check_writable", "wrapper")
     res: dict[str, dict[str, list[float]]] = {k: {w: [] for w in kinds} for k in guards}
     keys = ["tool:binance_spot_place_order", "account"]
     caps = {k: Decimal(10) ** 12 for k in keys}
@@ -293,6 +294,10 @@ async def part_c(tmp: Path, audit_src: Path, n: int) -> dict:
             t = pc()
             g.state.reserve(uuid.uuid4().hex[:16], spec.name, Decimal("60"), caps)
             res[name]["state.reserve"].append((pc() - t) * 1e6)
+            if hasattr(g.state, "check_writable"):  # the guard runs it before every trading call (8fc6440 on)
+                t = pc()
+                g.state.check_writable()
+                res[name]["state.check_writable"].append((pc() - t) * 1e6)
             t = pc()
             await wrapped[name](args)
             res[name]["wrapper"].append((pc() - t) * 1e6)
@@ -355,7 +360,11 @@ def main() -> int:
     label = {"evaluate": "PolicyGuard.evaluate (facts, counters, state.used, decide)",
              "state.used": "StateStore.used (2 keys, today)",
              "state.reserve": "StateStore.reserve (BEGIN IMMEDIATE, 2 keys)",
-             "wrapper": "guard wrapper around a no-op tool (evaluate + reserve + audit fsync)"}
+             "state.check_writable": "StateStore.check_writable (BEGIN IMMEDIATE, 2 counts, ROLLBACK)",
+             "wrapper": "guard wrapper around a no-op tool (evaluate + check + reserve + audit fsyncs)"}
+    if not res["empty"]["state.check_writable"]:  # a tree from before 8fc6440: no state check in the guard
+        del label["state.check_writable"]
+        label["wrapper"] = label["wrapper"].replace("check + ", "")
     rows = []
     for what in label:
         for name in ("empty", "year"):
