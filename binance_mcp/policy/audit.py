@@ -53,7 +53,7 @@ class AuditLog:
 
     def append(self, record: dict, sync: bool = True) -> None:
         """Write and flush one record (a killed process loses nothing flushed); ``sync`` also fsyncs it, so it
-        survives a power cut: the guard asks for that on every call that trades, cancels or is denied."""
+        survives a power cut: the guard asks for that on the record written before a trading call is sent."""
         record.setdefault("time", datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z"))
         line = self.redact(json.dumps(record, default=_default, separators=(",", ":"), sort_keys=False))
         with self._lock:

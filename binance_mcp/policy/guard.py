@@ -281,7 +281,9 @@ class PolicyGuard:
         if shadow and not decision.allowed:
             record["shadow"] = True
         try:
-            self.audit.append(record, sync=call.risk != "read" or not decision.allowed)
+            # One fsync per trading call, on the record written before it is sent (power-cut safe); every other
+            # record is flushed, which a killed process cannot lose.
+            self.audit.append(record, sync=outcome.get("status") == "sending")
         except OSError as exc:  # checked before anything that changes state ran; here the result must still go back
             log.error("audit record of %s (%s) not written: %s: %s", call_id, call.tool, exc, self.redact(str(record)))
 

@@ -66,8 +66,8 @@ class StateStore:
                 db = self._conn()
                 db.execute("BEGIN IMMEDIATE")
                 try:
-                    db.execute("SELECT count(*) FROM daily_sums").fetchone()
-                    db.execute("SELECT count(*) FROM approvals").fetchone()
+                    db.execute("SELECT 1 FROM daily_sums LIMIT 1").fetchone()
+                    db.execute("SELECT 1 FROM approvals LIMIT 1").fetchone()
                 finally:
                     db.execute("ROLLBACK")
             except sqlite3.Error as exc:
