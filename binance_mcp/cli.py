@@ -14,8 +14,6 @@ import sys
 
 from binance_mcp import __version__
 
-SUBCOMMANDS = ("serve", "demo", "simulator", "policy", "approvals", "audit")
-
 SERVE_FLAGS = {  # flag -> (settings field, environment variable)
     "--mode": ("mode", "BINANCE_MCP_MODE"),
     "--base-url": ("base_url", "BINANCE_MCP_BASE_URL"),
@@ -156,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
     if command == "demo":
         from binance_mcp.demo import run_demo
 
-        return run_demo()
+        return run_demo(lambda text="": print(text, flush=True))
     return run_serve(args)
 
 

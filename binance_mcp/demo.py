@@ -8,6 +8,7 @@ import os
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
@@ -34,12 +35,10 @@ tools:
   binance_futures_close_position: allow
 """
 
+Out = Callable[[str], None]
+
 SECRET_VARS = ("BINANCE_API_KEY", "BINANCE_API_SECRET", "BINANCE_SECRET_KEY", "BINANCE_MCP_MODE", "BINANCE_TESTNET",
                "BINANCE_MCP_BASE_URL", "BINANCE_MCP_POLICY")
-
-
-def _out(text: str = "") -> None:
-    print(text, flush=True)
 
 
 def _money(value: Any) -> str:
@@ -48,18 +47,19 @@ def _money(value: Any) -> str:
 
 
 class DemoSession:
-    def __init__(self, client) -> None:
+    def __init__(self, client, out: Out) -> None:
         self.client = client
+        self.out = out
         self.step = 0
 
     async def call(self, title: str, tool: str, args: dict | None = None) -> tuple[bool, dict | str]:
         self.step += 1
-        _out(f"\n{self.step}. {title}")
-        _out(f"   -> {tool} {args or {}}")
+        self.out(f"\n{self.step}. {title}")
+        self.out(f"   -> {tool} {args or {}}")
         result = await self.client.call_tool(tool, args or {}, raise_on_error=False)
         if result.is_error:
             text = result.content[0].text if result.content else "(no text)"
-            _out(f"   <- refused: {text}")
+            self.out(f"   <- refused: {text}")
             return False, text
         return True, result.structured_content or {}
 
@@ -71,17 +71,17 @@ def _approval_id(text: object) -> str | None:
     return m.group(1) if m else None
 
 
-async def _audit_trail(env: dict[str, str]) -> None:
-    _out("\nThe audit trail of this session (binance-mcp audit):")
+async def _audit_trail(env: dict[str, str], out: Out) -> None:
+    out("\nThe audit trail of this session (binance-mcp audit):")
     proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "binance_mcp", "audit", "--limit", "40",
                                                 env=env, stdout=asyncio.subprocess.PIPE,
                                                 stderr=asyncio.subprocess.PIPE)
-    out, err = await proc.communicate()
-    for line in (out or err).decode().splitlines():
-        _out("   " + line)
+    stdout, stderr = await proc.communicate()
+    for line in (stdout or stderr).decode().splitlines():
+        out("   " + line)
 
 
-async def _session(env: dict[str, str]) -> int:
+async def _session(env: dict[str, str], out: Out) -> int:
     from fastmcp import Client
     from fastmcp.client.transports import StdioTransport
 
@@ -89,18 +89,18 @@ async def _session(env: dict[str, str]) -> int:
     started = time.monotonic()
     async with Client(transport, mode="legacy") as client:
         tools = await client.list_tools()
-        _out(f"\nConnected over stdio to binance-mcp serve (paper mode): {len(tools)} tools listed in "
+        out(f"\nConnected over stdio to binance-mcp serve (paper mode): {len(tools)} tools listed in "
              f"{time.monotonic() - started:.1f} s.")
-        s = DemoSession(client)
+        s = DemoSession(client, out)
 
         ok, bal = await s.call("Spot balances", "binance_spot_balances")
         if ok:
             for b in bal["balances"]:
-                _out(f"   <- {b['asset']}: free {_money(b['free'])}, locked {_money(b['locked'])}")
+                out(f"   <- {b['asset']}: free {_money(b['free'])}, locked {_money(b['locked'])}")
 
         ok, px = await s.call("BTC price", "binance_spot_price", {"symbol": "BTCUSDT"})
         price = Decimal(px["prices"][0]["price"]) if ok else Decimal("97000")
-        _out(f"   <- BTCUSDT last price {_money(price)} USDT")
+        out(f"   <- BTCUSDT last price {_money(price)} USDT")
 
         limit_price = (price * Decimal("0.95")).quantize(Decimal("0.01"))
         ok, order = await s.call(f"A small limit buy 5 % below the market: 0.001 BTC at {limit_price}",
@@ -109,19 +109,19 @@ async def _session(env: dict[str, str]) -> int:
                                   "price": str(limit_price)})
         order_id = order.get("order_id") if ok else None
         if ok:
-            _out(f"   <- order {order_id} {order['status']}: it rests on the book and locks "
+            out(f"   <- order {order_id} {order['status']}: it rests on the book and locks "
                  f"{_money(Decimal(order['price']) * Decimal(order['quantity']))} USDT")
 
         ok, opened = await s.call("Open orders", "binance_spot_open_orders", {"symbol": "BTCUSDT"})
         if ok:
             for o in opened["orders"]:
-                _out(f"   <- {o['order_id']}: {o['side']} {o['quantity']} @ {o['price']} ({o['status']})")
+                out(f"   <- {o['order_id']}: {o['side']} {o['quantity']} @ {o['price']} ({o['status']})")
 
         if order_id:
             ok, cancelled = await s.call("Cancel it", "binance_spot_cancel_order",
                                          {"symbol": "BTCUSDT", "orderId": order_id})
             if ok:
-                _out(f"   <- order {cancelled['order_id']} {cancelled['status']}; the USDT is free again")
+                out(f"   <- order {cancelled['order_id']} {cancelled['status']}; the USDT is free again")
 
         await s.call("Over the policy's 500 USD per-order limit: buy 0.01 BTC (~970 USD)",
                      "binance_spot_place_order", {"symbol": "BTCUSDT", "side": "BUY", "type": "MARKET",
@@ -134,52 +134,52 @@ async def _session(env: dict[str, str]) -> int:
                                 "binance_spot_place_order", gated)
         approval_id = _approval_id(text) if not ok else None
         if approval_id:
-            _out(f"\n   A human approves it out of band, in another terminal:\n"
+            out(f"\n   A human approves it out of band, in another terminal:\n"
                  f"   $ binance-mcp approvals approve {approval_id}")
             proc = await asyncio.create_subprocess_exec(
                 sys.executable, "-m", "binance_mcp", "approvals", "approve", approval_id, env=env,
                 stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
-            out, err = await proc.communicate()
-            _out("   " + (out or err).decode().strip())
+            stdout, stderr = await proc.communicate()
+            out("   " + (stdout or stderr).decode().strip())
             ok, order2 = await s.call("The agent repeats the same call: the approval is consumed, the order runs once",
                                       "binance_spot_place_order", gated)
             if ok:
-                _out(f"   <- order {order2['order_id']} {order2['status']}")
+                out(f"   <- order {order2['order_id']} {order2['status']}")
                 ok, c = await s.call("Tidy up: cancel all BTCUSDT orders", "binance_spot_cancel_all_orders",
                                      {"symbol": "BTCUSDT"})
                 if ok:
-                    _out(f"   <- cancelled {c['count']} order(s)")
+                    out(f"   <- cancelled {c['count']} order(s)")
         small = {"symbol": "ETHUSDT", "side": "BUY", "type": "LIMIT", "quantity": "0.01",
                  "price": str(Decimal("3000.00"))}
         ok, o = await s.call("A third order this minute (the policy allows 3 a minute)", "binance_spot_place_order",
                              small)
         if ok:
-            _out(f"   <- order {o['order_id']} {o['status']}")
+            out(f"   <- order {o['order_id']} {o['status']}")
         await s.call("One order too many this minute", "binance_spot_place_order", small)
         ok, c = await s.call("Cancel the ETHUSDT orders", "binance_spot_cancel_all_orders", {"symbol": "ETHUSDT"})
         if ok:
-            _out(f"   <- cancelled {c['count']} order(s)")
+            out(f"   <- cancelled {c['count']} order(s)")
         ok, status = await s.call("What may the agent still do? (binance_policy_status)", "binance_policy_status")
         if ok:
             for d in status["daily"]:
-                _out(f"   <- {d['rule']}: used {_money(d['used_usd'])} of {_money(d['cap_usd'])} USD today")
+                out(f"   <- {d['rule']}: used {_money(d['used_usd'])} of {_money(d['cap_usd'])} USD today")
             for r in status["rate_limits"]:
-                _out(f"   <- {r['rule']}: {r['used']} of {r['max']} calls used, next in {r['wait_s']} s")
+                out(f"   <- {r['rule']}: {r['used']} of {r['max']} calls used, next in {r['wait_s']} s")
 
         ok, lev = await s.call("Futures leverage on BTCUSDT to 5x", "binance_futures_change_leverage",
                                {"symbol": "BTCUSDT", "leverage": 5})
         if ok:
-            _out(f"   <- leverage {lev['leverage']}x, positions up to {_money(lev['max_notional'])} USDT notional")
+            out(f"   <- leverage {lev['leverage']}x, positions up to {_money(lev['max_notional'])} USDT notional")
 
         ok, fut = await s.call("Open a small long: market buy 0.002 BTCUSDT perpetual", "binance_futures_place_order",
                                {"symbol": "BTCUSDT", "side": "BUY", "type": "MARKET", "quantity": "0.002"})
         if ok:
-            _out(f"   <- {fut['status']}: bought {fut['executed_qty']} at {_money(fut['avg_price'] or 0)}")
+            out(f"   <- {fut['status']}: bought {fut['executed_qty']} at {_money(fut['avg_price'] or 0)}")
 
         ok, pos = await s.call("Futures positions", "binance_futures_positions")
         if ok:
             for p in pos["positions"]:
-                _out(f"   <- {p['symbol']} {p['side']} {p['size']} entry {_money(p['entry_price'])} mark "
+                out(f"   <- {p['symbol']} {p['side']} {p['size']} entry {_money(p['entry_price'])} mark "
                      f"{_money(p['mark_price'])} PnL {_money(p['unrealized_pnl'])} liq. {_money(p['liquidation_price'])}"
                      f" at {p['leverage']}x {p['margin_type']}")
 
@@ -187,24 +187,25 @@ async def _session(env: dict[str, str]) -> int:
                                   {"symbol": "BTCUSDT"})
         if ok:
             for o in closed["closed"]:
-                _out(f"   <- {o['side']} {o['executed_qty']} reduce-only at {_money(o['avg_price'] or 0)}: {o['status']}")
+                out(f"   <- {o['side']} {o['executed_qty']} reduce-only at {_money(o['avg_price'] or 0)}: {o['status']}")
 
         ok, acct = await s.call("Futures wallet after the round trip (fees and PnL included)",
                                 "binance_portfolio_account")
         if ok:
-            _out(f"   <- wallet {_money(acct['wallet'])} USDT, available {_money(acct['available'])} USDT")
+            out(f"   <- wallet {_money(acct['wallet'])} USDT, available {_money(acct['available'])} USDT")
 
         ok, status = await s.call("Connection diagnostics", "binance_account_status")
         if ok:
-            _out(f"   <- connected={status['connected']} exchange={status['exchange']} host={status['host']} "
+            out(f"   <- connected={status['connected']} exchange={status['exchange']} host={status['host']} "
                  f"clock drift {status['clock_drift_ms']} ms")
-    await _audit_trail(env)
-    _out(f"\nDone in {time.monotonic() - started:.1f} s. This was the embedded paper exchange: no account, no "
+    await _audit_trail(env, out)
+    out(f"\nDone in {time.monotonic() - started:.1f} s. This was the embedded paper exchange: no account, no "
          "network, no real money.")
     return 0
 
 
-def run_demo() -> int:
+def run_demo(out: Out) -> int:
+    """Run the demo, writing what a person reads through ``out`` (the CLI passes a stdout printer)."""
     with tempfile.TemporaryDirectory(prefix="binance-mcp-demo-") as state:
         env = {k: v for k, v in os.environ.items() if k not in SECRET_VARS}
         env["BINANCE_MCP_STATE_DIR"] = state
@@ -212,11 +213,11 @@ def run_demo() -> int:
         with open(policy, "w", encoding="utf-8") as fh:
             fh.write(DEMO_POLICY)
         env["BINANCE_MCP_POLICY"] = policy
-        _out("binance-mcp demo: a real MCP session against the paper exchange, under this policy:\n")
+        out("binance-mcp demo: a real MCP session against the paper exchange, under this policy:\n")
         for line in DEMO_POLICY.splitlines():
-            _out("   " + line)
+            out("   " + line)
         try:
-            return asyncio.run(_session(env))
+            return asyncio.run(_session(env, out))
         except Exception as exc:  # noqa: BLE001 - a demo reports what broke and exits non-zero
             print(f"demo failed: {type(exc).__name__}: {exc}", file=sys.stderr)
             return 1

@@ -30,7 +30,6 @@ if TYPE_CHECKING:  # imported lazily at run time (start-up speed)
 
 log = logging.getLogger("binance_mcp.exchange")
 EXCHANGE_INFO_TTL = 300.0
-PRICE_TTL = 2.0
 RECV_WINDOW_MS = 5000  # Binance's default; bounds how long a lost order request can still be accepted
 READ_ATTEMPTS = 3
 BACKOFF_BASE = 0.25
@@ -51,12 +50,9 @@ class ExchangeBackoff(BinanceMcpError):
 
 @dataclass
 class Connectivity:
-    """What ``binance_account_status`` reports."""
+    """The last time sync: what ``binance_account_status`` reports."""
 
-    reachable: bool | None = None
-    last_error: str | None = None
     offset_ms: int | None = None
-    synced_at: float | None = None
     server_time: int | None = None
 
 
@@ -79,20 +75,11 @@ class Exchange:
         self._paper = None  # RunningSimulator in paper mode
         self.spot_url = self.settings.spot_url
         self.futures_url = self.settings.futures_url
-        self.requests_sent = 0
         self.blocked_until = 0.0  # monotonic time before which Binance asked us not to call
         self.recv_window_s = RECV_WINDOW_MS / 1000
         self.sleep = asyncio.sleep
 
     # -- lifecycle --------------------------------------------------------------------------
-    @property
-    def mode(self) -> str:
-        return self.settings.mode
-
-    @property
-    def paper(self):
-        return self._paper
-
     async def _get_client(self) -> AsyncClient:
         if self._client is not None:
             return self._client
@@ -182,12 +169,9 @@ class Exchange:
             attempt += 1
             budget = min(self.settings.timeout, max(deadline - time.monotonic(), 0.05))
             try:
-                self.requests_sent += 1
                 result = await asyncio.wait_for(getattr(client, method)(**dict(params)), budget)
-                self.connectivity.reachable = True
                 return result
             except BinanceAPIException as exc:
-                self.connectivity.reachable = True
                 if exc.code == -1021 and signed and not resynced:
                     resynced = True
                     attempt -= 1
@@ -233,8 +217,6 @@ class Exchange:
         return translate(exc.code, msg, exc.status_code, what, retry_after)
 
     def _unavailable(self, what: str, why: str, sent: bool = True) -> ExchangeUnavailable:
-        self.connectivity.reachable = False
-        self.connectivity.last_error = why
         return ExchangeUnavailable(sent, f"{what} did not complete: the exchange at {self.host} is unreachable: {why}. "
                                    "Nothing is known to have changed; check binance_account_status, then retry.")
 
@@ -261,9 +243,7 @@ class Exchange:
         offset = int(server["serverTime"]) - local_ms
         client.timestamp_offset = offset
         self.connectivity.offset_ms = offset
-        self.connectivity.synced_at = after
         self.connectivity.server_time = int(server["serverTime"])
-        self.connectivity.reachable = True
         return offset
 
     # -- cached reads -----------------------------------------------------------------------
@@ -293,10 +273,6 @@ class Exchange:
                 return row
         raise InputError(f"{symbol} is not a {market} symbol on {self.host}; list symbols with "
                          f"binance_exchange_info market={market}.", code="UNKNOWN_SYMBOL")
-
-    def invalidate(self, *prefix: str) -> None:
-        for key in [k for k in self._cache if k[: len(prefix)] == prefix]:
-            del self._cache[key]
 
 
 def _transient(error: BinanceMcpError) -> bool:

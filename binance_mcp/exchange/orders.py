@@ -72,8 +72,6 @@ async def place_once(exchange: Any, method: str, what: str, cid: str, lookup_met
                 lookup_error = exc
         except ExchangeUnavailable as exc:
             lookup_error = exc
-        else:  # pragma: no cover - the return above
-            pass
         if time.time() >= deadline:
             break
         await asyncio.sleep(LOOKUP_INTERVAL)

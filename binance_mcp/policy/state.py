@@ -92,15 +92,6 @@ class StateStore:
             except sqlite3.Error as exc:
                 raise StateError(f"the state database {self.path} cannot be read: {exc}") from exc
 
-    def all_used(self, day: str | None = None) -> dict[str, Decimal]:
-        day = day or self.today()
-        with self._lock:
-            try:
-                rows = self._conn().execute("SELECT key, total FROM daily_sums WHERE day = ?", (day,)).fetchall()
-            except sqlite3.Error as exc:
-                raise StateError(f"the state database {self.path} cannot be read: {exc}") from exc
-        return {k: Decimal(t) for k, t in rows}
-
     def reserve(self, call_id: str, tool: str, amount: Decimal, caps: dict[str, Decimal | None]
                 ) -> tuple[bool, str | None, Decimal]:
         """Reserve ``amount`` under every key of ``caps`` atomically. Returns (ok, key that overflowed, its used)."""

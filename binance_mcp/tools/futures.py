@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import BaseModel, Field, model_validator
 
@@ -17,13 +17,12 @@ from binance_mcp.tools.base import (
     Positive,
     Result,
     Symbol,
-    TimeMs,
     ToolDef,
     dec_str,
     iso,
 )
 from binance_mcp.tools.deps import Deps
-from binance_mcp.tools.spot import SymbolArgs, check_window
+from binance_mcp.tools.spot import HistoryArgs, SymbolArgs, TradesArgs
 
 FuturesType = Literal["MARKET", "LIMIT", "STOP", "TAKE_PROFIT", "STOP_MARKET", "TAKE_PROFIT_MARKET"]
 CONDITIONAL = ("STOP", "TAKE_PROFIT", "STOP_MARKET", "TAKE_PROFIT_MARKET")
@@ -233,17 +232,8 @@ async def open_orders(args: FuturesOpenArgs, deps: Deps) -> FuturesOrderList:
     return FuturesOrderList(orders=shown, count=len(shown), total=len(orders), truncated=len(orders) > len(shown))
 
 
-class FuturesHistoryArgs(Args):
-    symbol: Symbol
-    orderId: int | None = Field(None, ge=1)
-    startTime: TimeMs | None = None
-    endTime: TimeMs | None = None
-    limit: Limit1000 = 500
-
-    @model_validator(mode="after")
-    def _window(self) -> FuturesHistoryArgs:
-        check_window(self.startTime, self.endTime, WEEK_MS, "7 days")
-        return self
+class FuturesHistoryArgs(HistoryArgs):
+    max_window: ClassVar[tuple[int, str]] = (WEEK_MS, "7 days")
 
 
 async def order_history(args: FuturesHistoryArgs, deps: Deps) -> FuturesOrderList:
@@ -254,19 +244,8 @@ async def order_history(args: FuturesHistoryArgs, deps: Deps) -> FuturesOrderLis
     return FuturesOrderList(orders=orders, count=len(orders), total=len(orders), truncated=len(orders) >= args.limit)
 
 
-class FuturesTradesArgs(Args):
-    symbol: Symbol
-    startTime: TimeMs | None = None
-    endTime: TimeMs | None = None
-    fromId: int | None = Field(None, ge=0)
-    limit: Limit1000 = 500
-
-    @model_validator(mode="after")
-    def _window(self) -> FuturesTradesArgs:
-        check_window(self.startTime, self.endTime, WEEK_MS, "7 days")
-        if self.fromId is not None and (self.startTime is not None or self.endTime is not None):
-            raise ValueError("fromId cannot be combined with startTime/endTime")
-        return self
+class FuturesTradesArgs(TradesArgs):
+    max_window: ClassVar[tuple[int, str]] = (WEEK_MS, "7 days")
 
 
 class FuturesTrade(BaseModel):

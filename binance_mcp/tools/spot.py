@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from decimal import Decimal
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import BaseModel, Field, model_validator
 
@@ -210,6 +210,9 @@ def check_window(start: int | None, end: int | None, max_ms: int, label: str) ->
 
 
 class HistoryArgs(Args):
+    """Order history of one symbol; ``max_window`` is the market's longest startTime..endTime span."""
+
+    max_window: ClassVar[tuple[int, str]] = (DAY_MS, "24 hours")
     symbol: Symbol
     orderId: int | None = Field(None, ge=1, description="orders with this id and later")
     startTime: TimeMs | None = None
@@ -218,7 +221,7 @@ class HistoryArgs(Args):
 
     @model_validator(mode="after")
     def _window(self) -> HistoryArgs:
-        check_window(self.startTime, self.endTime, DAY_MS, "24 hours")
+        check_window(self.startTime, self.endTime, *self.max_window)
         return self
 
 
@@ -231,6 +234,9 @@ async def order_history(args: HistoryArgs, deps: Deps) -> OrderList:
 
 
 class TradesArgs(Args):
+    """Fills of one symbol; ``max_window`` as in HistoryArgs."""
+
+    max_window: ClassVar[tuple[int, str]] = (DAY_MS, "24 hours")
     symbol: Symbol
     startTime: TimeMs | None = None
     endTime: TimeMs | None = None
@@ -239,7 +245,7 @@ class TradesArgs(Args):
 
     @model_validator(mode="after")
     def _window(self) -> TradesArgs:
-        check_window(self.startTime, self.endTime, DAY_MS, "24 hours")
+        check_window(self.startTime, self.endTime, *self.max_window)
         if self.fromId is not None and (self.startTime is not None or self.endTime is not None):
             raise ValueError("fromId cannot be combined with startTime/endTime")
         return self
