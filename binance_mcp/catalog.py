@@ -20,7 +20,11 @@ class ToolSpec:
     family: Family
     risk: Risk
     title: str
-    exchange: bool = True  # False: computed locally only (none today; analysis tools read exchange data)
+    # Capabilities the policy engine and loader ask about (one place, not name lists in several modules):
+    market: Literal["spot", "futures"] | None = None  # the market an order or position tool acts on
+    order: bool = False  # places an order from its own arguments (symbol, side, type, quantity, prices)
+    notional: bool = False  # has an order notional in USD: notional caps, daily sums, approval_above
+    reduces: bool = False  # only ever reduces a position (closes it with reduce-only orders)
 
     @property
     def annotations(self) -> ToolAnnotations:
@@ -41,7 +45,7 @@ _S = ToolSpec
 CATALOG: tuple[ToolSpec, ...] = (
     _S(1, "binance_account_info", "account", "read", "Spot account summary"),
     _S(2, "binance_spot_balances", "account", "read", "Spot balances"),
-    _S(3, "binance_spot_place_order", "spot", "financial", "Place a spot order"),
+    _S(3, "binance_spot_place_order", "spot", "financial", "Place a spot order", "spot", order=True, notional=True),
     _S(4, "binance_spot_cancel_order", "spot", "destructive", "Cancel a spot order"),
     _S(5, "binance_spot_cancel_all_orders", "spot", "destructive", "Cancel all spot orders on a symbol"),
     _S(6, "binance_spot_open_orders", "spot", "read", "Open spot orders"),
@@ -49,7 +53,8 @@ CATALOG: tuple[ToolSpec, ...] = (
     _S(8, "binance_spot_trade_history", "spot", "read", "Spot trade history"),
     _S(9, "binance_portfolio_account", "account", "read", "Futures margin overview"),
     _S(10, "binance_futures_positions", "account", "read", "Open futures positions"),
-    _S(11, "binance_futures_place_order", "futures", "financial", "Place a futures order"),
+    _S(11, "binance_futures_place_order", "futures", "financial", "Place a futures order", "futures", order=True,
+       notional=True),
     _S(12, "binance_futures_cancel_order", "futures", "destructive", "Cancel a futures order"),
     _S(13, "binance_futures_cancel_all_orders", "futures", "destructive", "Cancel all futures orders on a symbol"),
     _S(14, "binance_futures_open_orders", "futures", "read", "Open futures orders"),
@@ -57,7 +62,8 @@ CATALOG: tuple[ToolSpec, ...] = (
     _S(16, "binance_futures_trade_history", "futures", "read", "Futures trade history"),
     _S(17, "binance_futures_change_leverage", "futures", "financial", "Change futures leverage"),
     _S(18, "binance_futures_set_margin_type", "futures", "financial", "Set futures margin type"),
-    _S(19, "binance_futures_close_position", "futures", "financial", "Close a futures position"),
+    _S(19, "binance_futures_close_position", "futures", "financial", "Close a futures position", "futures",
+       notional=True, reduces=True),
     _S(20, "binance_spot_price", "market", "read", "Spot price"),
     _S(21, "binance_futures_price", "market", "read", "Futures last, mark and index price"),
     _S(22, "binance_spot_orderbook", "market", "read", "Spot order book"),
@@ -83,6 +89,9 @@ ALL_TOOLS: tuple[ToolSpec, ...] = (*CATALOG, POLICY_STATUS)
 BY_NAME: dict[str, ToolSpec] = {t.name: t for t in ALL_TOOLS}
 TOOL_NAMES: tuple[str, ...] = tuple(t.name for t in CATALOG)
 RISK_CLASSES: tuple[Risk, ...] = ("read", "financial", "destructive")
+ORDER_TOOLS: frozenset[str] = frozenset(t.name for t in ALL_TOOLS if t.order)
+NOTIONAL_TOOLS: frozenset[str] = frozenset(t.name for t in ALL_TOOLS if t.notional)
+FUTURES_ORDER_TOOLS: frozenset[str] = frozenset(t.name for t in ALL_TOOLS if t.order and t.market == "futures")
 
 
 def spec(name: str) -> ToolSpec:

@@ -34,9 +34,17 @@ INSTRUCTIONS = (
 
 
 class Guard(Protocol):
-    """Wraps a tool's runner; the policy guard implements it (see binance_mcp.policy)."""
+    """What the server asks of a guard. The policy guard implements it (see binance_mcp.policy.guard)."""
 
     def wrap(self, spec: ToolSpec, tool_def: ToolDef, runner: Runner) -> Runner: ...
+
+    async def hidden(self) -> frozenset[str]: ...  # tools not to list
+
+    def extra_tools(self, settings: Settings) -> list[ToolDef]: ...  # the guard's own tools
+
+    async def start(self) -> None: ...
+
+    async def aclose(self) -> None: ...
 
 
 class OpenGuard:
@@ -47,16 +55,29 @@ class OpenGuard:
     def wrap(self, spec: ToolSpec, tool_def: ToolDef, runner: Runner) -> Runner:
         return runner
 
+    async def hidden(self) -> frozenset[str]:
+        return frozenset()
+
+    def extra_tools(self, settings: Settings) -> list[ToolDef]:
+        return []
+
+    async def start(self) -> None:
+        return None
+
+    async def aclose(self) -> None:
+        return None
+
 
 class PolicyListFilter(Middleware):
     """Tools the policy denies outright are not listed (and are still denied if called)."""
 
-    def __init__(self, guard) -> None:
+    def __init__(self, guard: Guard) -> None:
         self.guard = guard
 
     async def on_list_tools(self, context, call_next):
         tools = await call_next(context)
-        return [t for t in tools if not self.guard.hidden(t.name)]
+        hidden = await self.guard.hidden()
+        return [t for t in tools if t.name not in hidden]
 
 
 def load_policy(settings: Settings):
@@ -66,13 +87,26 @@ def load_policy(settings: Settings):
     return load_file(settings.policy) if settings.policy else builtin("read-only")
 
 
+def account_id(settings: Settings) -> str:
+    """Which exchange account in-flight orders belong to: limits on open orders and positions count the orders
+    of every server on the same account (and state store). Each paper exchange is its own account."""
+    import hashlib
+    import uuid
+
+    if settings.mode == "paper":
+        return f"paper-{uuid.uuid4().hex[:12]}"
+    key = settings.api_key.get_secret_value() if settings.api_key is not None else ""
+    return hashlib.sha256(f"{settings.mode}|{settings.spot_url}|{key}".encode()).hexdigest()[:16]
+
+
 def make_guard(settings: Settings, exchange: Exchange):
     from binance_mcp.policy.facts import ExchangeFacts
     from binance_mcp.policy.guard import PolicyGuard
 
     return PolicyGuard(load_policy(settings), settings.state_dir, ExchangeFacts(exchange),
                        policy_path=settings.policy, redact=settings.redact, approval_ttl=settings.approval_ttl,
-                       elicit_timeout=settings.approval_timeout)
+                       elicit_timeout=settings.approval_timeout, account=account_id(settings),
+                       stale_after=2 * settings.timeout + 20)
 
 
 def build_server(settings: Settings, guard: Guard | None = None, exchange: Exchange | None = None) -> FastMCP:
@@ -82,24 +116,17 @@ def build_server(settings: Settings, guard: Guard | None = None, exchange: Excha
     guard = guard or make_guard(settings, exchange)
 
     @asynccontextmanager
-    async def lifespan(server: FastMCP) -> AsyncIterator[dict]:
+    async def lifespan(server: FastMCP) -> AsyncIterator[None]:
+        await guard.start()
         try:
-            yield {"deps": deps}
+            yield None
         finally:
+            await guard.aclose()
             await exchange.close()
-            close = getattr(guard, "close", None)
-            if close is not None:
-                close()
 
-    middleware = [PolicyListFilter(guard)] if hasattr(guard, "hidden") else []
     mcp = FastMCP("binance-mcp", version=__version__, instructions=INSTRUCTIONS, lifespan=lifespan,
-                  mask_error_details=True, middleware=middleware)
-    tool_defs = all_tools()
-    if hasattr(guard, "current"):
-        from binance_mcp.policy.status import status_tool
-
-        tool_defs.append(status_tool(guard, settings))
-    for tool_def in tool_defs:
+                  mask_error_details=True, middleware=[PolicyListFilter(guard)])
+    for tool_def in [*all_tools(), *guard.extra_tools(settings)]:
         runner = _bind(tool_def, deps)
         mcp.add_tool(BinanceTool.build(tool_def, guard.wrap(tool_def.spec, tool_def, runner)))
     mcp.binance_deps = deps  # type: ignore[attr-defined]  # for tests and the demo

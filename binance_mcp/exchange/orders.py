@@ -10,9 +10,9 @@ unknown (with the id to check).
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import time
+import uuid
+from contextvars import ContextVar
 from typing import Any
 
 from binance_mcp.errors import BinanceMcpError, ExchangeRejected, ExchangeUnavailable, OrderStatusUnknown
@@ -20,6 +20,22 @@ from binance_mcp.errors import BinanceMcpError, ExchangeRejected, ExchangeUnavai
 log = logging.getLogger("binance_mcp.exchange.orders")
 LOOKUP_MARGIN = 1.5  # seconds past the receive window before "not found" means "never placed"
 LOOKUP_INTERVAL = 0.5
+# The client order id the guard chose (and recorded as in flight) for the order this task is about to send.
+CLIENT_ORDER_ID: ContextVar[str | None] = ContextVar("binance_mcp_client_order_id", default=None)
+
+
+def new_client_order_id() -> str:
+    """32 characters, valid on spot and futures alike."""
+    return "bmcp" + uuid.uuid4().hex[:28]
+
+
+def client_order_id(index: int | None = None) -> str:
+    """The id for the order being placed: the guard's (suffixed with ``index`` for a tool that places several),
+    else a new one."""
+    chosen = CLIENT_ORDER_ID.get()
+    if chosen is None:
+        return new_client_order_id()
+    return chosen if index is None else f"{chosen}{index}"
 
 
 class OrderNotPlaced(BinanceMcpError):
@@ -47,7 +63,8 @@ async def place_once(exchange: Any, method: str, what: str, cid: str, lookup_met
     Returns ``(order, note)``: the exchange's order and, when it had to be recovered, a note saying how.
     Raises OrderNotPlaced or OrderStatusUnknown when the answer was lost, ExchangeRejected when refused.
     """
-    sent_at = time.time()
+    clock, sleep = exchange.clock, exchange.sleep  # injected: tests move time instead of waiting
+    sent_at = clock()
     try:
         return await exchange.call(method, what, retry=False, **params), None
     except BaseException as exc:
@@ -72,9 +89,9 @@ async def place_once(exchange: Any, method: str, what: str, cid: str, lookup_met
                 lookup_error = exc
         except ExchangeUnavailable as exc:
             lookup_error = exc
-        if time.time() >= deadline:
+        if clock() >= deadline:
             break
-        await asyncio.sleep(LOOKUP_INTERVAL)
+        await sleep(LOOKUP_INTERVAL)
     if lookup_error is None:
         raise OrderNotPlaced(
             f"{what}: the request failed ({_short(why)}) and the exchange has no order with client id {cid} after "

@@ -18,7 +18,7 @@ import hashlib
 import json
 import secrets
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from decimal import Decimal
@@ -247,80 +247,83 @@ def client_can_elicit(ctx: Any) -> bool:
 class Approver:
     """Turns a require_approval decision into allow (approved once) or a denial with the right code."""
 
-    def __init__(self, store: ApprovalStore, audit: Callable[[dict], None], *,
-                 elicit_timeout: float = DEFAULT_ELICIT_TIMEOUT) -> None:
+    def __init__(self, store: ApprovalStore, audit: Callable[[dict], Awaitable[None]],
+                 run: Callable[..., Awaitable[Any]], *, elicit_timeout: float = DEFAULT_ELICIT_TIMEOUT) -> None:
         self.store = store
         self.audit = audit
+        self.run = run  # runs a store call off the event loop (the guard's state worker)
         self.elicit_timeout = elicit_timeout
 
-    def _event(self, event: str, approval: Approval | None, call: Call, **extra: Any) -> None:
+    async def _event(self, event: str, approval: Approval | None, call: Call, **extra: Any) -> None:
         record = {"event": event, "tool": call.tool}
         if approval is not None:
             record.update(approval_id=approval.id, summary=approval.summary)
         record.update(extra)
-        self.audit(record)
+        await self.audit(record)
 
     async def resolve(self, decision: Decision, call: Call, ctx: Any) -> Decision:
-        for expired in self.store.expire_old():
-            self._event("approval_expired", expired, Call(expired.tool, {}))
+        for expired in await self.run(self.store.expire_old):
+            await self._event("approval_expired", expired, Call(expired.tool, {}))
         if client_can_elicit(ctx):
             return await self._elicit(decision, call, ctx)
-        return self._out_of_band(decision, call)
+        return await self._out_of_band(decision, call)
 
     async def _elicit(self, decision: Decision, call: Call, ctx: Any) -> Decision:
         s = summary(call, decision)
         text = prompt(s, decision)
-        self._event("approval_requested", None, call, channel="elicitation", summary=s, rule=decision.rule)
+        await self._event("approval_requested", None, call, channel="elicitation", summary=s, rule=decision.rule)
         try:
             result = await asyncio.wait_for(ctx.elicit(text, response_type=bool), self.elicit_timeout)
         except asyncio.TimeoutError:
-            return self._denied(decision, call, "no answer within "
-                                f"{self.elicit_timeout:g} s", "timeout")
+            return await self._denied(decision, call, "no answer within "
+                                      f"{self.elicit_timeout:g} s", "timeout")
         except Exception as exc:  # noqa: BLE001 - an error is not a yes
-            return self._denied(decision, call, f"the approval prompt failed ({type(exc).__name__})", "error")
+            return await self._denied(decision, call, f"the approval prompt failed ({type(exc).__name__})", "error")
         action = getattr(result, "action", None)
         data = getattr(result, "data", None)
         if action == "accept" and data is True:
-            self._event("approval_granted", None, call, channel="elicitation", summary=s)
+            await self._event("approval_granted", None, call, channel="elicitation", summary=s)
             return Decision(ALLOW, "ALLOWED", decision.rule, f"approved by the user (elicitation) under {decision.rule}",
                             decision.facts, (*decision.steps, "approved by elicitation"))
         why = {"decline": "the user declined", "cancel": "the user cancelled"}.get(
             str(action), "the user did not tick yes" if action == "accept" else f"no approval ({action})")
-        return self._denied(decision, call, why, str(action))
+        return await self._denied(decision, call, why, str(action))
 
-    def _denied(self, decision: Decision, call: Call, why: str, answer: str) -> Decision:
-        self._event("approval_denied", None, call, channel="elicitation", answer=answer)
+    async def _denied(self, decision: Decision, call: Call, why: str, answer: str) -> Decision:
+        await self._event("approval_denied", None, call, channel="elicitation", answer=answer)
         return Decision(DENY, "APPROVAL_DENIED", decision.rule,
                         f"{why}, so the call was not sent. Do not retry it unless the user asks again.",
                         decision.facts, (*decision.steps, f"elicitation: {answer}"))
 
-    def _out_of_band(self, decision: Decision, call: Call) -> Decision:
+    async def _out_of_band(self, decision: Decision, call: Call) -> Decision:
         digest = args_hash(call)
-        prior = self.store.latest(digest)
+        prior = await self.run(self.store.latest, digest)
         if prior is not None and prior.status == "approved":
-            if self.store.consume(prior.id):
-                self._event("approval_consumed", prior, call)
+            if await self.run(self.store.consume, prior.id):
+                await self._event("approval_consumed", prior, call)
+                shown = prior.summary.get("notional_usd")
+                facts = {**decision.facts, **({"approved_notional_usd": shown} if shown is not None else {})}
                 return Decision(ALLOW, "ALLOWED", decision.rule,
-                                f"approved out of band (approval {prior.id}) under {decision.rule}", decision.facts,
+                                f"approved out of band (approval {prior.id}) under {decision.rule}", facts,
                                 (*decision.steps, f"approval {prior.id} consumed"))
         if prior is not None and prior.status == "denied":
-            self.store.close_denied(prior.id)
-            self._event("approval_refused", prior, call)
+            await self.run(self.store.close_denied, prior.id)
+            await self._event("approval_refused", prior, call)
             return Decision(DENY, "APPROVAL_DENIED", decision.rule,
                             f"the user denied approval {prior.id} for this exact call. Do not retry it unless the "
                             "user asks; a changed or new request needs a new approval.", decision.facts,
                             decision.steps)
         if prior is not None and prior.status == "expired" and prior.decided_at is not None:
-            self.store.close_expired(prior.id)
-            self._event("approval_expired_refused", prior, call)
+            await self.run(self.store.close_expired, prior.id)
+            await self._event("approval_expired_refused", prior, call)
             return Decision(DENY, "APPROVAL_EXPIRED", decision.rule,
                             f"approval {prior.id} expired before it was used. Call again to create a new request, "
                             "then ask the user to approve it.", decision.facts, decision.steps)
         if prior is not None and prior.status == "pending":
             approval = prior
         else:
-            approval = self.store.create(call, decision)
-            self._event("approval_requested", approval, call, channel="out_of_band", rule=decision.rule)
+            approval = await self.run(self.store.create, call, decision)
+            await self._event("approval_requested", approval, call, channel="out_of_band", rule=decision.rule)
         minutes = max(1, round((_ts(approval.expires_at) - self.store.clock()) / 60))
         return Decision(
             DENY, "APPROVAL_REQUIRED", decision.rule,

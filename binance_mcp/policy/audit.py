@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import os
 import threading
+import time
+from collections.abc import Callable
 from datetime import datetime, timezone
 from decimal import Decimal
 from pathlib import Path
@@ -20,9 +22,10 @@ def _default(value: Any) -> Any:
 
 
 class AuditLog:
-    def __init__(self, path: Path, redact=lambda s: s) -> None:
+    def __init__(self, path: Path, redact=lambda s: s, clock: Callable[[], float] = time.time) -> None:
         self.path = path
         self.redact = redact
+        self.clock = clock
         self._lock = threading.Lock()
         self._fh = None
 
@@ -54,7 +57,8 @@ class AuditLog:
     def append(self, record: dict, sync: bool = True) -> None:
         """Write and flush one record (a killed process loses nothing flushed); ``sync`` also fsyncs it, so it
         survives a power cut: the guard asks for that on the record written before a trading call is sent."""
-        record.setdefault("time", datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z"))
+        record.setdefault("time", datetime.fromtimestamp(self.clock(), timezone.utc).isoformat(
+            timespec="milliseconds").replace("+00:00", "Z"))
         line = self.redact(json.dumps(record, default=_default, separators=(",", ":"), sort_keys=False))
         with self._lock:
             self._open()

@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from decimal import ROUND_DOWN, Decimal, localcontext
 from typing import Any
 
-from binance_mcp.catalog import BY_NAME
-from binance_mcp.policy.model import Policy, Rule
+from binance_mcp.catalog import BY_NAME, NOTIONAL_TOOLS
+from binance_mcp.policy.model import Policy, RateLimit, Rule
 
 ALLOW, DENY, APPROVE = "allow", "deny", "require_approval"
 CODES = (
@@ -23,7 +23,6 @@ CODES = (
     "REDUCE_ONLY_REQUIRED", "LEVERAGE_OVER_LIMIT", "POSITION_OVER_LIMIT", "RATE_LIMITED", "APPROVAL_REQUIRED",
     "APPROVAL_DENIED", "APPROVAL_EXPIRED", "POLICY_ERROR",
 )
-NOTIONAL_TOOLS = ("binance_spot_place_order", "binance_futures_place_order", "binance_futures_close_position")
 POLICY_STATUS_TOOL = "binance_policy_status"
 
 
@@ -54,6 +53,12 @@ class Facts:
     leverage: int | None = None
     position_after_usd: Decimal | None = None
     reduces_position: bool | None = None
+    # What the exchange said, before orders in flight are added (see facts.with_pending):
+    exchange_open_orders: int | None = None
+    position: Decimal | None = None  # signed amount of the position leg the order acts on
+    mark_price: Decimal | None = None
+    usd_rate: Decimal | None = None  # USD per unit of the symbol's quote asset
+    in_flight: int | None = None  # orders in flight (or answered after these facts were read) that were counted
 
     def as_dict(self) -> dict[str, str | int | bool]:
         return {k: (str(v) if isinstance(v, Decimal) else v) for k, v in self.__dict__.items() if v is not None}
@@ -66,6 +71,7 @@ class Counters:
     daily_used: dict[str, Decimal] = field(default_factory=dict)  # "tool:<name>" / "account"
     rate_wait: dict[str, float] = field(default_factory=dict)  # "tool:<name>" / "account" -> seconds (0 = free)
     kill_switch: bool = False
+    approved: str | None = None  # how a human approved this very call (every limit is still decided again)
 
 
 @dataclass(frozen=True)
@@ -80,10 +86,6 @@ class Decision:
     @property
     def allowed(self) -> bool:
         return self.effect == ALLOW
-
-    def text(self) -> str:
-        """What the agent reads: the code first, then what to change."""
-        return f"{self.code}: {self.reason}"
 
     def as_dict(self) -> dict:
         return {"effect": self.effect, "code": self.code, "rule": self.rule, "reason": self.reason,
@@ -104,6 +106,40 @@ def effective_rule(policy: Policy, tool: str) -> tuple[Rule | None, str]:
 def effective_action(policy: Policy, tool: str) -> str:
     rule, _ = effective_rule(policy, tool)
     return rule.action if rule is not None else policy.default
+
+
+@dataclass(frozen=True)
+class Cap:
+    """A daily notional cap that a call counts against: its key in the state store, its rule path, its limit."""
+
+    key: str
+    rule: str
+    limit: Decimal
+
+
+def daily_caps(policy: Policy, tool: str) -> list[Cap]:
+    """The daily caps a call of ``tool`` counts against (its tool rule's, then the account's). The one place the
+    guard, the engine and ``binance_policy_status`` take them from."""
+    if tool not in NOTIONAL_TOOLS:
+        return []
+    rule, path = effective_rule(policy, tool)
+    out = []
+    if rule is not None and rule.limits is not None and rule.limits.daily_notional_usd is not None:
+        out.append(Cap(f"tool:{tool}", f"{path}.limits.daily_notional_usd", rule.limits.daily_notional_usd))
+    if policy.account.daily_notional_usd is not None:
+        out.append(Cap("account", "account.daily_notional_usd", policy.account.daily_notional_usd))
+    return out
+
+
+def rate_limits(policy: Policy, tool: str) -> list[tuple[str, str, RateLimit]]:
+    """(state-store key, rule path, limit) of every rate limit a call of ``tool`` counts against, tool first."""
+    rule, path = effective_rule(policy, tool)
+    out = []
+    if rule is not None and rule.rate_limit is not None:
+        out.append((f"tool:{tool}", f"{path}.rate_limit", rule.rate_limit))
+    if policy.account.rate_limit is not None:
+        out.append(("account", "account.rate_limit", policy.account.rate_limit))
+    return out
 
 
 def denied_outright(policy: Policy, tool: str) -> bool:
@@ -224,10 +260,7 @@ def decide(policy: Policy, call: Call, facts: Facts, counters: Counters) -> Deci
         if decision is not None:
             return decision
     # 4. rate limits, tool then account
-    for key, rl_path, rl in ((f"tool:{call.tool}", f"{path}.rate_limit", rule.rate_limit if rule else None),
-                             ("account", "account.rate_limit", policy.account.rate_limit)):
-        if rl is None:
-            continue
+    for key, rl_path, rl in rate_limits(policy, call.tool):
         wait = counters.rate_wait.get(key, 0.0)
         if wait > 0:
             secs = max(1, int(wait + 0.999))
@@ -235,6 +268,9 @@ def decide(policy: Policy, call: Call, facts: Facts, counters: Counters) -> Deci
                            f"at most {rl.max} calls per {rl.window} s are allowed by {rl_path}; try again in {secs} s.")
         ev.passed(rl_path)
     # 5. approval
+    if counters.approved and action in (APPROVE, ALLOW):
+        ev.steps.append(counters.approved)
+        return Decision(ALLOW, "ALLOWED", path, counters.approved, facts.as_dict(), tuple(ev.steps))
     if action == APPROVE:
         return ev.deny("APPROVAL_REQUIRED", path, f"{path} requires a human's approval for {call.tool}.", APPROVE)
     if rule is not None and rule.approval_above is not None:
@@ -317,9 +353,10 @@ def _limits(ev: _Eval, limits, path: str) -> Decision | None:
         if n is None:
             return ev.missing(f"{lp}.max_open_orders", "the open orders")
         if n >= limits.max_open_orders:
+            flying = f" (counting {facts.in_flight} in flight)" if facts.in_flight else ""
             return ev.deny("OPEN_ORDERS_OVER_LIMIT", f"{lp}.max_open_orders",
-                           f"{n} orders are open and {lp}.max_open_orders allows {limits.max_open_orders}; cancel "
-                           "some before placing another.")
+                           f"{n} orders are open{flying} and {lp}.max_open_orders allows {limits.max_open_orders}; "
+                           "cancel some before placing another.")
         ev.passed(f"{lp}.max_open_orders")
     if limits.reduce_only:
         if facts.reduces_position is None:
@@ -343,7 +380,7 @@ def _limits(ev: _Eval, limits, path: str) -> Decision | None:
         after = facts.position_after_usd
         if after is None:
             return ev.missing(f"{lp}.max_position_notional_usd", "the position")
-        if after > limits.max_position_notional_usd:
+        if after > limits.max_position_notional_usd and not facts.reduces_position:  # reducing is never blocked
             return ev.deny("POSITION_OVER_LIMIT", f"{lp}.max_position_notional_usd",
                            f"the position after this order would be {_fmt(after)} USD at mark price, over the "
                            f"{limits.max_position_notional_usd} USD of {lp}.max_position_notional_usd. Reduce "

@@ -7,10 +7,15 @@ no extra request. A fact that cannot be fetched raises, and the guard denies wit
 
 from __future__ import annotations
 
+from dataclasses import replace
 from decimal import Decimal
 from typing import Any, Protocol
 
+from binance_mcp.catalog import BY_NAME
 from binance_mcp.policy.engine import Call, Facts
+from binance_mcp.policy.state import Pending
+
+CONDITIONAL = ("STOP", "STOP_MARKET", "TAKE_PROFIT", "TAKE_PROFIT_MARKET", "TRAILING_STOP_MARKET")
 
 STABLE = ("USDT", "USDC", "FDUSD", "BUSD", "TUSD", "DAI")
 QUOTES = STABLE + ("BTC", "ETH", "BNB", "EUR", "TRY", "BRL", "JPY", "XRP", "DOGE", "SOL")
@@ -90,6 +95,31 @@ class ExchangeFacts:
     async def position(self, symbol: str, side: str) -> Decimal:
         return (await self.positions(symbol)).get(side, Decimal(0))
 
+    @property
+    def receive_window(self) -> float:
+        """Seconds after which an order the exchange has not got can no longer be placed (it would be late)."""
+        from binance_mcp.exchange.orders import LOOKUP_MARGIN
+
+        return self.exchange.recv_window_s + LOOKUP_MARGIN
+
+    async def find_order(self, market: str, symbol: str | None, cid: str, conditional: bool) -> bool | None:
+        """Is there an order with this client id? True, False (the exchange says no such order), None (unknown)."""
+        from binance_mcp.errors import ExchangeRejected, ExchangeUnavailable
+
+        if market == "spot":
+            method, params = "get_order", {"symbol": symbol, "origClientOrderId": cid}
+        elif conditional:
+            method, params = "futures_get_order", {"clientAlgoId": cid}
+        else:
+            method, params = "futures_get_order", {"symbol": symbol, "origClientOrderId": cid}
+        try:
+            await self.exchange.call(method, f"Looking up order {cid}", **params)
+            return True
+        except ExchangeRejected as exc:
+            return False if exc.binance_code == -2013 else None
+        except ExchangeUnavailable:
+            return None
+
 
 async def to_usd(src: PriceSource, market: str, symbol: str, quote_amount: Decimal) -> Decimal:
     quote = await src.quote_asset(market, symbol)
@@ -124,7 +154,7 @@ async def gather(call: Call, needs: set[str], src: PriceSource) -> Facts:
     except FactError as exc:
         exc.facts = facts
         raise
-    return facts
+    return with_pending(call, facts, [])  # derived figures (open orders, position after) with nothing in flight
 
 
 def _dec(value: Any) -> Decimal | None:
@@ -163,47 +193,111 @@ async def _spot_order(call: Call, needs: set[str], src: PriceSource, facts: Fact
         facts.reference_price = ref
         facts.price_deviation_pct = abs(order_price - ref) / ref * 100
     if "open_orders" in needs:
-        facts.open_orders = await src.open_orders("spot")
+        facts.exchange_open_orders = await src.open_orders("spot")
 
 
 async def _futures_order(call: Call, needs: set[str], src: PriceSource, facts: Facts) -> None:
-    symbol, side = call.get("symbol"), call.get("side")
+    symbol = call.get("symbol")
     qty = _dec(call.get("quantity"))
     price, stop = _dec(call.get("price")), _dec(call.get("stopPrice"))
     ps = call.get("positionSide") or "BOTH"
     closing = bool(call.get("closePosition"))
-    position: Decimal | None = None
     if closing or {"position", "position_after"} & needs:
-        position = await src.position(symbol, ps)
+        facts.position = await src.position(symbol, ps)
     mark: Decimal | None = None
     if {"notional", "position_after", "deviation"} & needs or closing:
         mark = await src.mark_price(symbol)
-        facts.reference_price = mark
+        facts.reference_price = facts.mark_price = mark
     if closing:
-        qty = abs(position or Decimal(0))
+        qty = abs(facts.position or Decimal(0))
     facts.quantity = qty
     if "notional" in needs:
         facts.notional_usd = await to_usd(src, "futures", symbol, (qty or Decimal(0)) * mark)
+    if "position_after" in needs:
+        facts.usd_rate = await to_usd(src, "futures", symbol, Decimal(1))
     if "deviation" in needs:
         order_price = price if price is not None else stop
         facts.price_deviation_pct = abs(order_price - mark) / mark * 100 if order_price is not None else Decimal(0)
     if "open_orders" in needs:
-        facts.open_orders = await src.open_orders("futures")
+        facts.exchange_open_orders = await src.open_orders("futures")
     if "leverage" in needs:
         facts.leverage = await src.leverage(symbol)
-    signed = (qty or Decimal(0)) * (1 if side == "BUY" else -1)
-    if "position" in needs:
-        hedge_close = (ps == "LONG" and side == "SELL") or (ps == "SHORT" and side == "BUY")
-        flagged = bool(call.get("reduceOnly")) or closing or hedge_close
-        amt = position or Decimal(0)
-        opposite = (amt > 0 and side == "SELL") or (amt < 0 and side == "BUY")
-        facts.reduces_position = flagged and opposite and (closing or abs(signed) <= abs(amt))
-    if "position_after" in needs:
-        amt = position or Decimal(0)
-        if ps == "SHORT":
-            after = abs(amt + signed) if side == "SELL" else max(abs(amt) - abs(signed), Decimal(0))
-        elif ps == "LONG":
-            after = abs(amt + signed) if side == "BUY" else max(abs(amt) - abs(signed), Decimal(0))
-        else:
-            after = abs(amt + signed) if not closing else Decimal(0)
-        facts.position_after_usd = await to_usd(src, "futures", symbol, after * mark)
+
+
+def reducing(call: Call) -> bool:
+    """Does the order only ever shrink a position (flagged reduce-only, closePosition, a hedge-mode close, or the
+    close tool)? Such an order never adds exposure, whatever it fills at."""
+    if call.tool == "binance_futures_close_position":
+        return True
+    if call.tool != "binance_futures_place_order":
+        return False
+    ps, side = call.get("positionSide") or "BOTH", call.get("side")
+    return bool(call.get("reduceOnly")) or bool(call.get("closePosition")) or \
+        (ps == "LONG" and side == "SELL") or (ps == "SHORT" and side == "BUY")
+
+
+def pending_entry(call: Call, facts: Facts | None, call_id: str, owner: str, client_order_id: str | None
+                  ) -> Pending:
+    """The in-flight record of an allowed call (what later decisions count until the exchange answers it)."""
+    spec = BY_NAME.get(call.tool)
+    market = spec.market if spec is not None and (spec.order or spec.reduces) else None
+    qty = _dec(call.get("quantity"))
+    if call.get("closePosition") or call.tool == "binance_futures_close_position":
+        qty = None  # the whole position
+    elif qty is None and facts is not None:
+        qty = facts.quantity  # spot quoteOrderQty: the base quantity it buys at the price counted
+    if market != "futures":
+        position_side = None
+    elif call.tool == "binance_futures_close_position":
+        position_side = call.get("positionSide")  # None: every leg
+    else:
+        position_side = call.get("positionSide") or "BOTH"
+    return Pending(call_id, call.tool, market, call.get("symbol"), call.get("side"), position_side, qty,
+                   reducing(call),
+                   client_order_id, call.tool == "binance_futures_place_order" and call.get("type") in CONDITIONAL,
+                   0.0, owner)
+
+
+def with_pending(call: Call, facts: Facts, pending: list[Pending]) -> Facts:
+    """The facts with orders in flight added, as the worst case: every in-flight order on the same market counts
+    as open; every in-flight order that adds to the same position leg is assumed to fill; every in-flight
+    reducing order on the leg has used up the part of the position it reduces."""
+    out = replace(facts)
+    spec = BY_NAME.get(call.tool)
+    market = spec.market if spec is not None else None
+    mine = [p for p in pending if p.market == market]
+    out.in_flight = len(mine) or None
+    if facts.exchange_open_orders is not None:
+        out.open_orders = facts.exchange_open_orders + len(mine)
+    if call.tool != "binance_futures_place_order" or facts.position is None:
+        return out
+    symbol, side = call.get("symbol"), call.get("side")
+    ps = call.get("positionSide") or "BOTH"
+    leg = [p for p in mine if p.symbol == symbol and p.position_side in (ps, None)]
+    amt = facts.position
+    qty = facts.quantity or Decimal(0)
+    signed = qty if side == "BUY" else -qty
+    # Reduce-only: the position less what reducing orders in flight on this leg will take.
+    if any(p.quantity is None for p in leg if p.reduces):
+        available = Decimal(0)
+    else:
+        available = max(abs(amt) - sum((p.quantity for p in leg if p.reduces), Decimal(0)), Decimal(0))
+    opposite = (amt > 0 and side == "SELL") or (amt < 0 and side == "BUY")
+    flagged = reducing(call)
+    closing = bool(call.get("closePosition"))
+    out.reduces_position = flagged and opposite and available > 0 and (closing or abs(signed) <= available)
+    if facts.mark_price is None or facts.usd_rate is None:
+        return out
+    # The position after this order, in the worst case over which in-flight orders that add to the leg fill.
+    adding = [p for p in leg if not p.reduces and p.quantity is not None]
+    if flagged:
+        after = max(abs(amt) - abs(signed), Decimal(0)) if not closing else Decimal(0)
+    elif ps == "BOTH":
+        base = amt + signed
+        ups = sum((p.quantity for p in adding if p.side == "BUY"), Decimal(0))
+        downs = sum((p.quantity for p in adding if p.side == "SELL"), Decimal(0))
+        after = max(abs(base + ups), abs(base - downs))
+    else:  # hedge mode, an order that opens more on its leg (BUY LONG / SELL SHORT)
+        after = abs(amt) + abs(signed) + sum((p.quantity for p in adding if p.side == side), Decimal(0))
+    out.position_after_usd = after * facts.mark_price * facts.usd_rate
+    return out

@@ -1,14 +1,22 @@
 """The enforcement point: a decorator around every tool's runner, applied in one place (server.py).
 
-For each call: (hot-reload the policy if its file changed) -> gather facts -> engine.decide() -> reserve
-daily sums and count rate limits -> audit -> deny, or run the handler and audit its outcome. Anything
-unexpected while deciding denies with POLICY_ERROR: the guard fails closed, never open.
+For each call: (hot-reload the policy if its file changed) -> note the state store's release counter and the
+orders in flight -> gather facts from the exchange -> a first decision (deny, ask approval, or go on) -> after any
+wait, fresh facts -> decide again and reserve in ONE state-store transaction (daily sums, rate-limit hits, the
+call as in flight) -> audit -> run the handler -> settle the in-flight record on the exchange's answer -> audit.
+Anything unexpected while deciding denies with POLICY_ERROR: the guard fails closed, never open.
+
+Nothing here blocks the event loop: the state store runs in its own worker thread, audit writes (and their
+fsync) in another, file stats in a thread too. See docs/policy.md "Limits under concurrency" for why the
+limits hold when calls arrive together, in one process or several on one state directory.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
+import threading
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -16,21 +24,25 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import anyio
 from pydantic import BaseModel
 
-from binance_mcp.catalog import ToolSpec
+from binance_mcp.catalog import BY_NAME, ToolSpec
 from binance_mcp.errors import BinanceMcpError, ExchangeRejected
+from binance_mcp.exchange.orders import CLIENT_ORDER_ID, new_client_order_id
 from binance_mcp.policy import engine
 from binance_mcp.policy.approvals import DEFAULT_ELICIT_TIMEOUT, DEFAULT_TTL, ApprovalStore, Approver
 from binance_mcp.policy.audit import AuditLog
-from binance_mcp.policy.engine import APPROVE, DENY, Call, Counters, Decision, Facts
-from binance_mcp.policy.facts import PriceSource, gather
+from binance_mcp.policy.engine import ALLOW, APPROVE, DENY, Call, Counters, Decision, Facts
+from binance_mcp.policy.facts import FactError, PriceSource, gather, pending_entry, with_pending
 from binance_mcp.policy.loader import LoadedPolicy, PolicyLoadError, load_file
-from binance_mcp.policy.ratelimit import RateLimits
-from binance_mcp.policy.state import StateError, StateStore
+from binance_mcp.policy.state import BUSY_TIMEOUT_S, Pending, Room, StateError, StateStore, StoreWorker
 
 log = logging.getLogger("binance_mcp.policy")
 Runner = Callable[[Any], Awaitable[BaseModel]]
+APPROVAL_DRIFT = Decimal("1.02")  # an approved order may cost at most 2 % more at execution
+SWEEP_EVERY_S = 30.0
+EXPECTED = (StateError, FactError, BinanceMcpError, OSError)  # conditions, not bugs: one log line, no traceback
 
 
 class PolicyDenied(BinanceMcpError):
@@ -43,26 +55,76 @@ class PolicyDenied(BinanceMcpError):
 
 
 class PolicyGuard:
+    """The policy guard: what server.py asks of any guard (``wrap``, ``hidden``, ``extra_tools``, ``start``,
+    ``aclose``), with the policy, the state store, approvals and the audit log behind it."""
+
     guarded = True
 
     def __init__(self, loaded: LoadedPolicy, state_dir: Path, facts: PriceSource, *,
                  policy_path: Path | None = None, clock: Callable[[], float] = time.time,
                  redact: Callable[[str], str] = lambda s: s, approval_ttl: float = DEFAULT_TTL,
-                 elicit_timeout: float = DEFAULT_ELICIT_TIMEOUT) -> None:
+                 elicit_timeout: float = DEFAULT_ELICIT_TIMEOUT, account: str = "default",
+                 stale_after: float = 60.0, sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep) -> None:
         self.loaded = loaded
         self.policy_path = policy_path
         self.facts = facts
         self.clock = clock
+        self.sleep = sleep
         self.redact = redact
-        self.state = StateStore(state_dir / "state.db", clock)
-        self.audit = AuditLog(state_dir / "audit.jsonl", redact)
-        self.rates = RateLimits()
+        self.account = account
+        self.owner = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        self.stale_after = stale_after  # an in-flight record older than this is resolved by the sweep
+        self.state = StateStore(state_dir / "state.db", clock, busy_timeout=BUSY_TIMEOUT_S)
+        self.store = StoreWorker()
+        self.audit = AuditLog(state_dir / "audit.jsonl", redact, clock)
+        self.audit_writer = StoreWorker()  # one thread for audit writes (and their fsync), in order
         self.approvals = ApprovalStore(self.state, clock, approval_ttl)
-        self.approver = Approver(self.approvals, self._safe_audit, elicit_timeout=elicit_timeout)
+        self.approver = Approver(self.approvals, self._safe_audit, self.store.run, elicit_timeout=elicit_timeout)
         self.wrapped: set[str] = set()
+        self.live: set[str] = set()  # call ids of this process that are in flight right now
         self._stamp = self._file_stamp()
         self._failed_stamp: tuple | None = None
         self.reload_error: str | None = None
+        self._sweeper: asyncio.Task | None = None
+        self._reload_lock = threading.Lock()
+
+    # -- lifecycle --------------------------------------------------------------------------
+    async def start(self) -> None:
+        """Resolve what a killed process left in flight, now and every SWEEP_EVERY_S while the server runs."""
+        if self._sweeper is None:
+            self._sweeper = asyncio.get_running_loop().create_task(self._sweep_forever())
+
+    async def _sweep_forever(self) -> None:
+        while True:
+            try:
+                await self.sweep()
+            except asyncio.CancelledError:
+                raise
+            except EXPECTED as exc:
+                log.warning("in-flight sweep: %s", self.redact(str(exc))[:300])
+            except Exception:  # noqa: BLE001 - the sweep must keep running; the bug is logged once per pass
+                log.exception("in-flight sweep failed")
+            await self.sleep(SWEEP_EVERY_S)
+
+    async def aclose(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            try:
+                await self._sweeper
+            except (asyncio.CancelledError, Exception):  # noqa: BLE001 - closing must not raise
+                pass
+            self._sweeper = None
+        await asyncio.get_running_loop().run_in_executor(None, self.close)
+
+    def close(self) -> None:
+        self.audit_writer.close()
+        self.store.close()
+        self.audit.close()
+        self.state.close()
+
+    async def _io(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """A blocking file operation (stat, open) off the event loop."""
+        return await asyncio.get_running_loop().run_in_executor(None, fn, *args)
 
     # -- the policy in force ----------------------------------------------------------------
     def _file_stamp(self) -> tuple | None:
@@ -74,10 +136,12 @@ class PolicyGuard:
             return ("missing",)
         return (st.st_mtime_ns, st.st_size)
 
-    def current(self) -> LoadedPolicy:
+    def _reload(self) -> LoadedPolicy:
         """The policy in force, reloaded when its file changed; a file that fails to load keeps the previous."""
-        if self.policy_path is None:
-            return self.loaded
+        with self._reload_lock:
+            return self._reload_locked()
+
+    def _reload_locked(self) -> LoadedPolicy:
         stamp = self._file_stamp()
         if stamp == self._stamp or stamp == self._failed_stamp:
             return self.loaded
@@ -87,76 +151,65 @@ class PolicyGuard:
             self._failed_stamp = stamp
             self.reload_error = str(exc)
             log.error("policy reload failed; the previous policy stays in force:\n%s", exc)
-            self._safe_audit({"event": "policy_reload_failed", "errors": exc.errors,
-                              "kept": {"source": self.loaded.source, "sha256": self.loaded.sha256}})
+            self._audit_now({"event": "policy_reload_failed", "errors": exc.errors,
+                             "kept": {"source": self.loaded.source, "sha256": self.loaded.sha256}})
             return self.loaded
         self.loaded, self._stamp, self._failed_stamp, self.reload_error = new, stamp, None, None
         log.warning("policy reloaded from %s (%s)", new.source, new.sha256)
-        self._safe_audit({"event": "policy_reload", "policy": {"source": new.source, "sha256": new.sha256}})
+        self._audit_now({"event": "policy_reload", "policy": {"source": new.source, "sha256": new.sha256}})
         return new
 
-    def hidden(self, tool: str) -> bool:
-        return engine.denied_outright(self.current().policy, tool)
+    async def current(self) -> LoadedPolicy:
+        if self.policy_path is None:
+            return self.loaded
+        return await self._io(self._reload)
+
+    async def hidden(self) -> frozenset[str]:
+        """Tools the policy in force denies outright: not listed in tools/list."""
+        policy = (await self.current()).policy
+        return frozenset(name for name in BY_NAME if engine.denied_outright(policy, name))
 
     def kill_switch_on(self, loaded: LoadedPolicy) -> bool:
         path = loaded.policy.account.kill_switch_file
         return bool(path) and Path(path).expanduser().exists()
 
+    async def kill_switch(self, loaded: LoadedPolicy) -> bool:
+        if not loaded.policy.account.kill_switch_file:
+            return False
+        return await self._io(self.kill_switch_on, loaded)
+
+    def extra_tools(self, settings: Any) -> list:
+        from binance_mcp.policy.status import status_tool
+
+        return [status_tool(self, settings)]
+
     # -- deciding ---------------------------------------------------------------------------
-    def _daily_caps(self, loaded: LoadedPolicy, call: Call) -> dict[str, Decimal | None]:
-        policy = loaded.policy
-        rule, _ = engine.effective_rule(policy, call.tool)
-        caps: dict[str, Decimal | None] = {}
-        if call.tool not in engine.NOTIONAL_TOOLS:
-            return caps
-        if rule is not None and rule.limits is not None and rule.limits.daily_notional_usd is not None:
-            caps[f"tool:{call.tool}"] = rule.limits.daily_notional_usd
-        if policy.account.daily_notional_usd is not None:
-            caps["account"] = policy.account.daily_notional_usd
-        return caps
-
-    def _rate_keys(self, loaded: LoadedPolicy, call: Call) -> list[tuple[str, Any]]:
-        policy = loaded.policy
-        rule, _ = engine.effective_rule(policy, call.tool)
-        out = []
-        if rule is not None and rule.rate_limit is not None:
-            out.append((f"tool:{call.tool}", rule.rate_limit))
-        if policy.account.rate_limit is not None:
-            out.append(("account", policy.account.rate_limit))
-        return out
-
-    def _rate_denial(self, loaded: LoadedPolicy, call: Call, key: str, rl: Any, wait: float, facts: Any
-                     ) -> Decision:
-        _, path = engine.effective_rule(loaded.policy, call.tool)
-        rule = "account.rate_limit" if key == "account" else f"{path}.rate_limit"
-        secs = max(1, int(wait + 0.999))
-        return Decision(DENY, "RATE_LIMITED", rule, f"at most {rl.max} calls per {rl.window} s are allowed by "
-                        f"{rule}; try again in {secs} s.", facts.as_dict())
-
-    async def evaluate(self, loaded: LoadedPolicy, call: Call) -> tuple[Decision, Any]:
-        """Facts, counters and the engine's decision (nothing is reserved yet). Returns (decision, facts)."""
+    async def _facts(self, loaded: LoadedPolicy, call: Call) -> tuple[Facts | None, int | None, Decision | None]:
+        """(facts with the orders in flight now, the release counter noted before them, a denial if facts failed)."""
         policy = loaded.policy
         needed = engine.needs(policy, call)
         if call.tool in engine.NOTIONAL_TOOLS and engine.effective_action(policy, call.tool) == APPROVE:
             needed.add("notional")  # the human approving an order must see what it is worth
+        spec = BY_NAME.get(call.tool)
+        seq, pending = None, []
+        if spec is not None and (spec.order or spec.reduces):
+            seq, pending = await self.store.run(self.state.snapshot, self.account)
         try:
             facts = await gather(call, needed, self.facts)
         except Exception as exc:  # a fact is missing: an earlier rule may still deny; otherwise POLICY_ERROR
-            return self._without_facts(loaded, call, exc), None
-        now = self.clock()
-        caps = self._daily_caps(loaded, call) if "notional" in needed else {}
-        counters = Counters(kill_switch=call.risk != "read" and self.kill_switch_on(loaded))
-        if caps:
-            counters.daily_used = self.state.used(list(caps))
-        for key, rl in self._rate_keys(loaded, call):
-            counters.rate_wait[key] = self.rates.wait(key, rl, now)
-        return engine.decide(policy, call, facts, counters), facts
+            return None, seq, await self._without_facts(loaded, call, exc)
+        return with_pending(call, facts, pending), seq, None
 
-    def _without_facts(self, loaded: LoadedPolicy, call: Call, exc: Exception) -> Decision:
+    async def _without_facts(self, loaded: LoadedPolicy, call: Call, exc: Exception) -> Decision:
         """Decide with the facts gathered before the failure; never allow. The reason carries the cause."""
         partial = getattr(exc, "facts", None) or Facts()
         cause = self.redact(getattr(exc, "message", None) or str(exc) or type(exc).__name__)[:300]
-        decision = engine.decide(loaded.policy, call, partial, Counters(kill_switch=self.kill_switch_on(loaded)))
+        if isinstance(exc, EXPECTED):
+            log.warning("a fact for %s could not be fetched: %s", call.tool, cause)
+        else:
+            log.error("fetching facts for %s failed", call.tool, exc_info=exc)
+        kill = call.risk != "read" and await self.kill_switch(loaded)
+        decision = engine.decide(loaded.policy, call, partial, Counters(kill_switch=kill))
         if decision.code != "POLICY_ERROR" and not decision.allowed and decision.effect != APPROVE:
             return decision  # denied by a rule that needed no missing fact (kill switch, symbol, side...)
         rule = decision.rule if decision.code == "POLICY_ERROR" else "guard"
@@ -165,38 +218,57 @@ class PolicyGuard:
                         "Retry later; if it persists, a human must check the exchange connection.",
                         partial.as_dict(), decision.steps)
 
-    def commit(self, loaded: LoadedPolicy, call: Call, call_id: str, decision: Decision, facts: Any
-               ) -> tuple[Decision, bool]:
-        """Reserve daily sums (re-checking caps atomically) and count rate limits for a call about to run."""
-        shadow = loaded.policy.mode == "shadow"
-        if not shadow:
-            # Checked again here, where no other call can interleave: a human may have taken minutes to approve,
-            # other calls may have used the rate limit meanwhile, and the kill switch may have been thrown.
-            if call.risk in ("financial", "destructive") and self.kill_switch_on(loaded):
-                return engine.decide(loaded.policy, call, facts, Counters(kill_switch=True)), False
-            now = self.clock()
-            for key, rl in self._rate_keys(loaded, call):
-                wait = self.rates.wait(key, rl, now)
-                if wait > 0:
-                    return self._rate_denial(loaded, call, key, rl, wait, facts), False
-        caps = self._daily_caps(loaded, call) if facts is not None and facts.notional_usd is not None else {}
-        reserved = False
-        if caps:
-            ok, key, used = self.state.reserve(call_id, call.tool, facts.notional_usd,
-                                               {k: (None if shadow else v) for k, v in caps.items()})
-            if not ok:  # another call or process reserved first
-                rule = "account.daily_notional_usd" if key == "account" else \
-                    f"tools.{call.tool}.limits.daily_notional_usd"
-                cap = caps[key]
-                return Decision(DENY, "DAILY_NOTIONAL_OVER_LIMIT", rule,
-                                f"this order ({facts.notional_usd:.2f} USD) would bring today's total (UTC) over the "
-                                f"{cap} USD of {rule}; {max(cap - used, 0):.2f} USD remain today.",
-                                facts.as_dict()), False
-            reserved = True
-        now = self.clock()
-        for key, _ in self._rate_keys(loaded, call):
-            self.rates.hit(key, now)
-        return decision, reserved
+    async def _preview(self, loaded: LoadedPolicy, call: Call, facts: Facts) -> Decision:
+        """What the engine says before anything is reserved (today's sums and rate limits as they stand)."""
+        policy = loaded.policy
+        caps = engine.daily_caps(policy, call.tool) if facts.notional_usd is not None else []
+        rates = engine.rate_limits(policy, call.tool)
+        counters = Counters(kill_switch=call.risk != "read" and await self.kill_switch(loaded))
+        if caps or rates:
+            counters.daily_used, counters.rate_wait = await self.store.run(
+                self.state.view, [c.key for c in caps], [(key, rl) for key, _, rl in rates])
+        return engine.decide(policy, call, facts, counters)
+
+    async def _commit(self, loaded: LoadedPolicy, call: Call, call_id: str, facts: Facts | None, seq: int | None,
+                      entry: Pending | None, approved: str | None) -> Decision:
+        """Decide again and reserve, atomically: nothing another call (or process) reserved can be missed."""
+        policy = loaded.policy
+        shadow = policy.mode == "shadow"
+        facts = facts or Facts()
+        if facts.notional_usd is not None and facts.notional_usd < 0:
+            raise FactError(f"the order's notional came out negative ({facts.notional_usd}); refusing to count it")
+        caps = engine.daily_caps(policy, call.tool) if facts.notional_usd is not None else []
+        rates = engine.rate_limits(policy, call.tool)
+        kill = call.risk != "read" and await self.kill_switch(loaded)
+
+        def decide(room: Room) -> Decision:
+            counters = Counters(daily_used=room.daily_used, rate_wait=room.rate_wait, kill_switch=kill,
+                                approved=approved)
+            decision = engine.decide(policy, call, with_pending(call, facts, room.pending), counters)
+            if shadow:  # decide and audit, but let every call through (and keep counting it)
+                return _Passed(decision)
+            return decision
+
+        if not caps and not rates and entry is None:
+            decision: Any = decide(Room([], {}, {}))
+        else:
+            decision = await self.store.run(
+                self.state.commit, self.account, seq, {c.key: (None if shadow else c.limit) for c in caps},
+                facts.notional_usd, [(key, rl) for key, _, rl in rates], entry, decide)
+        return decision.decision if isinstance(decision, _Passed) else decision
+
+    async def _approved_notional_check(self, decision: Decision, fresh: Facts | None) -> Decision | None:
+        """An approval binds the notional it showed: more than 2 % above it now needs a new approval."""
+        shown = decision.facts.get("approved_notional_usd") or decision.facts.get("notional_usd")
+        if shown is None or fresh is None or fresh.notional_usd is None:
+            return None
+        shown = Decimal(str(shown))
+        if fresh.notional_usd <= shown * APPROVAL_DRIFT:
+            return None
+        return Decision(DENY, "APPROVAL_REQUIRED", decision.rule,
+                        f"the order's notional is now {fresh.notional_usd:.2f} USD, more than 2 % above the "
+                        f"{shown:.2f} USD the human approved, so it was not sent. Call again to ask for a new "
+                        "approval.", fresh.as_dict(), decision.steps)
 
     # -- the decorator ----------------------------------------------------------------------
     def wrap(self, spec: ToolSpec, tool_def: Any, runner: Runner) -> Runner:
@@ -204,75 +276,249 @@ class PolicyGuard:
         self.wrapped.add(name)
 
         async def guarded(args: BaseModel) -> BaseModel:
-            call_id = uuid.uuid4().hex[:16]
-            started = time.perf_counter()
-            loaded = self.current()
-            call = Call(name, args.model_dump(mode="json", exclude_none=True))
-            reserved = False
-            shadow = loaded.policy.mode == "shadow"
-            try:
-                decision, facts = await self.evaluate(loaded, call)
-                if call.risk != "read" and (decision.effect != DENY or shadow):
-                    self.audit.ready()  # a call that changes anything runs only if its record can be written
-                    self.state.check_writable()  # and only while the state database is sound
-                if decision.effect == APPROVE and not shadow:
-                    decision = await self.approver.resolve(decision, call, _context())
-                if decision.allowed or shadow:
-                    decision, reserved = self.commit(loaded, call, call_id, decision, facts)
-            except Exception as exc:  # fail closed: a fact, the state store or a bug
-                why = getattr(exc, "message", None) or str(exc) or type(exc).__name__
-                log.warning("policy error on %s: %s", name, why, exc_info=not isinstance(exc, BinanceMcpError))
-                decision = Decision(DENY, "POLICY_ERROR", "guard",
-                                    f"the policy could not be evaluated ({self.redact(why)[:300]}), so the call was "
-                                    "denied to be safe. Retry later; if it persists, a human must check the server.")
-            if not decision.allowed and not shadow:
-                self._record(call_id, call, decision, loaded, {"status": "not_run"}, started)
-                raise PolicyDenied(decision)
-            if call.risk != "read":  # on disk before anything is sent: a crash mid-request leaves a trace
-                self._record(call_id, call, decision, loaded, {"status": "sending"}, started, shadow)
-            try:
-                result = await runner(args)
-            except ExchangeRejected as exc:
-                # Only a definite rejection gives the reserved notional back. A 5xx (or Binance's "execution status
-                # unknown" codes) may come after the order was executed: it keeps counting towards today's caps.
-                definite = _definitely_not_executed(exc)
-                outcome = {"status": "rejected" if definite else "unknown", "exchange_code": exc.binance_code,
-                           "http_status": exc.http_status, "error": exc.message[:500]}
-                if reserved:
-                    outcome["reservation"] = "released" if definite else "kept"
-                    if definite:
-                        try:
-                            self.state.release(call_id)
-                        except StateError as err:  # the call's own error matters more; the sum stays too high
-                            log.error("could not release the reservation of %s: %s", call_id, err)
-                            outcome["reservation"] = "kept (release failed)"
-                self._record(call_id, call, decision, loaded, outcome, started, shadow)
-                raise
-            except BinanceMcpError as exc:
-                outcome = {"status": "error", "error_code": exc.code, "error": exc.message[:500]}
-                if reserved:
-                    outcome["reservation"] = "kept"
-                    if getattr(exc, "nothing_placed", False):  # the exchange confirms no order exists
-                        try:
-                            self.state.release(call_id)
-                            outcome["reservation"] = "released"
-                        except StateError as err:
-                            log.error("could not release the reservation of %s: %s", call_id, err)
-                self._record(call_id, call, decision, loaded, outcome, started, shadow)
-                raise
-            except Exception as exc:
-                self._record(call_id, call, decision, loaded, {"status": "error", "error": type(exc).__name__},
-                             started, shadow)
-                raise
-            self._record(call_id, call, decision, loaded, {"status": "ok", **_order_ids(result)}, started, shadow)
-            return result
+            return await self._guarded(name, spec, args, runner)
 
         guarded.__binance_guarded__ = True  # type: ignore[attr-defined]
         return guarded
 
+    async def _guarded(self, name: str, spec: ToolSpec, args: BaseModel, runner: Runner) -> BaseModel:
+        call_id = uuid.uuid4().hex[:16]
+        started = time.perf_counter()
+        loaded = self.loaded
+        call = Call(name, args.model_dump(mode="json", exclude_none=True))
+        shadow = False
+        entry: Pending | None = None
+        holder: dict = {}  # the in-flight entry once it is handed to the store (a cancel must release it)
+        phase = "deciding"
+        decision = Decision(DENY, "POLICY_ERROR", "guard", "not decided")
+        try:
+            try:
+                loaded = await self.current()
+                shadow = loaded.policy.mode == "shadow"
+                decision, entry, args = await self._decide(loaded, call, call_id, args, shadow, holder)
+            except asyncio.CancelledError:
+                entry = holder.get("entry")
+                raise
+            except Exception as exc:  # fail closed: a fact, the state store or a bug
+                decision = self._error_decision(name, exc)
+            if not decision.allowed and not shadow:
+                await self._record(call_id, call, decision, loaded, {"status": "not_run"}, started)
+                raise PolicyDenied(decision)
+            if call.risk != "read":  # on disk before anything is sent: a crash mid-request leaves a trace
+                await self._record(call_id, call, decision, loaded, self._sending(entry), started, shadow)
+            phase = "sending"
+            token = CLIENT_ORDER_ID.set(entry.client_order_id if entry is not None else None)
+            try:
+                result = await runner(args)
+            finally:
+                CLIENT_ORDER_ID.reset(token)
+            phase = "settling"
+        except asyncio.CancelledError:
+            with anyio.CancelScope(shield=True):
+                await self._cancelled(call_id, call, loaded, entry, phase, started)
+            raise
+        except ExchangeRejected as exc:
+            # Only a definite rejection gives the reserved notional back. A 5xx (or Binance's "execution status
+            # unknown" codes) may come after the order was executed: it stays in flight until the sweep knows.
+            definite = _definitely_not_executed(exc)
+            outcome = {"status": "rejected" if definite else "unknown", "exchange_code": exc.binance_code,
+                       "http_status": exc.http_status, "error": exc.message[:500]}
+            await self._finish(call_id, call, decision, loaded, outcome, started, shadow, entry,
+                               settle=definite or entry is None or entry.market is None, give_back=definite)
+            raise
+        except BinanceMcpError as exc:
+            if phase == "deciding":  # PolicyDenied: recorded above, nothing reserved
+                raise
+            nothing = bool(getattr(exc, "nothing_placed", False))  # the exchange confirms no order exists
+            outcome = {"status": "error", "error_code": exc.code, "error": exc.message[:500]}
+            await self._finish(call_id, call, decision, loaded, outcome, started, shadow, entry,
+                               settle=nothing or entry is None or entry.market is None, give_back=nothing)
+            raise
+        except Exception as exc:
+            if phase == "deciding":
+                raise
+            await self._finish(call_id, call, decision, loaded, {"status": "error", "error": type(exc).__name__},
+                               started, shadow, entry, settle=entry is None or entry.market is None, give_back=False)
+            raise
+        await self._finish(call_id, call, decision, loaded, {"status": "ok", **_order_ids(result)}, started, shadow,
+                           entry, settle=True, give_back=False)
+        return result
+
+    async def _decide(self, loaded: LoadedPolicy, call: Call, call_id: str, args: BaseModel, shadow: bool,
+                      holder: dict) -> tuple[Decision, Pending | None, BaseModel]:
+        """The final decision, reserved when allowed, and the in-flight entry (and the arguments to send)."""
+        facts, seq, failed = await self._facts(loaded, call)
+        if failed is not None:
+            return failed, None, args
+        decision = await self._preview(loaded, call, facts)
+        if call.risk != "read" and (decision.effect != DENY or shadow):
+            await self._audit_ready()  # a call that changes anything runs only if its record can be written
+        approved: str | None = None
+        if decision.effect == APPROVE and not shadow:
+            await self.store.run(self.state.check_writable)  # no human is asked while the store is broken
+            decision = await self.approver.resolve(decision, call, _context())
+            if not decision.allowed:
+                return decision, None, args
+            approved = decision.reason
+            # After the wait, every limit is decided again on fresh facts before anything is sent.
+            shown = decision
+            facts, seq, failed = await self._facts(loaded, call)
+            if failed is not None:
+                return failed, None, args
+            drift = await self._approved_notional_check(shown, facts)
+            if drift is not None:
+                return drift, None, args
+        elif decision.effect == DENY and not shadow:
+            return decision, None, args
+        entry = None
+        if call.risk != "read":
+            cid = None
+            spec = BY_NAME.get(call.tool)
+            if spec is not None and (spec.order or spec.reduces):
+                cid = call.get("newClientOrderId") or new_client_order_id()
+                if "newClientOrderId" in type(args).model_fields and args.newClientOrderId is None:
+                    args = args.model_copy(update={"newClientOrderId": cid})
+            entry = pending_entry(call, facts, call_id, self.owner, cid)
+            holder["entry"] = entry
+        self.live.add(call_id)
+        try:
+            final = await self._commit(loaded, call, call_id, facts, seq, entry, approved)
+        except BaseException:
+            self.live.discard(call_id)
+            raise
+        if not final.allowed and not shadow:
+            self.live.discard(call_id)
+            return final, None, args
+        return final, entry, args
+
+    def _error_decision(self, name: str, exc: Exception) -> Decision:
+        why = getattr(exc, "message", None) or str(exc) or type(exc).__name__
+        if isinstance(exc, EXPECTED):
+            log.warning("policy error on %s: %s", name, self.redact(why)[:300])
+        else:
+            log.error("policy error on %s", name, exc_info=exc)
+        return Decision(DENY, "POLICY_ERROR", "guard",
+                        f"the policy could not be evaluated ({self.redact(why)[:300]}), so the call was "
+                        "denied to be safe. Retry later; if it persists, a human must check the server.")
+
+    @staticmethod
+    def _sending(entry: Pending | None) -> dict:
+        out: dict = {"status": "sending"}
+        if entry is not None and entry.client_order_id:
+            out["client_order_id"] = entry.client_order_id
+        return out
+
+    async def _finish(self, call_id: str, call: Call, decision: Decision, loaded: LoadedPolicy, outcome: dict,
+                      started: float, shadow: bool, entry: Pending | None, *, settle: bool, give_back: bool) -> None:
+        """The exchange answered: settle the in-flight record (or leave it to the sweep), then audit."""
+        if entry is not None:
+            if settle:
+                try:
+                    await self.store.run(self.state.settle, call_id, outcome, give_back)
+                    if give_back and engine.daily_caps(loaded.policy, call.tool):
+                        outcome["reservation"] = "released"
+                except StateError as err:  # the call's own result matters more; the sweep settles it later
+                    log.error("could not settle the in-flight record of %s: %s", call_id, err)
+                    outcome["reservation"] = "kept (settling failed)"
+            else:
+                outcome["reservation"] = "kept until the order is found or known absent"
+                self._resolve_soon(entry)
+        self.live.discard(call_id)
+        await self._record(call_id, call, decision, loaded, outcome, started, shadow)
+
+    async def _cancelled(self, call_id: str, call: Call, loaded: LoadedPolicy, entry: Pending | None, phase: str,
+                         started: float) -> None:
+        """The client (notifications/cancelled) or shutdown cancelled the call: release what it reserved that
+        cannot have reached the exchange, and leave a final audit record."""
+        outcome: dict = {"status": "cancelled", "phase": phase}
+        try:
+            if entry is not None and phase == "deciding":  # reserved, never sent
+                await self.store.run(self.state.settle, call_id, outcome, True)
+                outcome["reservation"] = "released"
+            elif entry is not None and phase == "sending":
+                if entry.client_order_id:
+                    outcome["client_order_id"] = entry.client_order_id
+                    outcome["may_have_been_sent"] = True
+                if entry.market is None:
+                    await self.store.run(self.state.settle, call_id, outcome, False)
+                else:
+                    outcome["reservation"] = "kept until the order is found or known absent"
+                    self._resolve_soon(entry)
+            elif entry is not None:  # answered, cancelled while settling
+                await self.store.run(self.state.settle, call_id, outcome, False)
+        except Exception as exc:  # noqa: BLE001 - the cancellation goes on; the sweep settles what is left
+            log.error("cancelling %s: could not release its reservation: %s", call_id, exc)
+        self.live.discard(call_id)
+        await self._record(call_id, call, Decision(DENY, "CANCELLED", "guard", "cancelled by the client"), loaded,
+                           outcome, started)
+
+    # -- orders whose fate is open -----------------------------------------------------------
+    def _resolve_soon(self, entry: Pending) -> None:
+        """Look an order of unknown fate up by its client id once the exchange's receive window has closed."""
+        async def later() -> None:
+            await self.sleep(self.facts_window())
+            try:
+                await self.sweep(only=entry.call_id)
+            except Exception as exc:  # noqa: BLE001 - the periodic sweep tries again
+                log.warning("resolving %s: %s", entry.call_id, self.redact(str(exc))[:300])
+
+        try:
+            asyncio.get_running_loop().create_task(later())
+        except RuntimeError:  # no loop (closing): the sweep at the next start resolves it
+            pass
+
+    def facts_window(self) -> float:
+        return float(getattr(self.facts, "receive_window", 6.5))
+
+    async def sweep(self, only: str | None = None) -> int:
+        """Settle in-flight records that no live call of this process owns and that are older than the receive
+        window: found on the exchange by client id (keep the sums), or known absent (give them back). A record
+        whose order cannot be looked up stays in flight. Returns how many were settled."""
+        now = self.clock()
+        rows = await self.store.run(self.state.in_flight, self.account)
+        done = 0
+        for p in rows:
+            if only is not None and p.call_id != only:
+                continue
+            if only is None and (p.call_id in self.live or now - p.created_at < self.stale_after):
+                continue
+            if p.market is None:  # not an order: nothing on the exchange to find; it counts toward nothing
+                found: bool | None = False
+                give_back = False
+            else:
+                found = await self._find(p)
+                give_back = found is False
+            if found is None:
+                continue
+            outcome = {"status": "resolved", "found": found}
+            await self.store.run(self.state.settle, p.call_id, outcome, give_back)
+            await self._safe_audit({"event": "inflight_resolved", "call_id": p.call_id, "tool": p.tool,
+                                    "client_order_id": p.client_order_id, "found": found,
+                                    "reservation": "released" if give_back else "kept"})
+            done += 1
+        if only is None:
+            await self.store.run(self.state.prune)
+        return done
+
+    async def _find(self, p: Pending) -> bool | None:
+        finder = getattr(self.facts, "find_order", None)
+        if finder is None or not p.client_order_id:
+            return None
+        cids = [p.client_order_id] if p.tool != "binance_futures_close_position" else \
+            [f"{p.client_order_id}{i}" for i in range(2)]
+        answers = [await finder(p.market, p.symbol, cid, p.conditional) for cid in cids]
+        if any(a is True for a in answers):
+            return True
+        if all(a is False for a in answers):
+            return False
+        return None
+
     # -- audit ------------------------------------------------------------------------------
-    def _record(self, call_id: str, call: Call, decision: Decision, loaded: LoadedPolicy, outcome: dict,
-                started: float, shadow: bool = False) -> None:
+    async def _audit_ready(self) -> None:
+        await asyncio.get_running_loop().run_in_executor(self.audit_writer.pool(), self.audit.ready)
+
+    async def _record(self, call_id: str, call: Call, decision: Decision, loaded: LoadedPolicy, outcome: dict,
+                      started: float, shadow: bool = False) -> None:
         record = {
             "call_id": call_id, "tool": call.tool, "args": call.args, "decision": decision.as_dict(),
             "outcome": outcome, "duration_ms": round((time.perf_counter() - started) * 1000, 3),
@@ -283,19 +529,32 @@ class PolicyGuard:
         try:
             # One fsync per trading call, on the record written before it is sent (power-cut safe); every other
             # record is flushed, which a killed process cannot lose.
-            self.audit.append(record, sync=outcome.get("status") == "sending")
+            await asyncio.get_running_loop().run_in_executor(
+                self.audit_writer.pool(), lambda: self.audit.append(record, sync=outcome.get("status") == "sending"))
         except OSError as exc:  # checked before anything that changes state ran; here the result must still go back
             log.error("audit record of %s (%s) not written: %s: %s", call_id, call.tool, exc, self.redact(str(record)))
 
-    def _safe_audit(self, record: dict) -> None:
+    def _audit_now(self, record: dict) -> None:
+        """From a worker thread (policy reload): write directly."""
         try:
             self.audit.append(record)
         except OSError as exc:
             log.error("audit log not writable: %s", exc)
 
-    def close(self) -> None:
-        self.audit.close()
-        self.state.close()
+    async def _safe_audit(self, record: dict) -> None:
+        try:
+            await asyncio.get_running_loop().run_in_executor(self.audit_writer.pool(), self.audit.append, record)
+        except OSError as exc:
+            log.error("audit log not writable: %s", exc)
+
+
+class _Passed:
+    """Shadow mode: the decision is recorded as made, but the call goes through and is counted."""
+
+    allowed = True
+
+    def __init__(self, decision: Decision) -> None:
+        self.decision = decision
 
 
 def _context() -> Any:
@@ -325,3 +584,6 @@ def _order_ids(result: BaseModel) -> dict:
         if value is not None:
             out[field] = value
     return out
+
+
+__all__ = ["ALLOW", "PolicyDenied", "PolicyGuard"]

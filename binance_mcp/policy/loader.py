@@ -17,17 +17,16 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from binance_mcp.catalog import BY_NAME, RISK_CLASSES
+from binance_mcp.catalog import BY_NAME, FUTURES_ORDER_TOOLS, NOTIONAL_TOOLS, ORDER_TOOLS, RISK_CLASSES
 from binance_mcp.policy.model import Account, ApprovalAbove, Limits, Policy, RateLimit, Rule
 
 MAX_BYTES = 256 * 1024
 MAX_DEPTH = 12
 MAX_NODES = 100_000  # values after expanding YAML aliases (a "billion laughs" file is refused)
 
-# Which tools each limit can apply to. A limit on any other tool is a load error.
-ORDER_TOOLS = frozenset({"binance_spot_place_order", "binance_futures_place_order"})
-NOTIONAL_TOOLS = ORDER_TOOLS | {"binance_futures_close_position"}
-FUTURES_ORDER = frozenset({"binance_futures_place_order"})
+# Which tools each limit can apply to (from the catalogue's capabilities). A limit on any other tool is a load
+# error.
+FUTURES_ORDER = FUTURES_ORDER_TOOLS
 LIMIT_TOOLS: dict[str, frozenset[str]] = {
     "sides": ORDER_TOOLS,
     "order_types": ORDER_TOOLS,

@@ -1,17 +1,31 @@
-"""Persistent guard state in SQLite (WAL): daily notional sums with per-call reservations (and approvals).
+"""Persistent guard state in SQLite (WAL): daily notional sums, in-flight calls, rate-limit hits (and approvals).
 
-Every check-and-reserve runs in one ``BEGIN IMMEDIATE`` transaction, so two calls (or two processes)
-cannot both pass a cap that only one fits under. Amounts are Decimal, stored as text.
+Every decision that reserves runs in one ``BEGIN IMMEDIATE`` transaction (``commit``): it reads the daily sums,
+the rate-limit hits and the in-flight orders, runs the pure engine on them, and writes the reservation only if
+the engine allowed the call. No other call, in this process or another one on the same file, can interleave, so
+two calls cannot both pass a limit that only one fits under. Amounts are Decimal, stored as text.
+
+This class is synchronous: the guard runs it in one worker thread (``StoreWorker``), never on the event loop.
+A database locked by another process raises ``StateBusy`` after a short busy timeout; the worker retries it
+after an asynchronous pause, so other calls are not held up meanwhile.
 """
 
 from __future__ import annotations
 
+import asyncio
+import json
+import logging
 import sqlite3
 import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from decimal import Decimal
 from pathlib import Path
+from typing import Any, TypeVar
+
+log = logging.getLogger("binance_mcp.policy.state")
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS daily_sums (day TEXT NOT NULL, key TEXT NOT NULL, total TEXT NOT NULL,
@@ -23,21 +37,80 @@ CREATE TABLE IF NOT EXISTS approvals (id TEXT PRIMARY KEY, tool TEXT NOT NULL, a
     summary TEXT NOT NULL, rule TEXT NOT NULL, status TEXT NOT NULL, created_at TEXT NOT NULL,
     expires_at TEXT NOT NULL, decided_at TEXT, consumed_at TEXT, decided_by TEXT);
 CREATE INDEX IF NOT EXISTS approvals_hash ON approvals (args_hash, status);
+CREATE TABLE IF NOT EXISTS inflight (call_id TEXT PRIMARY KEY, account TEXT NOT NULL, tool TEXT NOT NULL,
+    market TEXT, symbol TEXT, side TEXT, position_side TEXT, quantity TEXT, reduces INTEGER NOT NULL,
+    client_order_id TEXT, conditional INTEGER NOT NULL, owner TEXT NOT NULL, created_at REAL NOT NULL,
+    status TEXT NOT NULL, released_seq INTEGER, released_at REAL, outcome TEXT);
+CREATE INDEX IF NOT EXISTS inflight_account ON inflight (account, status, released_seq);
+CREATE TABLE IF NOT EXISTS rate_hits (key TEXT NOT NULL, at REAL NOT NULL);
+CREATE INDEX IF NOT EXISTS rate_hits_key ON rate_hits (key, at);
+CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
 """
+RELEASED_KEEP_S = 3600.0  # released in-flight rows are kept this long (a decision older than that re-reads)
+RATE_KEEP_S = 86400.0  # the longest rate-limit window
+BUSY_TIMEOUT_S = 0.1  # one attempt's wait for another process's write lock; the worker retries asynchronously
 
 
 class StateError(Exception):
     """The state store cannot be read or written: financial calls are denied (fail closed)."""
 
 
+class StateBusy(StateError):
+    """Another connection holds the write lock; worth retrying shortly."""
+
+
 def utc_day(ts: float) -> str:
     return datetime.fromtimestamp(ts, tz=timezone.utc).strftime("%Y-%m-%d")
 
 
+@dataclass(frozen=True)
+class Pending:
+    """An order allowed and not yet answered by the exchange, or answered after a decision read its facts.
+
+    ``quantity`` None means "the whole position" (closePosition, binance_futures_close_position)."""
+
+    call_id: str
+    tool: str
+    market: str | None
+    symbol: str | None
+    side: str | None
+    position_side: str | None
+    quantity: Decimal | None
+    reduces: bool
+    client_order_id: str | None = None
+    conditional: bool = False
+    created_at: float = 0.0
+    owner: str = ""
+
+    @classmethod
+    def from_row(cls, row: tuple) -> Pending:
+        return cls(row[0], row[1], row[2], row[3], row[4], row[5], None if row[6] is None else Decimal(row[6]),
+                   bool(row[7]), row[8], bool(row[9]), row[10], row[11])
+
+
+PENDING_COLS = ("call_id, tool, market, symbol, side, position_side, quantity, reduces, client_order_id, conditional, "
+                "created_at, owner")
+
+
+@dataclass
+class Room:
+    """What a decision inside ``commit`` reads: pending orders, today's sums, seconds until rate limits free."""
+
+    pending: list[Pending]
+    daily_used: dict[str, Decimal]
+    rate_wait: dict[str, float]
+
+
+def _busy(exc: sqlite3.Error) -> bool:
+    text = str(exc).lower()
+    return "locked" in text or "busy" in text
+
+
 class StateStore:
-    def __init__(self, path: Path, clock: Callable[[], float]) -> None:
+    def __init__(self, path: Path, clock: Callable[[], float], busy_timeout: float = 2.0) -> None:
         self.path = path
         self.clock = clock
+        self.busy_timeout = busy_timeout
         self._lock = threading.Lock()
         self._db: sqlite3.Connection | None = None
 
@@ -45,102 +118,267 @@ class StateStore:
         if self._db is None:
             try:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
-                db = sqlite3.connect(str(self.path), timeout=2.0, isolation_level=None, check_same_thread=False)
+                db = sqlite3.connect(str(self.path), timeout=self.busy_timeout, isolation_level=None,
+                                     check_same_thread=False)
                 db.execute("PRAGMA journal_mode=WAL")
                 db.execute("PRAGMA synchronous=NORMAL")
                 db.executescript(SCHEMA)
-            except (sqlite3.Error, OSError) as exc:
+            except sqlite3.Error as exc:
+                if _busy(exc):
+                    raise StateBusy(f"the state database {self.path} is locked by another process") from exc
+                raise StateError(f"the state database {self.path} cannot be opened: {exc}") from exc
+            except OSError as exc:
                 raise StateError(f"the state database {self.path} cannot be opened: {exc}") from exc
             self._db = db
         return self._db
 
     def close(self) -> None:
-        if self._db is not None:
-            self._db.close()
-            self._db = None
+        with self._lock:
+            if self._db is not None:
+                self._db.close()
+                self._db = None
 
-    def check_writable(self) -> None:
-        """Raise StateError unless the database opens, is not corrupt at a glance, and takes a write lock."""
+    def _error(self, exc: sqlite3.Error, doing: str) -> StateError:
+        if _busy(exc):
+            return StateBusy(f"the state database {self.path} is locked by another process ({doing})")
+        return StateError(f"the state database {self.path} cannot be {doing}: {exc}")
+
+    def transaction(self, fn: Callable[[sqlite3.Connection], Any], doing: str = "written", write: bool = True) -> Any:
+        """Run ``fn(db)`` in one transaction (BEGIN IMMEDIATE for writes); commit unless it raises."""
         with self._lock:
             try:
                 db = self._conn()
-                db.execute("BEGIN IMMEDIATE")
+                db.execute("BEGIN IMMEDIATE" if write else "BEGIN")
                 try:
-                    db.execute("SELECT 1 FROM daily_sums LIMIT 1").fetchone()
-                    db.execute("SELECT 1 FROM approvals LIMIT 1").fetchone()
-                finally:
-                    db.execute("ROLLBACK")
+                    out = fn(db)
+                    db.execute("COMMIT")
+                    return out
+                except BaseException:
+                    if db.in_transaction:
+                        db.execute("ROLLBACK")
+                    raise
             except sqlite3.Error as exc:
-                raise StateError(f"the state database {self.path} cannot be used ({exc}); calls that trade are "
-                                 "denied until a human fixes or removes it") from exc
+                raise self._error(exc, doing) from exc
+
+    def check_writable(self) -> None:
+        """Raise StateError unless the database opens, is not corrupt at a glance, and takes a write lock."""
+        try:
+            self.transaction(lambda db: (db.execute("SELECT 1 FROM daily_sums LIMIT 1").fetchone(),
+                                         db.execute("SELECT 1 FROM approvals LIMIT 1").fetchone()), "used")
+        except StateBusy:
+            raise
+        except StateError as exc:
+            raise StateError(f"{exc}; calls that trade are denied until a human fixes or removes it") from exc
 
     def today(self) -> str:
         return utc_day(self.clock())
 
+    # -- daily sums -------------------------------------------------------------------------
     def used(self, keys: list[str], day: str | None = None) -> dict[str, Decimal]:
         day = day or self.today()
-        with self._lock:
-            try:
-                db = self._conn()
-                out = {k: Decimal(0) for k in keys}
-                for key, total in db.execute(
-                    f"SELECT key, total FROM daily_sums WHERE day = ? AND key IN ({','.join('?' * len(keys))})",
-                    (day, *keys),
-                ):
-                    out[key] = Decimal(total)
-                return out
-            except sqlite3.Error as exc:
-                raise StateError(f"the state database {self.path} cannot be read: {exc}") from exc
+        return self.transaction(lambda db: self._used(db, keys, day), "read", write=False)
+
+    @staticmethod
+    def _used(db: sqlite3.Connection, keys: list[str], day: str) -> dict[str, Decimal]:
+        out = {k: Decimal(0) for k in keys}
+        if keys:
+            for key, total in db.execute(
+                f"SELECT key, total FROM daily_sums WHERE day = ? AND key IN ({','.join('?' * len(keys))})",
+                (day, *keys),
+            ):
+                out[key] = Decimal(total)
+        return out
+
+    def _add(self, db: sqlite3.Connection, call_id: str, tool: str, amount: Decimal, keys: list[str],
+             day: str) -> None:
+        if amount < 0:  # an order can never decrease a daily sum
+            raise StateError(f"refusing to add a negative amount ({amount}) to today's sums")
+        now = datetime.fromtimestamp(self.clock(), tz=timezone.utc).isoformat()
+        used = self._used(db, keys, day)
+        for key in keys:
+            db.execute("INSERT INTO daily_sums (day, key, total) VALUES (?, ?, ?) ON CONFLICT (day, key) "
+                       "DO UPDATE SET total = excluded.total", (day, key, str(used[key] + amount)))
+            db.execute("INSERT INTO reservations VALUES (?, ?, ?, ?, ?, ?, 'reserved')",
+                       (call_id, day, key, str(amount), tool, now))
 
     def reserve(self, call_id: str, tool: str, amount: Decimal, caps: dict[str, Decimal | None]
                 ) -> tuple[bool, str | None, Decimal]:
         """Reserve ``amount`` under every key of ``caps`` atomically. Returns (ok, key that overflowed, its used)."""
         day = self.today()
-        now = datetime.fromtimestamp(self.clock(), tz=timezone.utc).isoformat()
-        with self._lock:
-            try:
-                db = self._conn()
-                db.execute("BEGIN IMMEDIATE")
-                try:
-                    totals: dict[str, Decimal] = {}
-                    for key, cap in caps.items():
-                        row = db.execute("SELECT total FROM daily_sums WHERE day = ? AND key = ?", (day, key)).fetchone()
-                        used = Decimal(row[0]) if row else Decimal(0)
-                        if cap is not None and used + amount > cap:
-                            db.execute("ROLLBACK")
-                            return False, key, used
-                        totals[key] = used
-                    for key, used in totals.items():
-                        db.execute("INSERT INTO daily_sums (day, key, total) VALUES (?, ?, ?) ON CONFLICT (day, key) "
-                                   "DO UPDATE SET total = excluded.total", (day, key, str(used + amount)))
-                        db.execute("INSERT INTO reservations VALUES (?, ?, ?, ?, ?, ?, 'reserved')",
-                                   (call_id, day, key, str(amount), tool, now))
-                    db.execute("COMMIT")
-                except BaseException:
-                    db.execute("ROLLBACK")
-                    raise
-                return True, None, Decimal(0)
-            except sqlite3.Error as exc:
-                raise StateError(f"the state database {self.path} cannot be written: {exc}") from exc
+
+        def go(db):
+            used = self._used(db, list(caps), day)
+            for key, cap in caps.items():
+                if cap is not None and used[key] + amount > cap:
+                    return False, key, used[key]
+            self._add(db, call_id, tool, amount, list(caps), day)
+            return True, None, Decimal(0)
+
+        return self.transaction(go)
+
+    @staticmethod
+    def _give_back(db: sqlite3.Connection, call_id: str) -> None:
+        rows = db.execute("SELECT day, key, amount FROM reservations WHERE call_id = ? AND status = 'reserved'",
+                          (call_id,)).fetchall()
+        for day, key, amount in rows:
+            db.execute("UPDATE reservations SET status = 'released' WHERE call_id = ? AND key = ?", (call_id, key))
+            row = db.execute("SELECT total FROM daily_sums WHERE day = ? AND key = ?", (day, key)).fetchone()
+            total = (Decimal(row[0]) if row else Decimal(0)) - Decimal(amount)
+            db.execute("UPDATE daily_sums SET total = ? WHERE day = ? AND key = ?",
+                       (str(max(total, Decimal(0))), day, key))
 
     def release(self, call_id: str) -> None:
-        with self._lock:
+        """Give a call's daily-sum reservation back (the exchange refused the order, or never got it)."""
+        self.transaction(lambda db: self._give_back(db, call_id))
+
+    # -- in-flight calls and the decision that reserves --------------------------------------
+    def seq(self) -> int:
+        """The release counter: a decision notes it before reading its facts (see ``commit``)."""
+        return self.transaction(self._seq, "read", write=False)
+
+    @staticmethod
+    def _seq(db: sqlite3.Connection) -> int:
+        row = db.execute("SELECT value FROM counters WHERE name = 'released'").fetchone()
+        return int(row[0]) if row else 0
+
+    @staticmethod
+    def _pending(db: sqlite3.Connection, account: str, since_seq: int | None) -> list[Pending]:
+        if since_seq is None:
+            rows = db.execute(f"SELECT {PENDING_COLS} FROM inflight WHERE account = ? AND status = 'inflight' "
+                              "AND market IS NOT NULL", (account,)).fetchall()
+        else:
+            rows = db.execute(f"SELECT {PENDING_COLS} FROM inflight WHERE account = ? AND market IS NOT NULL AND "
+                              "(status = 'inflight' OR released_seq > ?)", (account, since_seq)).fetchall()
+        return [Pending.from_row(r) for r in rows]
+
+    def snapshot(self, account: str) -> tuple[int, list[Pending]]:
+        """(release counter, orders in flight now): what a decision notes before reading exchange facts."""
+        return self.transaction(lambda db: (self._seq(db), self._pending(db, account, None)), "read", write=False)
+
+    def _rate_wait(self, db: sqlite3.Connection, key: str, rl: Any, now: float) -> float:
+        row = db.execute("SELECT at FROM rate_hits WHERE key = ? AND at > ? ORDER BY at DESC LIMIT 1 OFFSET ?",
+                         (key, now - rl.window, rl.max - 1)).fetchone()
+        return 0.0 if row is None else max(row[0] + rl.window - now, 0.0) or 1e-6
+
+    def rate_usage(self, key: str, rl: Any) -> tuple[int, float]:
+        """(calls in the current window, seconds until the next is allowed) for ``binance_policy_status``."""
+        now = self.clock()
+
+        def go(db):
+            n = db.execute("SELECT COUNT(*) FROM rate_hits WHERE key = ? AND at > ?", (key, now - rl.window))
+            return int(n.fetchone()[0]), self._rate_wait(db, key, rl, now)
+
+        return self.transaction(go, "read", write=False)
+
+    def view(self, keys: list[str], rates: list[tuple[str, Any]]) -> tuple[dict[str, Decimal], dict[str, float]]:
+        """Today's sums under ``keys`` and the seconds until each rate limit frees, in one read."""
+        now = self.clock()
+        return self.transaction(lambda db: (self._used(db, keys, utc_day(now)),
+                                            {key: self._rate_wait(db, key, rl, now) for key, rl in rates}),
+                                "read", write=False)
+
+    def commit(self, account: str, since_seq: int | None, caps: dict[str, Decimal | None], amount: Decimal | None,
+               rates: list[tuple[str, Any]], entry: Pending | None, decide: Callable[[Room], Any]) -> Any:
+        """Decide and reserve in one write transaction.
+
+        Reads the orders that count as in flight for a decision that noted ``since_seq`` before its facts (still
+        in flight, or released since: the facts may predate their answer), today's sums for ``caps`` and the
+        rate-limit waits, and calls ``decide(room)``. When it returns an allowed decision (``.allowed``), adds
+        ``amount`` to the sums of ``caps`` (a cap of None is not checked again: shadow mode), records a rate hit
+        under every key of ``rates``, and records ``entry`` as in flight. Otherwise writes nothing.
+        """
+        now = self.clock()
+        day = utc_day(now)
+
+        def go(db):
+            room = Room(self._pending(db, account, since_seq) if entry is not None and entry.market else [],
+                        self._used(db, list(caps), day),
+                        {key: self._rate_wait(db, key, rl, now) for key, rl in rates})
+            decision = decide(room)
+            if not getattr(decision, "allowed", False):
+                return decision
+            if caps and amount is not None:
+                self._add(db, entry.call_id if entry else "", entry.tool if entry else "", amount, list(caps), day)
+            for key, _ in rates:
+                db.execute("INSERT INTO rate_hits (key, at) VALUES (?, ?)", (key, now))
+            if entry is not None:
+                db.execute("INSERT INTO inflight VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'inflight', NULL, "
+                           "NULL, NULL)",
+                           (entry.call_id, account, entry.tool, entry.market, entry.symbol, entry.side,
+                            entry.position_side, None if entry.quantity is None else str(entry.quantity),
+                            int(entry.reduces), entry.client_order_id, int(entry.conditional), entry.owner, now))
+            return decision
+
+        return self.transaction(go)
+
+    def settle(self, call_id: str, outcome: dict, give_back: bool) -> bool:
+        """The exchange answered (or the call ended): the call is no longer in flight. ``give_back`` also returns
+        its daily-sum reservation (the order was refused or never placed). False when it was not in flight."""
+        now = self.clock()
+
+        def go(db):
+            seq = self._seq(db) + 1
+            cur = db.execute("UPDATE inflight SET status = 'released', released_seq = ?, released_at = ?, outcome = ? "
+                             "WHERE call_id = ? AND status = 'inflight'",
+                             (seq, now, json.dumps(outcome, default=str)[:1000], call_id))
+            if cur.rowcount:
+                db.execute("INSERT INTO counters (name, value) VALUES ('released', ?) ON CONFLICT (name) DO UPDATE "
+                           "SET value = excluded.value", (seq,))
+            if give_back:
+                self._give_back(db, call_id)
+            return cur.rowcount == 1
+
+        return self.transaction(go)
+
+    def in_flight(self, account: str) -> list[Pending]:
+        return self.transaction(lambda db: self._pending_all(db, account), "read", write=False)
+
+    @staticmethod
+    def _pending_all(db: sqlite3.Connection, account: str) -> list[Pending]:
+        rows = db.execute(f"SELECT {PENDING_COLS} FROM inflight WHERE account = ? AND status = 'inflight' "
+                          "ORDER BY created_at", (account,)).fetchall()
+        return [Pending.from_row(r) for r in rows]
+
+    def prune(self) -> None:
+        """Forget released in-flight rows and rate-limit hits that no decision can read any more."""
+        now = self.clock()
+
+        def go(db):
+            db.execute("DELETE FROM inflight WHERE status = 'released' AND released_at < ?", (now - RELEASED_KEEP_S,))
+            db.execute("DELETE FROM rate_hits WHERE at < ?", (now - RATE_KEEP_S,))
+
+        self.transaction(go)
+
+
+T = TypeVar("T")
+
+
+class StoreWorker:
+    """Runs the store's blocking calls in one worker thread (transactions stay simple: one at a time per process),
+    retrying a database locked by another process with asynchronous pauses until ``patience`` runs out."""
+
+    def __init__(self, patience: float = 5.0, pause: float = 0.05) -> None:
+        self.patience = patience
+        self.pause = pause
+        self._pool: ThreadPoolExecutor | None = None
+
+    def pool(self) -> ThreadPoolExecutor:
+        if self._pool is None:  # (re)created on use: an in-memory client enters the server's lifespan per session
+            self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="binance-mcp-state")
+        return self._pool
+
+    async def run(self, fn: Callable[..., T], *args: Any) -> T:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.patience
+        while True:
             try:
-                db = self._conn()
-                db.execute("BEGIN IMMEDIATE")
-                try:
-                    rows = db.execute("SELECT day, key, amount FROM reservations WHERE call_id = ? AND status = "
-                                      "'reserved'", (call_id,)).fetchall()
-                    for day, key, amount in rows:
-                        db.execute("UPDATE reservations SET status = 'released' WHERE call_id = ? AND key = ?",
-                                   (call_id, key))
-                        row = db.execute("SELECT total FROM daily_sums WHERE day = ? AND key = ?", (day, key)).fetchone()
-                        total = (Decimal(row[0]) if row else Decimal(0)) - Decimal(amount)
-                        db.execute("UPDATE daily_sums SET total = ? WHERE day = ? AND key = ?",
-                                   (str(max(total, Decimal(0))), day, key))
-                    db.execute("COMMIT")
-                except BaseException:
-                    db.execute("ROLLBACK")
-                    raise
-            except sqlite3.Error as exc:
-                raise StateError(f"the state database {self.path} cannot be written: {exc}") from exc
+                return await loop.run_in_executor(self.pool(), fn, *args)
+            except StateBusy as exc:
+                if loop.time() + self.pause >= deadline:
+                    raise StateError(f"{exc}, for more than {self.patience:g} s") from None
+            await asyncio.sleep(self.pause)
+
+    def close(self) -> None:
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=True)

@@ -60,9 +60,8 @@ def _limits(rule) -> dict[str, str]:
 
 def status_tool(guard, settings) -> ToolDef:
     async def handler(args: NoArgs, deps) -> PolicyStatusResult:
-        loaded = guard.current()
+        loaded = await guard.current()
         policy = loaded.policy
-        now = guard.clock()
         tools, denied = [], 0
         for spec in ALL_TOOLS:
             rule, path = engine.effective_rule(policy, spec.name)
@@ -78,31 +77,28 @@ def status_tool(guard, settings) -> ToolDef:
                 rate_limit=f"{rl.max} per {rl.window} s" if rl else None,
                 approval_above_usd=rule.approval_above.notional_usd if rule is not None and rule.approval_above
                 else None))
-        caps: dict[str, tuple[str, Decimal]] = {}
-        for name, rule in policy.tools.items():
-            if rule.limits is not None and rule.limits.daily_notional_usd is not None:
-                caps[f"tool:{name}"] = (f"tools.{name}.limits.daily_notional_usd", rule.limits.daily_notional_usd)
-        if policy.account.daily_notional_usd is not None:
-            caps["account"] = ("account.daily_notional_usd", policy.account.daily_notional_usd)
+        caps: dict[str, engine.Cap] = {}
+        rates: dict[str, tuple[str, object]] = {}
+        for spec in ALL_TOOLS:  # the same caps and rate-limit keys the guard counts against (engine.daily_caps)
+            for cap in engine.daily_caps(policy, spec.name):
+                caps.setdefault(cap.key, cap)
+            if not engine.denied_outright(policy, spec.name):
+                for key, path, rl in engine.rate_limits(policy, spec.name):
+                    rates.setdefault(key, (path, rl))
         try:
-            used = guard.state.used(list(caps)) if caps else {}
+            used, _ = await guard.store.run(guard.state.view, list(caps), []) if caps else ({}, {})
+            usage = {key: await guard.store.run(guard.state.rate_usage, key, rl) for key, (_, rl) in rates.items()}
         except StateError as exc:
             raise BinanceMcpError(f"today's daily sums cannot be read ({exc}), so order tools are denied until a "
                                   "human fixes the state database; read tools still work.", code="POLICY_ERROR",
                                   remedy="human") from None
-        daily = [DailyView(rule=path, cap_usd=cap, used_usd=used.get(key, Decimal(0)),
-                           remaining_usd=max(cap - used.get(key, Decimal(0)), Decimal(0)))
-                 for key, (path, cap) in caps.items()]
-        rates = []
-        for name, rule in policy.tools.items():
-            if rule.rate_limit is not None:
-                rates.append((f"tool:{name}", f"tools.{name}.rate_limit", rule.rate_limit))
-        if policy.account.rate_limit is not None:
-            rates.append(("account", "account.rate_limit", policy.account.rate_limit))
-        rate_views = [RateView(rule=path, max=rl.max, window_s=rl.window, used=guard.rates.used(key, rl, now),
-                               wait_s=int(guard.rates.wait(key, rl, now) + 0.999)) for key, path, rl in rates]
+        daily = [DailyView(rule=c.rule, cap_usd=c.limit, used_usd=used.get(key, Decimal(0)),
+                           remaining_usd=max(c.limit - used.get(key, Decimal(0)), Decimal(0)))
+                 for key, c in caps.items()]
+        rate_views = [RateView(rule=path, max=rl.max, window_s=rl.window, used=usage[key][0],
+                               wait_s=int(usage[key][1] + 0.999)) for key, (path, rl) in rates.items()]
         return PolicyStatusResult(policy=f"{loaded.source} ({loaded.sha256})", mode=policy.mode,
-                                  kill_switch=guard.kill_switch_on(loaded), exchange=settings.mode, tools=tools,
+                                  kill_switch=await guard.kill_switch(loaded), exchange=settings.mode, tools=tools,
                                   denied=denied, daily=daily, rate_limits=rate_views,
                                   reload_error=guard.reload_error)
 

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import uuid
 from typing import ClassVar, Literal
 
 from pydantic import BaseModel, Field, model_validator
 
 from binance_mcp.errors import ExchangeRejected
-from binance_mcp.exchange.orders import place_once
+from binance_mcp.exchange.orders import client_order_id, place_once
 from binance_mcp.tools.base import (
     Args,
     D,
@@ -31,10 +30,6 @@ PRICE_TYPES = ("LIMIT", "STOP", "TAKE_PROFIT")
 # percent-encoded, so such an id fails as a bad signature (-1022). Only characters that encode to themselves.
 CLIENT_ID = r"^[\.A-Za-z0-9_-]{1,36}$"
 WEEK_MS = 7 * 86_400_000
-
-
-def new_client_id() -> str:
-    return "bmcp" + uuid.uuid4().hex[:28]
 
 
 class FuturesOrderArgs(Args):
@@ -127,7 +122,7 @@ def algo_from(a: dict) -> FuturesOrder:
 
 
 async def place_order(args: FuturesOrderArgs, deps: Deps) -> FuturesOrder:
-    cid = args.newClientOrderId or new_client_id()
+    cid = args.newClientOrderId or client_order_id()
     params: dict = {"symbol": args.symbol, "side": args.side, "type": args.type}
     for name in ("quantity", "price", "stopPrice"):
         value = getattr(args, name)
@@ -342,11 +337,11 @@ async def close_position(args: CloseArgs, deps: Deps) -> CloseResult:
     if not targets:
         return CloseResult(symbol=args.symbol, closed=[], count=0, note="no open position to close")
     closed = []
-    for r in targets:
+    for i, r in enumerate(targets):
         amt = D(r["positionAmt"])
         ps = r.get("positionSide", "BOTH")
         params: dict = {"symbol": args.symbol, "side": "SELL" if amt > 0 else "BUY", "type": "MARKET",
-                        "quantity": dec_str(abs(amt)), "newClientOrderId": new_client_id(),
+                        "quantity": dec_str(abs(amt)), "newClientOrderId": client_order_id(i),
                         "newOrderRespType": "RESULT"}
         if ps == "BOTH":
             params["reduceOnly"] = "true"

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import uuid
 from decimal import Decimal
 from typing import ClassVar, Literal
 
 from pydantic import BaseModel, Field, model_validator
 
 from binance_mcp.errors import ExchangeRejected
-from binance_mcp.exchange.orders import place_once
+from binance_mcp.exchange.orders import client_order_id, place_once
 from binance_mcp.tools.base import (
     Args,
     D,
@@ -32,10 +31,6 @@ STOP_TYPES = ("STOP_LOSS", "STOP_LOSS_LIMIT", "TAKE_PROFIT", "TAKE_PROFIT_LIMIT"
 TIF_TYPES = ("LIMIT", "STOP_LOSS_LIMIT", "TAKE_PROFIT_LIMIT")
 CLIENT_ID = r"^[a-zA-Z0-9_-]{1,36}$"
 DAY_MS = 86_400_000
-
-
-def new_client_id() -> str:
-    return "bmcp" + uuid.uuid4().hex[:28]
 
 
 class SpotOrderArgs(Args):
@@ -124,7 +119,7 @@ def order_from(o: dict) -> dict:
 async def place_order(args: SpotOrderArgs, deps: Deps) -> PlaceResult:
     params = {
         "symbol": args.symbol, "side": args.side, "type": args.type, "newOrderRespType": "FULL",
-        "newClientOrderId": args.newClientOrderId or new_client_id(),
+        "newClientOrderId": args.newClientOrderId or client_order_id(),
     }
     for name in ("quantity", "quoteOrderQty", "price", "stopPrice"):
         value = getattr(args, name)

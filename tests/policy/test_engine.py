@@ -13,6 +13,7 @@ import pytest
 
 from binance_mcp.policy import engine
 from binance_mcp.policy.engine import Call, Counters, Facts
+from binance_mcp.policy.guard import PolicyDenied
 from binance_mcp.policy.loader import parse_text
 
 D = Decimal
@@ -182,7 +183,7 @@ ROWS = [
 def test_decision(snippet, tool, args, facts, counters, code, rule, says):
     d = engine.decide(load(snippet), Call(tool, args), facts, counters)
     assert (d.code, d.rule) == (code, rule), d.reason
-    assert d.text().startswith(f"{code}: ")
+    assert str(PolicyDenied(d)).startswith(f"{code}: ")  # what the agent reads
     assert d.effect == {"ALLOWED": "allow", "APPROVAL_REQUIRED": "require_approval"}.get(code, "deny")
     if says is not None:
         assert says in d.reason
@@ -208,7 +209,7 @@ def test_reason_names_the_rule_path(row):
 def test_notional_text_matches_the_contract_example():
     d = engine.decide(load(spot("max_notional_usd: 500")), Call(SPOT, {**MKT, "quantity": "0.0125"}),
                       F("1250", quantity=D("0.0125")), C())
-    assert d.text() == (
+    assert str(PolicyDenied(d)) == (
         "NOTIONAL_OVER_LIMIT: order notional 1,250.00 USD is over the 500 USD limit of rule "
         "tools.binance_spot_place_order.limits.max_notional_usd. Reduce quantity to at most 0.005.")
     assert d.facts == {"notional_usd": "1250", "quantity": "0.0125"}
