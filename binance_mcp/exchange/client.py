@@ -5,8 +5,9 @@
 - Server time is synced before the first signed request; on -1021 it resyncs once and retries once.
 - exchangeInfo is cached per market with a TTL, so a tool costs no more weight than its data needs.
 - Every failure becomes a ``BinanceMcpError`` that says what happened and what to do.
-- Reads are retried on 5xx and timeouts (bounded, with backoff and jitter); orders never are (see
-  orders.py: a lost order answer is resolved by looking the order up by its client id).
+- Reads are retried on 5xx, timeouts and the transient codes of codes.py (bounded, with backoff and
+  jitter); orders never are (see orders.py: a lost order answer is resolved by looking the order up by
+  its client id).
 - After a 429 or 418 no request is sent until Binance's ``Retry-After`` has passed.
 - ``binance`` (python-binance and its imports) is loaded on the first exchange call, not at start-up.
 """
@@ -20,7 +21,8 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from binance_mcp.errors import BinanceMcpError, ExchangeRejected, ExchangeUnavailable
+from binance_mcp.errors import BinanceMcpError, ExchangeUnavailable
+from binance_mcp.exchange.codes import retryable_read
 from binance_mcp.exchange.translate import translate
 from binance_mcp.settings import Settings
 
@@ -276,9 +278,5 @@ class Exchange:
 
 
 def _transient(error: BinanceMcpError) -> bool:
-    """Worth retrying a read: no answer, or a server-side (5xx) failure."""
-    if isinstance(error, ExchangeUnavailable):
-        return error.request_sent  # a refused connection will be refused again: no retry
-    if isinstance(error, ExchangeRejected):
-        return (error.http_status or 0) >= 500 or error.binance_code in (-1000, -1001, -1008)
-    return False
+    """Worth retrying a read: no answer, a server-side (5xx) failure, or a ``retry_read`` code (codes.py)."""
+    return retryable_read(error)

@@ -16,6 +16,7 @@ from contextvars import ContextVar
 from typing import Any
 
 from binance_mcp.errors import BinanceMcpError, ExchangeRejected, ExchangeUnavailable, OrderStatusUnknown
+from binance_mcp.exchange.codes import answer_lost
 
 log = logging.getLogger("binance_mcp.exchange.orders")
 LOOKUP_MARGIN = 1.5  # seconds past the receive window before "not found" means "never placed"
@@ -47,13 +48,9 @@ class OrderNotPlaced(BinanceMcpError):
 
 
 def _lost(exc: BaseException) -> bool:
-    """Did the answer get lost (so the order may or may not exist)?"""
-    if isinstance(exc, ExchangeUnavailable):
-        return True
-    if isinstance(exc, ExchangeRejected):
-        status = exc.http_status or 0
-        return status >= 500 or status == 408 or exc.binance_code in (-1000, -1001, -1006, -1007, -1008)
-    return False
+    """Did the answer get lost (so the order may or may not exist)? No answer, a 5xx or 408, or a code of
+    codes.py whose fate is unknown or that is a transient server failure (``Code.answer_lost``)."""
+    return answer_lost(exc)
 
 
 async def place_once(exchange: Any, method: str, what: str, cid: str, lookup_method: str, lookup: dict[str, Any],

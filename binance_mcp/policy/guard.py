@@ -567,14 +567,10 @@ def _context() -> Any:
         return None
 
 
-# Binance codes whose execution status is unknown: the request may have been carried out.
-UNKNOWN_FATE_CODES = frozenset({-1000, -1001, -1006, -1007})
-
-
-def _definitely_not_executed(exc: ExchangeRejected) -> bool:
-    """True when the exchange refused the request (HTTP 4xx with a code that says so), so nothing happened."""
-    status = exc.http_status
-    return status is not None and 400 <= status < 500 and status != 408 and exc.binance_code not in UNKNOWN_FATE_CODES
+# True when the exchange refused the request (HTTP 4xx with a code whose fate is known), so nothing happened.
+# The codes whose execution status is unknown are in the table of binance_mcp/exchange/codes.py. (Imported
+# here, where the definition was, so that edits to the top of this module merge cleanly.)
+from binance_mcp.exchange.codes import definitely_not_executed as _definitely_not_executed  # noqa: E402
 
 
 def _order_ids(result: BaseModel) -> dict:
