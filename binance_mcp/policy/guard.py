@@ -29,6 +29,7 @@ from pydantic import BaseModel
 
 from binance_mcp.catalog import BY_NAME, ToolSpec
 from binance_mcp.errors import BinanceMcpError, ExchangeRejected
+from binance_mcp.exchange.codes import definitely_not_executed
 from binance_mcp.exchange.orders import CLIENT_ORDER_ID, new_client_order_id
 from binance_mcp.policy import engine
 from binance_mcp.policy.approvals import DEFAULT_ELICIT_TIMEOUT, DEFAULT_TTL, ApprovalStore, Approver
@@ -320,7 +321,7 @@ class PolicyGuard:
         except ExchangeRejected as exc:
             # Only a definite rejection gives the reserved notional back. A 5xx (or Binance's "execution status
             # unknown" codes) may come after the order was executed: it stays in flight until the sweep knows.
-            definite = _definitely_not_executed(exc)
+            definite = definitely_not_executed(exc)
             outcome = {"status": "rejected" if definite else "unknown", "exchange_code": exc.binance_code,
                        "http_status": exc.http_status, "error": exc.message[:500]}
             await self._finish(call_id, call, decision, loaded, outcome, started, shadow, entry,
@@ -565,12 +566,6 @@ def _context() -> Any:
         return get_context()
     except Exception:  # noqa: BLE001 - no context means no elicitation
         return None
-
-
-# True when the exchange refused the request (HTTP 4xx with a code whose fate is known), so nothing happened.
-# The codes whose execution status is unknown are in the table of binance_mcp/exchange/codes.py. (Imported
-# here, where the definition was, so that edits to the top of this module merge cleanly.)
-from binance_mcp.exchange.codes import definitely_not_executed as _definitely_not_executed  # noqa: E402
 
 
 def _order_ids(result: BaseModel) -> dict:

@@ -21,6 +21,7 @@ from binance_mcp.exchange.orders import OrderNotPlaced, _lost, place_once
 from binance_mcp.exchange.translate import translate
 from binance_mcp.policy import guard
 from binance_mcp.settings import load_settings
+from tests.fakeclock import FakeClock
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -59,7 +60,7 @@ def test_the_derived_sets_are_the_expected_literals():
 
 
 def test_the_guard_uses_the_tables_helper():
-    assert guard._definitely_not_executed is definitely_not_executed
+    assert guard.definitely_not_executed is definitely_not_executed
     assert not hasattr(guard, "UNKNOWN_FATE_CODES")
 
 
@@ -90,7 +91,7 @@ def test_every_row(code):
     # The guard: only a definite 4xx refusal gives the reservation back.
     assert fate_unknown(code) is (code in FATE_UNKNOWN)
     assert definitely_not_executed(err) is (code not in FATE_UNKNOWN)
-    assert guard._definitely_not_executed(err) is (code not in FATE_UNKNOWN)
+    assert guard.definitely_not_executed(err) is (code not in FATE_UNKNOWN)
     assert definitely_not_executed(translate(code, "m", 429, "Placing")) is (code not in FATE_UNKNOWN)
     assert definitely_not_executed(translate(code, "m", 408, "Placing")) is False
     assert definitely_not_executed(translate(code, "m", 503, "Placing")) is False
@@ -194,6 +195,8 @@ class _FakeOrderExchange:
     def __init__(self, code: int, status: int) -> None:
         self.error = translate(code, "Binance says no.", status, "Placing a spot order")
         self.methods: list[str] = []
+        self.clock = FakeClock()
+        self.sleep = self.clock.sleep
 
     async def call(self, method, what, retry=None, **params):
         self.methods.append(method)

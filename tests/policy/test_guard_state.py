@@ -13,7 +13,7 @@ import pytest
 
 from binance_mcp.catalog import ALL_TOOLS
 from binance_mcp.errors import ExchangeRejected
-from binance_mcp.policy.guard import _definitely_not_executed
+from binance_mcp.exchange.codes import definitely_not_executed as _definitely_not_executed
 from binance_mcp.server import OpenGuard, build_server
 from binance_mcp.settings import load_settings
 from tests.policy.test_guard_helpers import SERVE, limit_buy, serve, server_env, write_policy
