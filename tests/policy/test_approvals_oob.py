@@ -6,13 +6,10 @@ from __future__ import annotations
 
 import asyncio
 import re
-import time
 
 import pytest
 import pytest_asyncio
 
-from binance_mcp.policy.approvals import ApprovalStore
-from binance_mcp.policy.state import StateStore
 from tests.policy.test_guard_helpers import Paper, cli, limit_buy, serve, write_policy
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -123,27 +120,4 @@ async def test_an_unknown_id_cannot_be_approved(paper: Paper):
     assert rc == 1 and "no approval with id 'zzzzzzzz'" in err, out + err
 
 
-async def test_an_expired_approval_is_refused(tmp_path):
-    state = tmp_path / "state"
-    async with serve(state, write_policy(tmp_path / "policy.yaml", POLICY), BINANCE_MCP_APPROVAL_TTL="2") as paper:
-        order, other = limit_buy(qty="0.001"), limit_buy(qty="0.0012")
-        start = paper.state()["order_requests"]
-        approved, pending = await required(paper, order), await required(paper, other)
-        # Approved at once (the CLI's own code; its process start-up alone can outlast a 2 s expiry).
-        store = ApprovalStore(StateStore(state / "state.db", time.time), time.time)
-        assert store.decide(approved, True).status == "approved"
-        expires = max(store.get(approved).expires_at, store.get(pending).expires_at)
-        store.state.close()
-        while time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()) <= expires:
-            await asyncio.sleep(0.2)
-        await asyncio.sleep(0.5)
-
-        text = await paper.denied(ORDER, order, "APPROVAL_EXPIRED")
-        assert f"approval {approved} expired before it was used" in text, text
-        fresh = await required(paper, order)  # the expiry was reported: calling again starts a new request
-        assert fresh != approved
-        renewed = await required(paper, other)  # a request nobody answered just lapses into a new one
-        assert renewed != pending
-        assert paper.state()["order_requests"] == start
-        assert events(paper, approved) == ["approval_requested", "approval_expired", "approval_expired_refused"]
-        assert events(paper, pending) == ["approval_requested", "approval_expired"]
+# Expiry runs on a fake clock, in process: tests/policy/test_approvals_clock.py.
