@@ -1,4 +1,5 @@
-"""`binance-mcp serve` with one part switched off, for ablation measurements (call_overhead.py, growth.py).
+"""`binance-mcp serve` with one part switched off, for ablation measurements (call_overhead.py, growth.py,
+reads_next_to_orders.py).
 
 Nothing in binance_mcp/ is changed: the switches patch the running process only.
 
