@@ -10,7 +10,8 @@ from pydantic import BaseModel, Field, model_validator
 
 from binance_mcp.errors import ExchangeRejected
 from binance_mcp.exchange.orders import place_once
-from binance_mcp.tools.base import (
+from binance_mcp.tools.deps import Deps
+from binance_mcp.tools.models import (
     Args,
     D,
     Dec,
@@ -23,7 +24,6 @@ from binance_mcp.tools.base import (
     dec_str,
     iso,
 )
-from binance_mcp.tools.deps import Deps
 
 SpotType = Literal["MARKET", "LIMIT", "STOP_LOSS", "STOP_LOSS_LIMIT", "TAKE_PROFIT", "TAKE_PROFIT_LIMIT",
                    "LIMIT_MAKER"]
