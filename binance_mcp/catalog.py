@@ -20,7 +20,6 @@ class ToolSpec:
     family: Family
     risk: Risk
     title: str
-    exchange: bool = True  # False: computed locally only (none today; analysis tools read exchange data)
 
     @property
     def annotations(self) -> ToolAnnotations:
