@@ -112,7 +112,7 @@ mcp = build_server(load_settings())
 pr.disable()
 st = pstats.Stats(pr, stream=sys.stdout)
 st.sort_stats("cumulative").print_stats(
-    r"binance_mcp/(server|policy/loader|tools/__init__|tools/base|tools/[a-z]+\.py:1\(<module>\))|"
+    r"binance_mcp/(server|policy/loader|tools/__init__|tools/(?:tool|schemas|models|numbers)|tools/[a-z]+\.py:1\(<module>\))|"
     r"model_json_schema|_model_construction.py:89|fastmcp/server/server.py:\d+\(add_tool\)|yaml/__init__", 25)
 """
 

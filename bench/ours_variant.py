@@ -51,7 +51,7 @@ def main() -> int:
         return cli_main(["serve", *argv])
     import cProfile
 
-    from binance_mcp.tools.base import BinanceTool
+    from binance_mcp.tools.tool import BinanceTool
 
     prof = cProfile.Profile()
     seen = [0]

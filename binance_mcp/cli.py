@@ -86,9 +86,12 @@ def build_parser() -> argparse.ArgumentParser:
                    description="Start `binance-mcp serve` in paper mode as a subprocess, talk to it over stdio as an "
                                "MCP client would, and show what happened.")
     _simulator_parser(sub)
-    from binance_mcp.policy.cli import add_parsers
+    from binance_mcp.policy import approvals_cli, audit_cli
+    from binance_mcp.policy import cli as policy_cli
 
-    add_parsers(sub)
+    policy_cli.add_parser(sub)
+    approvals_cli.add_parser(sub)
+    audit_cli.add_parser(sub)
     return parser
 
 
@@ -147,8 +150,16 @@ def main(argv: list[str] | None = None) -> int:
     command = args.command or "serve"
     if command == "simulator":
         return run_simulator(args)
-    if command in ("policy", "audit", "approvals"):
+    if command == "policy":
         from binance_mcp.policy.cli import run
+
+        return run(args)
+    if command == "approvals":
+        from binance_mcp.policy.approvals_cli import run
+
+        return run(args)
+    if command == "audit":
+        from binance_mcp.policy.audit_cli import run
 
         return run(args)
     if command == "demo":

@@ -49,7 +49,7 @@ def _tool_defs() -> list:
 
 
 def render_tools() -> str:
-    from binance_mcp.tools.base import compact_schema
+    from binance_mcp.tools.schemas import compact_schema
 
     out = [HEADER, "# Tools\n\n",
            "The server exposes the 35 Binance tools below, plus `binance_policy_status`. Argument names are "
@@ -122,7 +122,7 @@ def render_schemas() -> str:
     """binance_mcp/tools/schemas.json: every tool's input and output schema, loaded at start-up."""
     import json
 
-    from binance_mcp.tools.base import generate_schemas
+    from binance_mcp.tools.schemas import generate_schemas
 
     out = {}
     for d in _tool_defs():

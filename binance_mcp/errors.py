@@ -1,7 +1,7 @@
 """Errors by remedy: the agent must fix its input, retry later, or a human must act.
 
 Every error the agent sees becomes a ``ToolError`` (an MCP tool result with ``isError: true``) in one place,
-``tools/base.py``; its text starts with a stable code and says what to do next. This module does not import
+``tools/tool.py``; its text starts with a stable code and says what to do next. This module does not import
 FastMCP, so the command-line tools that only need these classes start fast. Nothing here may carry a secret: messages pass
 through ``settings.redact`` before they leave the process.
 """

@@ -10,3 +10,8 @@ def default_state_dir() -> Path:
     """``$XDG_STATE_HOME/binance-mcp``, by default ``~/.local/state/binance-mcp``."""
     base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
     return Path(base) / "binance-mcp"
+
+
+def state_dir_of(given: Path | None) -> Path:
+    """The state directory a command works on: ``--state-dir``, else ``BINANCE_MCP_STATE_DIR``, else the default."""
+    return given or Path(os.environ.get("BINANCE_MCP_STATE_DIR") or default_state_dir()).expanduser()

@@ -20,8 +20,9 @@ from binance_mcp.catalog import ToolSpec
 from binance_mcp.exchange.client import Exchange
 from binance_mcp.settings import Settings
 from binance_mcp.tools import all_tools
-from binance_mcp.tools.base import Args, BinanceTool, ToolDef
 from binance_mcp.tools.deps import Deps
+from binance_mcp.tools.models import Args, ToolDef
+from binance_mcp.tools.tool import BinanceTool
 
 log = logging.getLogger("binance_mcp.server")
 

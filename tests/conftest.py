@@ -5,22 +5,14 @@ from __future__ import annotations
 import pytest
 from binance import AsyncClient, Client
 
-from binance_mcp.simulator.config import SimConfig
-from binance_mcp.simulator.runner import RunningSimulator, start_in_thread
-
-
-def point_at(client, base_url: str):
-    """Point a python-binance client (sync or async) at ``base_url`` instead of Binance."""
-    client.API_URL = base_url + "/api"
-    client.FUTURES_URL = base_url + "/fapi"
-    return client
+from binance_mcp.simulator.runner import RunningSimulator
+from tests.helpers import point_at, simulator
 
 
 @pytest.fixture(scope="session")
 def shared_sim() -> RunningSimulator:
-    rs = start_in_thread(SimConfig(controls=True, tick_seconds=0))
-    yield rs
-    rs.stop()
+    with simulator() as rs:
+        yield rs
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""``binance-mcp policy check | explain | test | schema`` and ``binance-mcp audit``: tools for policy authors.
+"""``binance-mcp policy check | explain | test | schema``: tools for policy authors.
 
 None of these touch an exchange: ``explain`` and ``test`` take prices, positions and leverage as inputs.
 """
@@ -9,7 +9,6 @@ import argparse
 import json
 import sys
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timezone
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
@@ -24,7 +23,7 @@ from binance_mcp.policy.loader import LoadedPolicy, PolicyLoadError, load_file
 from binance_mcp.policy.model import Policy
 
 
-def add_parsers(sub: argparse._SubParsersAction) -> None:
+def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("policy", help="check, explain and test policy files",
                        description="Tools for policy authors; none of them calls an exchange.")
     psub = p.add_subparsers(dest="policy_command", required=True)
@@ -49,27 +48,6 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     t.add_argument("file", type=Path)
     t.add_argument("cases", type=Path)
     psub.add_parser("schema", help="JSON Schema of the policy format (for editor completion)")
-
-    ap = sub.add_parser("approvals", help="list, show, approve or deny orders waiting for a human",
-                        description="Approve or deny, from a terminal, the orders an agent asked for. Works on the "
-                                    "same state directory as the server (BINANCE_MCP_STATE_DIR).")
-    ap.add_argument("--state-dir", type=Path, default=None,
-                    help="default: BINANCE_MCP_STATE_DIR or the user state dir")
-    apsub = ap.add_subparsers(dest="approvals_command", required=True)
-    lst = apsub.add_parser("list", help="pending approvals (--all: every status)")
-    lst.add_argument("--all", action="store_true")
-    for verb in ("show", "approve", "deny"):
-        v = apsub.add_parser(verb, help=f"{verb} one approval")
-        v.add_argument("id")
-
-    a = sub.add_parser("audit", help="show the audit log as a table, filtered",
-                       description="Show the audit log (JSON lines in the state directory) as a table.")
-    a.add_argument("--state-dir", type=Path, default=None, help="default: BINANCE_MCP_STATE_DIR or the user state dir")
-    a.add_argument("--tool", help="only this tool")
-    a.add_argument("--code", help="only this decision code, e.g. NOTIONAL_OVER_LIMIT")
-    a.add_argument("--since", help="only records at or after this ISO time, e.g. 2026-11-25T00:00")
-    a.add_argument("--limit", type=int, default=50, help="the newest N records (default 50)")
-    a.add_argument("--json", action="store_true", help="print the matching records as JSON lines")
 
 
 # -- check ----------------------------------------------------------------------------------
@@ -328,120 +306,7 @@ def cmd_schema() -> int:
     return 0
 
 
-# -- audit ----------------------------------------------------------------------------------
-def cmd_audit(ns: argparse.Namespace) -> int:
-    from binance_mcp.policy.audit import read
-
-    state = _state_dir(ns)
-    records = [r for r in read(state / "audit.jsonl") if "tool" in r or "event" in r]
-    if ns.tool:
-        records = [r for r in records if r.get("tool") == ns.tool]
-    if ns.code:
-        records = [r for r in records if r.get("decision", {}).get("code") == ns.code]
-    if ns.since:
-        try:
-            since = datetime.fromisoformat(ns.since.replace("Z", "+00:00"))
-        except ValueError:
-            print(f"--since {ns.since!r} is not an ISO time such as 2026-11-25T00:00", file=sys.stderr)
-            return 2
-        if since.tzinfo is None:
-            since = since.replace(tzinfo=timezone.utc)
-        records = [r for r in records if datetime.fromisoformat(r["time"].replace("Z", "+00:00")) >= since]
-    records = records[-ns.limit:]
-    if ns.json:
-        for r in records:
-            print(json.dumps(r))
-        return 0
-    if not records:
-        print(f"no audit records in {state / 'audit.jsonl'} match")
-        return 0
-    print(f"{'time (UTC)':<24} {'tool':<34} {'effect':<17} {'code':<26} {'outcome':<10} detail")
-    for r in records:
-        if "event" in r:
-            detail = r.get("approval_id", "") + (" " + str(r.get("channel")) if r.get("channel") else "")
-            print(f"{r['time'][:23]:<24} {r.get('tool', ''):<34} {'event':<17} {r['event']:<26} {'':<10} {detail}")
-            continue
-        d, o = r.get("decision", {}), r.get("outcome", {})
-        detail = o.get("order_id") or o.get("error") or (d.get("reason", "")[:60] if d.get("effect") != "allow" else "")
-        shadow = " (shadow)" if r.get("shadow") else ""
-        print(f"{r['time'][:23]:<24} {r['tool']:<34} {d.get('effect', '') + shadow:<17} {d.get('code', ''):<26} "
-              f"{o.get('status', ''):<10} {detail}")
-    return 0
-
-
-def _state_dir(ns: argparse.Namespace) -> Path:
-    import os
-
-    from binance_mcp.paths import default_state_dir
-
-    return ns.state_dir or Path(os.environ.get("BINANCE_MCP_STATE_DIR") or default_state_dir()).expanduser()
-
-
-def cmd_approvals(ns: argparse.Namespace) -> int:
-    import time
-
-    from binance_mcp.policy.approvals import ApprovalStore, describe
-    from binance_mcp.policy.audit import AuditLog
-    from binance_mcp.policy.state import StateError, StateStore
-
-    state_dir = _state_dir(ns)
-    if not (state_dir / "state.db").exists():
-        print(f"no state database in {state_dir}: the server has not asked for any approval there "
-              "(set --state-dir or BINANCE_MCP_STATE_DIR to the server's)", file=sys.stderr)
-        return 1
-    store = ApprovalStore(StateStore(state_dir / "state.db", time.time), time.time)
-    try:
-        expired = store.expire_old()
-        audit = AuditLog(state_dir / "audit.jsonl")
-        for e in expired:
-            audit.append({"event": "approval_expired", "tool": e.tool, "approval_id": e.id, "summary": e.summary})
-        if ns.approvals_command == "list":
-            rows = store.list(None if ns.all else ("pending",))
-            if not rows:
-                print("no pending approvals" if not ns.all else "no approvals")
-                return 0
-            print(f"{'id':<10} {'status':<17} {'expires (UTC)':<21} order")
-            for a in rows:
-                print(f"{a.id:<10} {a.status:<17} {a.expires_at:<21} {describe(a.summary)}")
-            return 0
-        a = store.get(ns.id)
-        if a is None:
-            print(f"no approval with id {ns.id!r}; `binance-mcp approvals list` shows the pending ones",
-                  file=sys.stderr)
-            return 1
-        if ns.approvals_command == "show":
-            print(f"approval {a.id}: {a.status}")
-            print(f"  order:    {describe(a.summary)}")
-            for k, v in a.summary.items():
-                print(f"    {k:<14} {v}")
-            print(f"  rule:     {a.rule}")
-            print(f"  created:  {a.created_at}   expires: {a.expires_at}")
-            return 0
-        try:
-            decided = store.decide(ns.id, ns.approvals_command == "approve")
-        except ValueError as exc:
-            print(str(exc), file=sys.stderr)
-            return 1
-        audit.append({"event": "approval_" + ("approved" if decided.status == "approved" else "denied"),
-                      "tool": decided.tool, "approval_id": decided.id, "summary": decided.summary,
-                      "channel": "cli"})
-        audit.close()
-        if decided.status == "approved":
-            print(f"approved {decided.id}: {describe(decided.summary)}. The agent's next identical call runs it "
-                  f"once (until {decided.expires_at}).")
-        else:
-            print(f"denied {decided.id}: {describe(decided.summary)}. The agent will be told.")
-        return 0
-    except StateError as exc:
-        print(str(exc), file=sys.stderr)
-        return 1
-
-
 def run(ns: argparse.Namespace) -> int:
-    if ns.command == "approvals":
-        return cmd_approvals(ns)
-    if ns.command == "audit":
-        return cmd_audit(ns)
     if ns.policy_command == "check":
         return cmd_check(ns.files)
     if ns.policy_command == "explain":

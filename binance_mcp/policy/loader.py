@@ -54,9 +54,9 @@ def order_types() -> dict[str, tuple[str, ...]]:
 
 def symbol_tools() -> frozenset[str]:
     """Tools with a ``symbol`` argument (from the generated schemas when present: no model building)."""
-    from binance_mcp.tools.base import _cached_schemas
+    from binance_mcp.tools.schemas import cached_schemas
 
-    cached = _cached_schemas()
+    cached = cached_schemas()
     if cached:
         return frozenset(name for name, s in cached.items() if "symbol" in s["input"].get("properties", {}))
     from binance_mcp.tools import all_tools

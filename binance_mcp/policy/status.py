@@ -10,7 +10,7 @@ from binance_mcp.catalog import ALL_TOOLS
 from binance_mcp.errors import BinanceMcpError
 from binance_mcp.policy import engine
 from binance_mcp.policy.state import StateError
-from binance_mcp.tools.base import Dec, NoArgs, Result, ToolDef
+from binance_mcp.tools.models import Dec, NoArgs, Result, ToolDef
 
 
 class ToolRuleView(BaseModel):

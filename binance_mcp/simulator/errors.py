@@ -36,14 +36,6 @@ def bad_symbol() -> BinanceError:
     return BinanceError(-1121, "Invalid symbol.")
 
 
-def unknown_params(names: list[str]) -> BinanceError:
-    return BinanceError(-1104, f"Not all sent parameters were read; unknown parameter(s): {', '.join(sorted(names))}.")
-
-
-def too_much_precision(name: str) -> BinanceError:
-    return BinanceError(-1111, f"Parameter '{name}' has too much precision.")
-
-
 def order_rejected(msg: str) -> BinanceError:
     return BinanceError(-2010, msg)
 

@@ -157,9 +157,6 @@ FUTURES_SYMBOLS: dict[str, FuturesSymbol] = {
     ]
 }
 
-STABLE_ASSETS = ("USDT", "USDC", "FDUSD", "BUSD", "TUSD", "DAI")
-
-
 def decimals_of(value: Decimal) -> int:
     """Number of decimal places a step such as Decimal("0.001") allows."""
     exp = value.normalize().as_tuple().exponent

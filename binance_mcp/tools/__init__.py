@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from binance_mcp.catalog import TOOL_NAMES
-from binance_mcp.tools.base import ToolDef
+from binance_mcp.tools.models import ToolDef
 
 
 def all_tools() -> list[ToolDef]:

@@ -7,8 +7,8 @@ from decimal import Decimal
 
 from pydantic import BaseModel, Field
 
-from binance_mcp.tools.base import Args, D, Dec, NoArgs, Result, Symbol, ToolDef, iso
 from binance_mcp.tools.deps import Deps
+from binance_mcp.tools.models import Args, D, Dec, NoArgs, Result, Symbol, ToolDef, iso
 
 
 class CommissionRates(BaseModel):

@@ -11,8 +11,8 @@ from pydantic import BaseModel, Field, model_validator
 from binance_mcp.errors import InputError
 from binance_mcp.exchange.filters import SymbolRules
 from binance_mcp.tools.account import fetch_positions
-from binance_mcp.tools.base import Args, D, Dec, Positive, Result, Symbol, ToolDef, iso
 from binance_mcp.tools.deps import Deps
+from binance_mcp.tools.models import Args, D, Dec, Positive, Result, Symbol, ToolDef, iso
 
 Market = Literal["spot", "futures"]
 FUNDING_INTERVAL_MS = 8 * 3_600_000

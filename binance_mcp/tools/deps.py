@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from binance_mcp.exchange.client import Exchange
 from binance_mcp.settings import Settings
@@ -13,4 +12,3 @@ from binance_mcp.settings import Settings
 class Deps:
     exchange: Exchange
     settings: Settings
-    started_at: float = field(default_factory=time.time)

@@ -8,7 +8,8 @@ from pydantic import BaseModel, Field, model_validator
 
 from binance_mcp.errors import ExchangeRejected
 from binance_mcp.exchange.orders import client_order_id, place_once
-from binance_mcp.tools.base import (
+from binance_mcp.tools.deps import Deps
+from binance_mcp.tools.models import (
     Args,
     D,
     Dec,
@@ -20,7 +21,6 @@ from binance_mcp.tools.base import (
     dec_str,
     iso,
 )
-from binance_mcp.tools.deps import Deps
 from binance_mcp.tools.spot import HistoryArgs, SymbolArgs, TradesArgs
 
 FuturesType = Literal["MARKET", "LIMIT", "STOP", "TAKE_PROFIT", "STOP_MARKET", "TAKE_PROFIT_MARKET"]

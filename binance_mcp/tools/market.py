@@ -8,8 +8,8 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from binance_mcp.exchange.filters import SymbolRules
-from binance_mcp.tools.base import Args, D, Dec, Result, Symbol, TimeMs, ToolDef, iso
 from binance_mcp.tools.deps import Deps
+from binance_mcp.tools.models import Args, D, Dec, Result, Symbol, TimeMs, ToolDef, iso
 
 Market = Literal["spot", "futures"]
 Interval = Literal["1m", "3m", "5m", "15m", "30m", "1h", "2h", "4h", "6h", "8h", "12h", "1d", "3d", "1w", "1M"]

@@ -9,7 +9,8 @@ from pydantic import BaseModel, Field, model_validator
 
 from binance_mcp.errors import ExchangeRejected
 from binance_mcp.exchange.orders import client_order_id, place_once
-from binance_mcp.tools.base import (
+from binance_mcp.tools.deps import Deps
+from binance_mcp.tools.models import (
     Args,
     D,
     Dec,
@@ -22,7 +23,6 @@ from binance_mcp.tools.base import (
     dec_str,
     iso,
 )
-from binance_mcp.tools.deps import Deps
 
 SpotType = Literal["MARKET", "LIMIT", "STOP_LOSS", "STOP_LOSS_LIMIT", "TAKE_PROFIT", "TAKE_PROFIT_LIMIT",
                    "LIMIT_MAKER"]

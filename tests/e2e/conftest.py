@@ -8,25 +8,18 @@ results are checked against values the test computed, not against what the serve
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
-import os
 import re
-import sys
-import urllib.error
-import urllib.parse
-import urllib.request
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import pytest
 import pytest_asyncio
 from fastmcp import Client
-from fastmcp.client.transports import StdioTransport
 
-from binance_mcp.simulator.config import DEFAULT_API_KEY, DEFAULT_API_SECRET
+from tests.helpers import D, PaperSimulator, paper_env, stdio_client
+
+__all__ = ["D", "Paper", "assert_no_floats", "server_env", "stdio_client"]
 
 HERE = Path(__file__).parent
 EXPONENT = re.compile(r"-?[0-9.]+[eE][-+]?[0-9]+")
@@ -35,32 +28,7 @@ ALLOW_ALL = HERE / "allow-all.yaml"
 
 def server_env(state_dir: Path | str, **extra: str) -> dict[str, str]:
     """The environment of a test server: ours minus every BINANCE_* variable, plus the test settings."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("BINANCE_")}
-    env.update(BINANCE_MCP_STATE_DIR=str(state_dir), BINANCE_MCP_PAPER_TICK_SECONDS="0",
-               BINANCE_MCP_POLICY=str(ALLOW_ALL))
-    env.update(extra)
-    return env
-
-
-def stdio_client(env: dict[str, str]) -> Client:
-    transport = StdioTransport(command=sys.executable, args=["-m", "binance_mcp", "serve"], env=env)
-    return Client(transport, mode="legacy")
-
-
-def http_json(url: str, body: dict | None = None, method: str | None = None,
-              headers: dict[str, str] | None = None) -> Any:
-    data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(url, data=data, method=method or ("POST" if body is not None else "GET"),
-                                 headers={"Content-Type": "application/json", **(headers or {})})
-    try:
-        with urllib.request.urlopen(req, timeout=10) as resp:  # noqa: S310 - 127.0.0.1 only
-            return json.loads(resp.read())
-    except urllib.error.HTTPError as exc:  # Binance errors are JSON bodies with a 4xx status
-        return json.loads(exc.read())
-
-
-def D(value: object) -> Decimal:
-    return Decimal(str(value))
+    return paper_env(state_dir, ALLOW_ALL, **extra)
 
 
 def assert_no_floats(value: Any, where: str) -> None:
@@ -77,14 +45,12 @@ def assert_no_floats(value: Any, where: str) -> None:
             assert not EXPONENT.fullmatch(value), f"{where} is in exponent notation: {value}"
 
 
-class Paper:
+class Paper(PaperSimulator):
     """The session's paper server: MCP calls plus direct access to its simulator."""
 
     def __init__(self, client: Client, host: str) -> None:
         self.client = client
-        self.host = host
-        assert host.startswith("127.0.0.1:"), host
-        self.base = f"http://{host}"
+        super().__init__(host)
 
     # -- MCP ------------------------------------------------------------------------------------
     async def call(self, name: str, args: dict | None = None) -> dict:
@@ -137,64 +103,9 @@ class Paper:
 
     # -- the simulator --------------------------------------------------------------------------
     def sim(self, path: str, body: dict | None = None, method: str | None = None) -> Any:
-        answer = http_json(f"{self.base}/_sim/{path}", body, method)
+        answer = super().sim(path, body, method)
         assert not (isinstance(answer, dict) and "error" in answer), answer  # a control the test got wrong
         return answer
-
-    def state(self) -> dict:
-        return self.sim("state")
-
-    def requests(self, since: int = 0) -> list[dict]:
-        return self.sim(f"requests?since={since}")
-
-    def last_seq(self) -> int:
-        return self.state()["last_seq"]
-
-    def reset(self) -> None:
-        self.sim("reset", {})
-
-    def set_price(self, symbol: str, price: str | Decimal | None = None, market: str = "spot",
-                  mark: str | Decimal | None = None) -> dict:
-        body: dict = {"symbol": symbol, "market": market}
-        if price is not None:
-            body["price"] = str(price)
-        if mark is not None:
-            body["mark"] = str(mark)
-        return self.sim("price", body)
-
-    def balances(self, spot: dict | None = None, futures: dict | None = None, replace: bool = False) -> dict:
-        body: dict = {"replace": replace}
-        if spot is not None:
-            body["spot"] = {k: str(v) for k, v in spot.items()}
-        if futures is not None:
-            body["futures"] = {k: str(v) for k, v in futures.items()}
-        return self.sim("balances", body)
-
-    def public(self, path: str, **params: object) -> Any:
-        """A public Binance endpoint of the simulator, e.g. public('/api/v3/depth', symbol='BTCUSDT')."""
-        query = urllib.parse.urlencode({k: v for k, v in params.items() if v is not None})
-        return http_json(f"{self.base}{path}" + (f"?{query}" if query else ""))
-
-    def signed(self, path: str, method: str = "GET", **params: object) -> Any:
-        """A signed Binance endpoint of the simulator (the paper simulator runs with the default credentials)."""
-        params = {k: v for k, v in params.items() if v is not None}
-        params["timestamp"] = self.state()["server_time"]
-        query = urllib.parse.urlencode(params)
-        sig = hmac.new(DEFAULT_API_SECRET.encode(), query.encode(), hashlib.sha256).hexdigest()
-        req = urllib.request.Request(f"{self.base}{path}?{query}&signature={sig}", method=method,
-                                     headers={"X-MBX-APIKEY": DEFAULT_API_KEY})
-        try:
-            with urllib.request.urlopen(req, timeout=10) as resp:  # noqa: S310 - 127.0.0.1 only
-                return json.loads(resp.read())
-        except urllib.error.HTTPError as exc:
-            return json.loads(exc.read())
-
-    def spot_balance(self, asset: str) -> tuple[Decimal, Decimal]:
-        """(free, locked) of a spot asset, read from the simulator itself."""
-        for b in self.signed("/api/v3/account")["balances"]:
-            if b["asset"] == asset:
-                return D(b["free"]), D(b["locked"])
-        return Decimal(0), Decimal(0)
 
 
 @pytest_asyncio.fixture(loop_scope="session", scope="session")

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
 import sys
 from pathlib import Path
+
+from tests.helpers import clean_env
 
 
 def demo_command() -> list[str]:
@@ -15,8 +16,7 @@ def demo_command() -> list[str]:
 
 
 def test_demo_runs_every_step(tmp_path):
-    env = {k: v for k, v in os.environ.items() if not k.startswith("BINANCE_")}
-    env["HOME"] = str(tmp_path)  # nothing may land in the real home directory
+    env = clean_env(HOME=str(tmp_path))  # HOME: nothing may land in the real home directory
     proc = subprocess.run(demo_command(), env=env, cwd=tmp_path, capture_output=True, text=True, timeout=180)
     out = proc.stdout
     assert proc.returncode == 0, f"exit {proc.returncode}\nstdout:\n{out[-3000:]}\nstderr:\n{proc.stderr[-3000:]}"

@@ -22,8 +22,7 @@ from fastmcp import Client
 from binance_mcp.exchange.client import Exchange
 from binance_mcp.server import build_server
 from binance_mcp.settings import load_settings
-from binance_mcp.simulator.config import SimConfig
-from binance_mcp.simulator.runner import start_in_thread
+from tests.helpers import simulator
 
 POLICY = """\
 version: 1
@@ -38,9 +37,8 @@ tools:
 
 @pytest.fixture(scope="module")
 def exchange_sim():
-    rs = start_in_thread(SimConfig(controls=True, tick_seconds=0))
-    yield rs
-    rs.stop()
+    with simulator() as rs:
+        yield rs
 
 
 @pytest.fixture

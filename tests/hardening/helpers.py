@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import subprocess
 import sys
 import threading
@@ -21,11 +20,11 @@ from binance_mcp.exchange.orders import OrderNotPlaced
 from binance_mcp.policy.engine import CODES
 from binance_mcp.server import build_server
 from binance_mcp.settings import load_settings
+from tests.helpers import SERVE, clean_env
 
 # What the closing note needs; printed by conftest.py at the end of the run.
 COUNTS: Counter = Counter()
 
-ALLOW_ALL = "version: 1\ndefault: allow\n"
 # Every code an error result may start with: input, policy, exchange, order outcome, internal.
 KNOWN_CODES = frozenset({"INVALID_INPUT", "UNKNOWN_SYMBOL", "EXCHANGE_REJECTED", "EXCHANGE_UNAVAILABLE",
                          ExchangeBackoff.code, OrderNotPlaced.code, "ORDER_STATUS_UNKNOWN", *CODES} - {"ALLOWED"})
@@ -34,21 +33,13 @@ CRASH_MARKERS = ("Traceback", 'File "', "Error calling tool")
 
 def server_env(sim, state_dir: Path, policy: Path, **extra: str) -> dict[str, str]:
     """Settings of a server pointed at ``sim`` (the simulator's own key and secret)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("BINANCE_")}
-    env.update(BINANCE_API_KEY=sim.api_key, BINANCE_API_SECRET=sim.api_secret, BINANCE_MCP_BASE_URL=sim.base_url,
-               BINANCE_MCP_STATE_DIR=str(state_dir), BINANCE_MCP_POLICY=str(policy), BINANCE_MCP_TIMEOUT="2")
-    env.update(extra)
-    return env
-
-
-def write_policy(path: Path, text: str = ALLOW_ALL) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text)
-    return path
+    return clean_env(**{"BINANCE_API_KEY": sim.api_key, "BINANCE_API_SECRET": sim.api_secret,
+                        "BINANCE_MCP_BASE_URL": sim.base_url, "BINANCE_MCP_STATE_DIR": str(state_dir),
+                        "BINANCE_MCP_POLICY": str(policy), "BINANCE_MCP_TIMEOUT": "2", **extra})
 
 
 def serve_cmd() -> list[str]:
-    return [sys.executable, "-m", "binance_mcp", "serve"]
+    return [sys.executable, *SERVE]
 
 
 class SyncServer:

@@ -12,9 +12,8 @@ import time
 
 import pytest
 
-from binance_mcp.simulator.config import SimConfig
-from binance_mcp.simulator.runner import start_in_thread
-from tests.hardening.helpers import COUNTS, RawStdio, SyncServer, result_text, server_env, write_policy
+from tests.hardening.helpers import COUNTS, RawStdio, SyncServer, result_text, server_env
+from tests.helpers import simulator, write_policy
 
 CAPPED = """\
 version: 1
@@ -28,9 +27,8 @@ SLOW_ORDERS, FAST_ORDERS, PRICES = 8, 12, 20
 
 @pytest.fixture(scope="module")
 def sim():
-    rs = start_in_thread(SimConfig(controls=True, tick_seconds=0))
-    yield rs
-    rs.stop()
+    with simulator() as rs:
+        yield rs
 
 
 def audit_records(path) -> tuple[list[dict], list[str]]:

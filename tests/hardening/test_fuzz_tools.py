@@ -23,8 +23,6 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from binance_mcp.catalog import ALL_TOOLS
-from binance_mcp.simulator.config import SimConfig
-from binance_mcp.simulator.runner import start_in_thread
 from tests.hardening.helpers import (
     COUNTS,
     CRASH_MARKERS,
@@ -34,8 +32,8 @@ from tests.hardening.helpers import (
     result_text,
     seq,
     server_env,
-    write_policy,
 )
+from tests.helpers import simulator, write_policy
 
 EXAMPLES = 30  # per tool: 36 tools -> about 1100 calls
 HIGH_LIMITS = dict(spot_weight_per_minute=10**7, futures_weight_per_minute=10**7, spot_orders_per_10s=10**6,
@@ -44,9 +42,8 @@ HIGH_LIMITS = dict(spot_weight_per_minute=10**7, futures_weight_per_minute=10**7
 
 @pytest.fixture(scope="module")
 def sim():
-    rs = start_in_thread(SimConfig(controls=True, tick_seconds=0, **HIGH_LIMITS))
-    yield rs
-    rs.stop()
+    with simulator(**HIGH_LIMITS) as rs:
+        yield rs
 
 
 @pytest.fixture(scope="module")

@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 from binance_mcp.catalog import TOOL_NAMES
 from binance_mcp.policy.loader import MAX_BYTES, LoadedPolicy, PolicyLoadError, parse_text
 from tests.hardening.helpers import COUNTS, serve_cmd
+from tests.helpers import clean_env
 
 HERE = Path(__file__).resolve().parents[2]
 SHIPPED = sorted((HERE / "policies").glob("*.yaml"))
@@ -174,11 +175,9 @@ def test_serve_refuses_to_start_on_each_broken_policy(tmp_path):
     """All at once (each is a subprocess): exit 2, the reason on stderr, nothing on stdout, no traceback.
 
     stdin stays open: a server that started anyway would wait on it and the communicate() guard would expire."""
-    import os
-
     cases = {name: case for name, case in broken_files(tmp_path).items() if name in SERVE_CASES}
     assert len(cases) == len(SERVE_CASES)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("BINANCE_")}
+    env = clean_env()
     procs = {}
     for name, (path, _) in cases.items():
         procs[name] = subprocess.Popen(serve_cmd(), stdin=subprocess.PIPE, stdout=subprocess.PIPE,

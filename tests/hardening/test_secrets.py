@@ -18,9 +18,8 @@ import pytest
 from pydantic import SecretStr
 
 from binance_mcp.settings import Settings, load_settings, redact
-from binance_mcp.simulator.config import SimConfig
-from binance_mcp.simulator.runner import start_in_thread
-from tests.hardening.helpers import COUNTS, RawStdio, raw_text, serve_cmd, server_env, write_policy
+from tests.hardening.helpers import COUNTS, RawStdio, raw_text, serve_cmd, server_env
+from tests.helpers import simulator, write_policy
 
 
 def canary(prefix: str) -> str:
@@ -52,9 +51,8 @@ def files_under(root) -> dict[str, bytes]:
 
 @pytest.fixture(scope="module")
 def sim():
-    rs = start_in_thread(SimConfig(controls=True, tick_seconds=0, api_key=KEY, api_secret=SECRET))
-    yield rs
-    rs.stop()
+    with simulator(api_key=KEY, api_secret=SECRET) as rs:
+        yield rs
 
 
 def fault(sim, kind: str, path: str, count: int = 1, method: str | None = None) -> None:

@@ -13,8 +13,6 @@ import re
 
 import pytest
 
-from binance_mcp.simulator.config import SimConfig
-from binance_mcp.simulator.runner import start_in_thread
 from tests.hardening.helpers import (
     COUNTS,
     RawStdio,
@@ -23,8 +21,8 @@ from tests.hardening.helpers import (
     result_text,
     seq,
     server_env,
-    write_policy,
 )
+from tests.helpers import simulator, write_policy
 
 REJECT = "reject"
 ORDER = "binance_spot_place_order"
@@ -132,9 +130,8 @@ PATHS = {ORDER: "/api/v3/order", PRICE: "/api/v3/ticker/price", "binance_futures
 
 @pytest.fixture(scope="module")
 def sim():
-    rs = start_in_thread(SimConfig(controls=True, tick_seconds=0))
-    yield rs
-    rs.stop()
+    with simulator() as rs:
+        yield rs
 
 
 @pytest.fixture(scope="module")

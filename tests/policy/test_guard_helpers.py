@@ -4,78 +4,46 @@ A paper-mode ``binance-mcp serve`` runs as a subprocess and is spoken to over st
 (legacy protocol era, as Claude Desktop and most clients speak today). Its embedded simulator is found
 through ``binance_account_status``'s ``host`` and observed through the ``/_sim/`` controls: what reached
 the exchange is read from the simulator, never from the server's own answer. The audit log is read
-from the state directory.
+from the state directory. The pieces other test areas use too live in ``tests/helpers.py``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
-import os
 import sys
-import textwrap
-import urllib.error
-import urllib.request
 from contextlib import asynccontextmanager
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
 
 from fastmcp import Client
-from fastmcp.client.transports import StdioTransport
 
-SERVE = ["-m", "binance_mcp", "serve"]
+from tests.helpers import (
+    SERVE,
+    D,
+    PaperSimulator,
+    clean_env,
+    http_json,
+    paper_env,
+    read_audit,
+    stdio_client,
+    write_policy,
+)
 
-
-def D(value: object) -> Decimal:
-    return Decimal(str(value))
-
-
-def write_policy(path: Path, text: str) -> Path:
-    """Write a policy so that a running server sees a change: a new mtime even within one clock tick."""
-    old = path.stat().st_mtime_ns if path.exists() else 0
-    path.write_text(textwrap.dedent(text), encoding="utf-8")
-    st = path.stat()
-    if st.st_mtime_ns <= old:
-        os.utime(path, ns=(st.st_atime_ns, old + 1_000_000))
-    return path
+# Imported from here by the guard and approval tests (and by tests being written against this module).
+__all__ = ["SERVE", "D", "Paper", "cli", "http_json", "limit_buy", "read_audit", "serve", "server_env", "write_policy"]
 
 
 def server_env(state_dir: Path, policy: Path, **extra: str) -> dict[str, str]:
     """Our environment minus every BINANCE_* variable (no keys: paper mode), plus the test settings."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("BINANCE_")}
-    env.update(BINANCE_MCP_STATE_DIR=str(state_dir), BINANCE_MCP_POLICY=str(policy),
-               BINANCE_MCP_PAPER_TICK_SECONDS="0", FASTMCP_SHOW_SERVER_BANNER="false")
-    env.update(extra)
-    return env
+    return paper_env(state_dir, policy, **{"FASTMCP_SHOW_SERVER_BANNER": "false", **extra})
 
 
-def http_json(url: str, body: dict | None = None, method: str | None = None) -> Any:
-    assert url.startswith("http://127.0.0.1:"), url
-    data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(url, data=data, method=method or ("POST" if body is not None else "GET"),
-                                 headers={"Content-Type": "application/json"})
-    try:
-        with urllib.request.urlopen(req, timeout=10) as resp:  # noqa: S310 - 127.0.0.1 only
-            return json.loads(resp.read())
-    except urllib.error.HTTPError as exc:
-        return json.loads(exc.read())
-
-
-def read_audit(state_dir: Path) -> list[dict]:
-    path = Path(state_dir) / "audit.jsonl"
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-
-
-class Paper:
+class Paper(PaperSimulator):
     """A running server: MCP calls, its simulator and its audit log."""
 
     def __init__(self, client: Client, host: str, state_dir: Path, policy: Path) -> None:
-        assert host.startswith("127.0.0.1:"), host
-        self.client, self.host, self.state_dir, self.policy = client, host, Path(state_dir), policy
-        self.base = f"http://{host}"
+        super().__init__(host)
+        self.client, self.state_dir, self.policy = client, Path(state_dir), policy
 
     # -- MCP -------------------------------------------------------------------------------------
     async def call(self, name: str, args: dict | None = None):
@@ -111,24 +79,6 @@ class Paper:
     async def tool_names(self) -> set[str]:
         return {t.name for t in await self.client.list_tools()}
 
-    # -- the simulator ---------------------------------------------------------------------------
-    def sim(self, path: str, body: dict | None = None, method: str | None = None) -> Any:
-        return http_json(f"{self.base}/_sim/{path}", body, method)
-
-    def state(self) -> dict:
-        return self.sim("state")
-
-    def reset(self) -> None:
-        self.sim("reset", {})
-
-    def requests(self, since: int = 0) -> list[dict]:
-        return self.sim(f"requests?since={since}")
-
-    def spot_orders_since(self, seq: int) -> list[dict]:
-        """The spot orders the exchange accepted after request ``seq`` (its own log)."""
-        return [e for e in self.requests(seq) if e["path"] == "/api/v3/order" and e["method"] == "POST"
-                and e.get("status") == 200]
-
     # -- the audit log ---------------------------------------------------------------------------
     def audit(self) -> list[dict]:
         return read_audit(self.state_dir)
@@ -148,8 +98,7 @@ class Paper:
 @asynccontextmanager
 async def serve(state_dir: Path, policy: Path, **env: str):
     """``binance-mcp serve`` as a subprocess over stdio, in paper mode with frozen prices."""
-    transport = StdioTransport(command=sys.executable, args=SERVE, env=server_env(state_dir, policy, **env))
-    async with Client(transport, mode="legacy", timeout=60) as client:
+    async with stdio_client(server_env(state_dir, policy, **env), timeout=60) as client:
         status = await client.call_tool("binance_account_status", {})
         assert status.structured_content["exchange"] == "paper", status.structured_content
         yield Paper(client, status.structured_content["host"], state_dir, policy)
@@ -157,8 +106,7 @@ async def serve(state_dir: Path, policy: Path, **env: str):
 
 async def cli(state_dir: Path, *args: str) -> tuple[int, str, str]:
     """``binance-mcp <args>`` as a separate process on the same state directory: (exit code, stdout, stderr)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("BINANCE_")}
-    env["BINANCE_MCP_STATE_DIR"] = str(state_dir)
+    env = clean_env(BINANCE_MCP_STATE_DIR=str(state_dir))
     proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "binance_mcp", *args, env=env,
                                                 stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
     out, err = await asyncio.wait_for(proc.communicate(), 60)

@@ -12,9 +12,10 @@ from decimal import Decimal as D
 
 import pytest
 from binance import AsyncClient, Client
-from binance.exceptions import BinanceAPIException
 
 from binance_mcp.simulator.app import sign
+from tests.helpers import point_at
+from tests.simulator.helpers import by_name, rejects
 
 ORDER = "symbol=BTCUSDT&side=BUY&type=LIMIT&timeInForce=GTC&quantity=0.01&price=90000"
 
@@ -64,29 +65,17 @@ async def connect(request, sim):
     def make(key: str | None = None, secret: str | None = None, recv_window: int | None = None):
         cls = Client if request.param == "sync" else AsyncClient
         kwargs = {"ping": False} if cls is Client else {}
-        c = cls(key or sim.api_key, secret or sim.api_secret, **kwargs)
-        c.API_URL, c.FUTURES_URL = sim.base_url + "/api", sim.base_url + "/fapi"
+        c = point_at(cls(key or sim.api_key, secret or sim.api_secret, **kwargs), sim.base_url)
         if recv_window is not None:
             c.REQUEST_RECVWINDOW = recv_window
         opened.append(c)
-
-        async def call(method: str, **params):
-            result = getattr(c, method)(**params)
-            return await result if inspect.isawaitable(result) else result
-
-        return call
+        return by_name(c)
 
     yield make
     for c in opened:
         closing = c.close_connection()
         if inspect.isawaitable(closing):
             await closing
-
-
-async def rejects(call, method: str = "get_account", **params) -> BinanceAPIException:
-    with pytest.raises(BinanceAPIException) as info:
-        await call(method, **params)
-    return info.value
 
 
 # -- the HMAC itself ------------------------------------------------------------------------------------------
@@ -123,7 +112,7 @@ def test_missing_or_malformed_key(sim, key):
 
 
 async def test_wrong_key(connect):
-    err = await rejects(connect(key="SomeoneElsesKey0001"))
+    err = await rejects(connect(key="SomeoneElsesKey0001"), "get_account")
     assert (err.status_code, err.code, err.message) == (401, -2015, "Invalid API-key, IP, or permissions for action.")
 
 
@@ -161,7 +150,7 @@ AHEAD = "Timestamp for this request was 1000ms ahead of the server's time."
 ])
 async def test_timestamp_outside_the_window_is_rejected(connect, sim, skew, recv_window, msg):
     sim.control("clock", {"skew_ms": skew})
-    err = await rejects(connect(recv_window=recv_window))
+    err = await rejects(connect(recv_window=recv_window), "get_account")
     assert (err.status_code, err.code, err.message) == (400, -1021, msg)
 
 
@@ -172,7 +161,7 @@ async def test_timestamp_inside_the_window_is_accepted(connect, sim, skew, recv_
 
 
 async def test_recv_window_above_60000_is_rejected(connect):
-    err = await rejects(connect(recv_window=60001))
+    err = await rejects(connect(recv_window=60001), "get_account")
     assert (err.status_code, err.code) == (400, -1102) and "Cannot be greater than 60000" in err.message
 
 

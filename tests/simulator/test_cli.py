@@ -15,7 +15,7 @@ import pytest
 from binance import Client
 from binance.exceptions import BinanceAPIException
 
-from tests.conftest import point_at
+from tests.helpers import point_at
 
 KEY = "CliTestKey0123456789abcdefABCDEF0123456789abcdefABCDEF0123456789"
 SECRET = "CliTestSecret0123456789abcdefABCDEF0123456789abcdefABCDEF012345"

@@ -16,7 +16,7 @@ from binance.exceptions import BinanceAPIException, BinanceRequestException
 
 from binance_mcp.simulator.config import SimConfig
 from binance_mcp.simulator.runner import start_in_thread
-from tests.conftest import point_at
+from tests.helpers import point_at
 
 BTC = {"symbol": "BTCUSDT"}
 ORDER = {**BTC, "side": "BUY", "type": "MARKET", "quantity": "0.01"}

@@ -7,6 +7,8 @@ from decimal import Decimal as D
 import pytest
 from binance.exceptions import BinanceAPIException
 
+from tests.simulator.helpers import api_error
+
 BTC = {"symbol": "BTCUSDT"}
 TAKER = D("0.0005")
 
@@ -25,12 +27,6 @@ def set_futures(sim, price: str | None = None, mark: str | None = None, symbol: 
 def btc(sim):
     set_futures(sim, "95000")  # best bid 95000.0, best ask 95000.1
     return sim
-
-
-def api_error(fn, **kwargs) -> BinanceAPIException:
-    with pytest.raises(BinanceAPIException) as info:
-        fn(**kwargs)
-    return info.value
 
 
 def rows_by_side(client, symbol: str = "BTCUSDT") -> dict[str, dict]:

@@ -11,6 +11,7 @@ from binance.exceptions import BinanceAPIException
 
 from binance_mcp.simulator.errors import BinanceError
 from binance_mcp.simulator.symbols import FUTURES_SYMBOLS
+from tests.simulator.helpers import api_error
 
 BTC = {"symbol": "BTCUSDT"}
 MAKER, TAKER = D("0.0002"), D("0.0005")
@@ -25,12 +26,6 @@ def btc(sim):
     """BTCUSDT futures last and mark at 95000: best bid 95000.0, best ask 95000.1."""
     set_futures(sim, "95000")
     return sim
-
-
-def api_error(fn, **kwargs) -> BinanceAPIException:
-    with pytest.raises(BinanceAPIException) as info:
-        fn(**kwargs)
-    return info.value
 
 
 def position(client, symbol: str = "BTCUSDT", side: str = "BOTH") -> D:

@@ -3,13 +3,12 @@ ticker (consistent with the klines), the order book and klines of every interval
 
 from __future__ import annotations
 
-import inspect
 from decimal import Decimal as D
 
 import pytest
-from binance.exceptions import BinanceAPIException
 
 from binance_mcp.simulator.symbols import SPOT_SYMBOLS
+from tests.simulator.helpers import by_name, rejects
 
 SYMBOL = "BTCUSDT"
 PRICE = D("95000")
@@ -21,14 +20,7 @@ DAY = 86_400_000
 @pytest.fixture(params=["sync", "async"])
 def api(request, sim):
     """Call a python-binance method by name on the sync or the async client: ``await api("ping")``."""
-    c = request.getfixturevalue("client" if request.param == "sync" else "async_client")
-
-    async def call(method: str, *args, **params):
-        result = getattr(c, method)(*args, **params)
-        return await result if inspect.isawaitable(result) else result
-
-    call.client = c
-    return call
+    return by_name(request.getfixturevalue("client" if request.param == "sync" else "async_client"))
 
 
 @pytest.fixture
@@ -37,12 +29,6 @@ def moved(sim):
     sim.control("price", {"symbol": SYMBOL, "price": "96000"})
     sim.control("advance", {"steps": 3})
     sim.control("price", {"symbol": SYMBOL, "price": str(PRICE)})
-
-
-async def rejects(api, method: str, *args, **params) -> BinanceAPIException:
-    with pytest.raises(BinanceAPIException) as info:
-        await api(method, *args, **params)
-    return info.value
 
 
 async def test_ping_and_server_time(api, sim):
