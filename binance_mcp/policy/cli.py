@@ -124,6 +124,16 @@ class StaticFacts:
     async def mark_price(self, symbol: str) -> Decimal:
         return self._price(symbol)
 
+    async def futures_book_top(self, symbol: str) -> tuple[Decimal, Decimal]:
+        p = self._price(symbol)
+        return p, p
+
+    async def position_mode(self) -> bool:
+        return False  # one-way: --position gives the BOTH leg
+
+    async def open_legs(self, symbol: str) -> list:
+        return []
+
     async def quote_asset(self, market: str, symbol: str) -> str:
         from binance_mcp.policy.facts import QUOTES
 
@@ -178,8 +188,9 @@ async def explain_call(loaded: LoadedPolicy, tool: str, args: dict, facts_src: S
     call = Call(tool, normalise(tool, args))
     policy = loaded.policy
     counters = Counters(daily_used=dict(used or {}), kill_switch=kill_switch)
+    needed = engine.needs(policy, call) | ({"exposure"} if kill_switch and call.risk != "read" else set())
     try:
-        facts = await gather(call, engine.needs(policy, call), facts_src)
+        facts = await gather(call, needed, facts_src)
     except FactError as exc:
         # Decide without the facts: an earlier step (kill switch, tool denied, symbol) still wins; a step that
         # needed the missing fact fails with POLICY_ERROR, and the text says which input to pass.

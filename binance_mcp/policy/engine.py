@@ -59,9 +59,13 @@ class Facts:
     mark_price: Decimal | None = None
     usd_rate: Decimal | None = None  # USD per unit of the symbol's quote asset
     in_flight: int | None = None  # orders in flight (or answered after these facts were read) that were counted
+    open_adding: int | None = None  # open orders on the exchange counted in the worst-case position
+    adds_exposure: bool | None = None  # see POLICY.md "What adds exposure"; None: not known (treated as yes)
+    open_legs: tuple = ()  # open orders on the symbol (facts.OpenLeg), for the worst case; not audited
 
     def as_dict(self) -> dict[str, str | int | bool]:
-        return {k: (str(v) if isinstance(v, Decimal) else v) for k, v in self.__dict__.items() if v is not None}
+        return {k: (str(v) if isinstance(v, Decimal) else v) for k, v in self.__dict__.items()
+                if v is not None and k != "open_legs"}
 
 
 @dataclass
@@ -90,6 +94,19 @@ class Decision:
     def as_dict(self) -> dict:
         return {"effect": self.effect, "code": self.code, "rule": self.rule, "reason": self.reason,
                 "facts": self.facts}
+
+
+def reducing(call: Call) -> bool:
+    """Does the call only ever shrink a futures position (flagged reduce-only, closePosition, a hedge-mode close,
+    or the close tool)? Such a call never adds exposure, whatever it fills at: it is recorded in the daily sums
+    but never refused by a notional, leverage or position cap, nor held for approval_above."""
+    if call.tool == "binance_futures_close_position":
+        return True
+    if call.tool != "binance_futures_place_order":
+        return False
+    ps, side = call.get("positionSide") or "BOTH", call.get("side")
+    return bool(call.get("reduceOnly")) or bool(call.get("closePosition")) or \
+        (ps == "LONG" and side == "SELL") or (ps == "SHORT" and side == "BUY")
 
 
 def effective_rule(policy: Policy, tool: str) -> tuple[Rule | None, str]:
@@ -163,6 +180,8 @@ def needs(policy: Policy, call: Call) -> set[str]:
         or policy.account.daily_notional_usd is not None
     ):
         out.add("notional")
+    if policy.account.max_leverage is not None and call.tool == "binance_futures_place_order" and not reducing(call):
+        out.add("leverage")
     if limits is None:
         return out
     if limits.max_price_deviation_pct is not None and call.get("type") not in ("MARKET", None):
@@ -229,13 +248,15 @@ def decide(policy: Policy, call: Call, facts: Facts, counters: Counters) -> Deci
     """The decision for one call. Never raises for a well-formed policy; the guard turns any bug into POLICY_ERROR."""
     ev = _Eval(policy, call, facts, counters)
     risk = call.risk
-    # 1. kill switch
-    if counters.kill_switch and risk in ("financial", "destructive"):
+    # 1. kill switch: calls that add exposure (or, with kill_switch_scope: all, every trading and cancelling call)
+    scope_all = policy.account.kill_switch_scope == "all"
+    if counters.kill_switch and risk in ("financial", "destructive") and (scope_all or facts.adds_exposure is not False):
         path = policy.account.kill_switch_file
         where = f"the kill switch file {path} exists" if path else "the kill switch is on"
+        what = ("every trading and cancelling call is stopped" if scope_all else
+                "every call that adds exposure is stopped (cancels, reduce-only orders and closes still work)")
         return ev.deny("KILL_SWITCH", "account.kill_switch_file",
-                       f"{where}, so every trading and cancelling call is stopped. A human must remove the file to resume; "
-                       "read-only tools still work.")
+                       f"{where}, so {what}. A human must remove the file to resume; read-only tools still work.")
     ev.passed("kill switch")
     # 2. the tool's action
     rule, path = effective_rule(policy, call.tool)
@@ -254,7 +275,10 @@ def decide(policy: Policy, call: Call, facts: Facts, counters: Counters) -> Deci
         decision = _limits(ev, limits, path)
         if decision is not None:
             return decision
-    if call.tool in NOTIONAL_TOOLS and policy.account.daily_notional_usd is not None:
+    decision = _account_leverage(ev, policy)
+    if decision is not None:
+        return decision
+    if call.tool in NOTIONAL_TOOLS and policy.account.daily_notional_usd is not None and not reducing(call):
         cap = policy.account.daily_notional_usd
         decision = _daily(ev, cap, "account", "account.daily_notional_usd")
         if decision is not None:
@@ -273,7 +297,7 @@ def decide(policy: Policy, call: Call, facts: Facts, counters: Counters) -> Deci
         return Decision(ALLOW, "ALLOWED", path, counters.approved, facts.as_dict(), tuple(ev.steps))
     if action == APPROVE:
         return ev.deny("APPROVAL_REQUIRED", path, f"{path} requires a human's approval for {call.tool}.", APPROVE)
-    if rule is not None and rule.approval_above is not None:
+    if rule is not None and rule.approval_above is not None and not reducing(call):
         threshold = rule.approval_above.notional_usd
         notional = facts.notional_usd
         if notional is None:
@@ -320,7 +344,8 @@ def _limits(ev: _Eval, limits, path: str) -> Decision | None:
                            f"order type {call.get('type')} is not allowed by {lp}.order_types; allowed: "
                            f"{', '.join(limits.order_types)}.")
         ev.passed(f"{lp}.order_types")
-    if limits.max_notional_usd is not None:
+    exempt = reducing(call)  # reducing risk is never blocked by a rule against adding it
+    if limits.max_notional_usd is not None and not exempt:
         cap = limits.max_notional_usd
         notional = facts.notional_usd
         if notional is None:
@@ -333,7 +358,7 @@ def _limits(ev: _Eval, limits, path: str) -> Decision | None:
                            f"order notional {_fmt(notional)} USD is over the {cap} USD limit of rule "
                            f"{lp}.max_notional_usd." + (f" Reduce {field} to at most {hint}." if hint else ""))
         ev.passed(f"{lp}.max_notional_usd")
-    if limits.daily_notional_usd is not None:
+    if limits.daily_notional_usd is not None and not exempt:
         decision = _daily(ev, limits.daily_notional_usd, f"tool:{call.tool}", f"{lp}.daily_notional_usd")
         if decision is not None:
             return decision
@@ -366,7 +391,7 @@ def _limits(ev: _Eval, limits, path: str) -> Decision | None:
                            f"{lp}.reduce_only allows only orders that shrink an open position: set reduceOnly=true "
                            "(or closePosition) on the side opposite to the position, at most its size.")
         ev.passed(f"{lp}.reduce_only")
-    if limits.max_leverage is not None:
+    if limits.max_leverage is not None and not exempt:
         lev = facts.leverage if call.tool == "binance_futures_place_order" else call.get("leverage")
         if lev is None:
             return ev.missing(f"{lp}.max_leverage", "the symbol's leverage")
@@ -386,6 +411,26 @@ def _limits(ev: _Eval, limits, path: str) -> Decision | None:
                            f"{limits.max_position_notional_usd} USD of {lp}.max_position_notional_usd. Reduce "
                            "quantity so the position stays within it, or reduce the position first.")
         ev.passed(f"{lp}.max_position_notional_usd")
+    return None
+
+
+def _account_leverage(ev: _Eval, policy: Policy) -> Decision | None:
+    """account.max_leverage binds every way to raise leverage: the leverage tool and every futures order."""
+    cap = policy.account.max_leverage
+    call = ev.call
+    if cap is None or call.tool not in ("binance_futures_place_order", "binance_futures_change_leverage") or \
+            reducing(call):
+        return None
+    order = call.tool == "binance_futures_place_order"
+    lev = ev.facts.leverage if order else call.get("leverage")
+    if lev is None:
+        return ev.missing("account.max_leverage", "the symbol's leverage")
+    if lev > cap:
+        what = "the symbol's current leverage" if order else "leverage"
+        return ev.deny("LEVERAGE_OVER_LIMIT", "account.max_leverage",
+                       f"{what} {lev}x is over the {cap}x of account.max_leverage; use at most {cap}x"
+                       + (" (lower it with binance_futures_change_leverage first)." if order else "."))
+    ev.passed("account.max_leverage")
     return None
 
 

@@ -1,25 +1,31 @@
 """Gathering the facts a decision needs: notional in USD, reference price, open orders, leverage, position.
 
-The server computes the notional itself and never trusts a price the agent sends for a market order.
-Prices come through short-lived caches, so a second order on the same symbol within two seconds costs
-no extra request. A fact that cannot be fetched raises, and the guard denies with POLICY_ERROR.
+The server computes the notional itself and never trusts a price the agent sends for a market order. Every
+order is priced where it can fill (POLICY.md "Notional and exposure"). Prices are fresh: at most FRESH_S old,
+and never older than the last answered order on the symbol (the guard calls ``invalidate``). A price that is
+not a positive finite number, an empty book, or a book whose best prices are more than SANITY_PCT away from
+the mark or last price is a fact failure. A fact that cannot be fetched raises, and the guard denies with
+POLICY_ERROR.
 """
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import Any, Protocol
 
 from binance_mcp.catalog import BY_NAME
-from binance_mcp.policy.engine import Call, Facts
+from binance_mcp.errors import InputError
+from binance_mcp.policy.engine import Call, Facts, reducing
 from binance_mcp.policy.state import Pending
 
 CONDITIONAL = ("STOP", "STOP_MARKET", "TAKE_PROFIT", "TAKE_PROFIT_MARKET", "TRAILING_STOP_MARKET")
 
 STABLE = ("USDT", "USDC", "FDUSD", "BUSD", "TUSD", "DAI")
 QUOTES = STABLE + ("BTC", "ETH", "BNB", "EUR", "TRY", "BRL", "JPY", "XRP", "DOGE", "SOL")
-PRICE_TTL = 2.0
+FRESH_S = 0.3  # a price older than this is fetched again for a decision
+MODE_TTL = 30.0  # the account's position mode (one-way or hedge) changes only by hand
+SANITY_PCT = Decimal(10)  # a book further than this from the mark or last price is not believed
 
 
 class FactError(Exception):
@@ -40,27 +46,66 @@ class PriceSource(Protocol):
 
 
 class ExchangeFacts:
-    """PriceSource backed by the exchange adapter (with caches)."""
+    """PriceSource backed by the exchange adapter, with its own short price cache."""
 
     def __init__(self, exchange: Any) -> None:
         self.exchange = exchange
+        self._fresh: dict[tuple, tuple[float, Any]] = {}
+
+    async def _price_read(self, key: tuple, ttl: float, method: str, what: str, **params: Any) -> Any:
+        now = self.exchange.clock()
+        hit = self._fresh.get(key)
+        if hit is not None and now - hit[0] < ttl:
+            return hit[1]
+        value = await self.exchange.call(method, what, signed=False, **params)
+        self._fresh[key] = (self.exchange.clock(), value)
+        return value
+
+    def invalidate(self, symbol: str | None) -> None:
+        """An order on ``symbol`` was answered: the next decision on it reads its prices again."""
+        for key in [k for k in self._fresh if symbol is None or symbol in k]:
+            del self._fresh[key]
 
     async def spot_book_top(self, symbol: str) -> tuple[Decimal, Decimal]:
-        book = await self.exchange.cached(("book5", symbol), PRICE_TTL, "get_order_book", "Reading the price",
-                                          symbol=symbol, limit=5)
-        if not book.get("bids") or not book.get("asks"):
-            raise FactError(f"the {symbol} order book is empty")
-        return Decimal(book["bids"][0][0]), Decimal(book["asks"][0][0])
+        book = await self._price_read(("book5", symbol), FRESH_S, "get_order_book", "Reading the price",
+                                      symbol=symbol, limit=5)
+        return _top(book, symbol)
+
+    async def futures_book_top(self, symbol: str) -> tuple[Decimal, Decimal]:
+        book = await self._price_read(("fbook5", symbol), FRESH_S, "futures_order_book", "Reading the price",
+                                      symbol=symbol, limit=5)
+        return _top(book, symbol)
 
     async def spot_price(self, symbol: str) -> Decimal:
-        row = await self.exchange.cached(("price", symbol), PRICE_TTL, "get_symbol_ticker", "Reading the price",
-                                         symbol=symbol)
-        return Decimal(row["price"])
+        row = await self._price_read(("price", symbol), FRESH_S, "get_symbol_ticker", "Reading the price",
+                                     symbol=symbol)
+        return positive(row["price"], f"the {symbol} price")
 
     async def mark_price(self, symbol: str) -> Decimal:
-        row = await self.exchange.cached(("mark", symbol), PRICE_TTL, "futures_mark_price", "Reading the mark price",
-                                         symbol=symbol)
-        return Decimal(row["markPrice"])
+        row = await self._price_read(("mark", symbol), FRESH_S, "futures_mark_price", "Reading the mark price",
+                                     symbol=symbol)
+        return positive(row["markPrice"], f"the {symbol} mark price")
+
+    async def position_mode(self) -> bool:
+        """True in hedge mode (dual side position), False in one-way mode."""
+        row = await self.exchange.cached(("dual",), MODE_TTL, "futures_get_position_mode", "Reading the position mode",
+                                         signed=True)
+        return _true(row.get("dualSidePosition"))
+
+    async def open_legs(self, symbol: str) -> list[OpenLeg]:
+        """The symbol's open futures orders, regular and conditional, as what they could add to a position."""
+        regular = await self.exchange.call("futures_get_open_orders", "Reading open orders", symbol=symbol)
+        algo = await self.exchange.call("futures_get_open_orders", "Reading open orders", symbol=symbol,
+                                        conditional=True)
+        legs = []
+        for o in regular:
+            left = Decimal(str(o.get("origQty") or 0)) - Decimal(str(o.get("executedQty") or 0))
+            legs.append(OpenLeg(o.get("side"), o.get("positionSide") or "BOTH", left,
+                                _true(o.get("reduceOnly")) or _true(o.get("closePosition"))))
+        for a in algo:
+            legs.append(OpenLeg(a.get("side"), a.get("positionSide") or "BOTH", Decimal(str(a.get("quantity") or 0)),
+                                _true(a.get("reduceOnly")) or _true(a.get("closePosition"))))
+        return legs
 
     async def quote_asset(self, market: str, symbol: str) -> str:
         for quote in sorted(QUOTES, key=len, reverse=True):
@@ -121,6 +166,49 @@ class ExchangeFacts:
             return None
 
 
+@dataclass(frozen=True)
+class OpenLeg:
+    """An open order on the exchange as the worst case sees it: it may fill in full, later."""
+
+    side: str
+    position_side: str
+    quantity: Decimal
+    reduces: bool
+
+
+def _true(value: Any) -> bool:
+    return value is True or str(value).lower() == "true"
+
+
+def positive(value: Any, what: str) -> Decimal:
+    """A price from the exchange, only if it is a positive finite number."""
+    try:
+        d = Decimal(str(value))
+    except ArithmeticError:
+        raise FactError(f"{what} from the exchange is not a number ({value!r})") from None
+    if not d.is_finite() or d <= 0:
+        raise FactError(f"{what} from the exchange is {value!r}, not a positive price")
+    return d
+
+
+def _top(book: dict, symbol: str) -> tuple[Decimal, Decimal]:
+    if not book.get("bids") or not book.get("asks"):
+        raise FactError(f"the {symbol} order book is empty")
+    bid = positive(book["bids"][0][0], f"the {symbol} best bid")
+    ask = positive(book["asks"][0][0], f"the {symbol} best ask")
+    if bid > ask:
+        raise FactError(f"the {symbol} order book is crossed (bid {bid} above ask {ask})")
+    return bid, ask
+
+
+def sane(bid: Decimal, ask: Decimal, ref: Decimal, symbol: str, what: str) -> None:
+    """The book's best prices must lie within SANITY_PCT of the mark or last price, or neither is believed."""
+    for name, price in (("bid", bid), ("ask", ask)):
+        if abs(price - ref) * 100 > ref * SANITY_PCT:
+            raise FactError(f"the {symbol} best {name} {price} is more than {SANITY_PCT} % away from the {what} {ref}: "
+                            "the prices disagree, so neither is used")
+
+
 async def to_usd(src: PriceSource, market: str, symbol: str, quote_amount: Decimal) -> Decimal:
     quote = await src.quote_asset(market, symbol)
     if quote in STABLE:
@@ -129,10 +217,11 @@ async def to_usd(src: PriceSource, market: str, symbol: str, quote_amount: Decim
         rate = await src.spot_price(f"{quote}USDT")
     except Exception as exc:  # noqa: BLE001 - any failure means no conversion path
         raise FactError(f"no USD conversion for {quote}: {quote}USDT has no price ({exc})") from exc
-    return quote_amount * rate
+    return quote_amount * positive(rate, f"the {quote}USDT price")
 
 
 async def gather(call: Call, needs: set[str], src: PriceSource) -> Facts:
+    """The facts ``needs`` names (see engine.needs; "exposure" asks whether the call adds exposure)."""
     facts = Facts()
     if not needs:
         return facts
@@ -149,47 +238,68 @@ async def gather(call: Call, needs: set[str], src: PriceSource) -> Facts:
             size = sum((abs(a) for s, a in positions.items() if side is None or s == side), Decimal(0))
             mark = await src.mark_price(symbol)
             facts.quantity = size
-            facts.reference_price = mark
+            facts.reference_price = facts.mark_price = mark
             facts.notional_usd = await to_usd(src, "futures", symbol, size * mark)
+        elif tool == "binance_futures_change_leverage" and "exposure" in needs:
+            facts.leverage = await src.leverage(symbol)
+        if "exposure" in needs:
+            facts.adds_exposure = await adds_exposure(call, facts, src)
     except FactError as exc:
         exc.facts = facts
         raise
     return with_pending(call, facts, [])  # derived figures (open orders, position after) with nothing in flight
 
 
+async def adds_exposure(call: Call, facts: Facts, src: PriceSource) -> bool:
+    """POLICY.md's table "What adds exposure": the one place that decides it for every call."""
+    tool = call.tool
+    if tool == "binance_spot_place_order":
+        if call.get("side") == "BUY":
+            return True
+        return await src.quote_asset("spot", call.get("symbol")) not in STABLE  # ETHBTC SELL buys BTC
+    if tool in ("binance_futures_place_order", "binance_futures_close_position"):
+        return not reducing(call)
+    if tool == "binance_futures_change_leverage":
+        return facts.leverage is None or int(call.get("leverage")) > facts.leverage
+    spec = BY_NAME.get(tool)
+    return spec is not None and spec.risk == "financial"  # margin type: yes; cancels and reads: no
+
+
 def _dec(value: Any) -> Decimal | None:
     return None if value is None else Decimal(str(value))
+
+
+def _order_price(call: Call) -> Decimal | None:
+    """The higher of the order's limit and stop prices (None for a market order)."""
+    prices = [p for p in (_dec(call.get("price")), _dec(call.get("stopPrice"))) if p is not None]
+    return max(prices) if prices else None
 
 
 async def _spot_order(call: Call, needs: set[str], src: PriceSource, facts: Facts) -> None:
     symbol, side, otype = call.get("symbol"), call.get("side"), call.get("type")
     qty, quote_qty = _dec(call.get("quantity")), _dec(call.get("quoteOrderQty"))
-    price, stop = _dec(call.get("price")), _dec(call.get("stopPrice"))
     facts.quantity = qty
     if "notional" in needs:
+        # Never the agent's price alone: the book's side where it would fill now (ask for a BUY, bid for a SELL),
+        # checked against the last price; a limit or stop order at the higher of that and its own price.
+        bid, ask = await src.spot_book_top(symbol)
+        last = await src.spot_price(symbol)
+        sane(bid, ask, last, symbol, "last price")
+        current = ask if side == "BUY" else bid
         if otype == "MARKET":
-            # Never the agent's price: the book's best ask (BUY) or bid (SELL), or the quote amount itself.
-            bid, ask = await src.spot_book_top(symbol)
-            facts.reference_price = ask if side == "BUY" else bid
+            facts.reference_price = current
             if quote_qty is not None:
                 quote_notional = quote_qty
-                facts.quantity = quote_qty / facts.reference_price
+                facts.quantity = quote_qty / current
             else:
-                quote_notional = qty * facts.reference_price
-        elif price is not None and side == "SELL":
-            # A SELL priced under the market crosses and fills at the best bid (or, once a stop triggers, near the
-            # stop price) or better: never count less than that, or a far-too-low limit price would slip a large
-            # order under a notional cap.
-            floor = stop if stop is not None else (await src.spot_book_top(symbol))[0]
-            quote_notional = qty * max(price, floor)
-        elif price is not None:  # a BUY that crosses fills at or under its price: qty x price is the upper bound
-            quote_notional = qty * price
-        else:  # STOP_LOSS / TAKE_PROFIT: a market order at the trigger
-            quote_notional = qty * stop
+                quote_notional = qty * current
+        else:
+            facts.reference_price = max(_order_price(call), current)
+            quote_notional = qty * facts.reference_price
         facts.notional_usd = await to_usd(src, "spot", symbol, quote_notional)
     if "deviation" in needs:
         ref = await src.spot_price(symbol)
-        order_price = price if price is not None else stop
+        order_price = _dec(call.get("price")) if call.get("price") is not None else _dec(call.get("stopPrice"))
         facts.reference_price = ref
         facts.price_deviation_pct = abs(order_price - ref) / ref * 100
     if "open_orders" in needs:
@@ -197,12 +307,19 @@ async def _spot_order(call: Call, needs: set[str], src: PriceSource, facts: Fact
 
 
 async def _futures_order(call: Call, needs: set[str], src: PriceSource, facts: Facts) -> None:
-    symbol = call.get("symbol")
+    symbol, side, otype = call.get("symbol"), call.get("side"), call.get("type")
     qty = _dec(call.get("quantity"))
-    price, stop = _dec(call.get("price")), _dec(call.get("stopPrice"))
     ps = call.get("positionSide") or "BOTH"
     closing = bool(call.get("closePosition"))
     if closing or {"position", "position_after"} & needs:
+        hedge = await src.position_mode()
+        if hedge and ps == "BOTH":
+            raise InputError("binance_futures_place_order: the account is in hedge mode, so give positionSide LONG "
+                             "or SHORT. Nothing was sent to the exchange; fix the arguments and call again.")
+        if not hedge and ps != "BOTH":
+            raise InputError(f"binance_futures_place_order: positionSide {ps} is for hedge mode and the account is "
+                             "in one-way mode: omit positionSide (or give BOTH). Nothing was sent to the exchange; "
+                             "fix the arguments and call again.")
         facts.position = await src.position(symbol, ps)
     mark: Decimal | None = None
     if {"notional", "position_after", "deviation"} & needs or closing:
@@ -212,28 +329,24 @@ async def _futures_order(call: Call, needs: set[str], src: PriceSource, facts: F
         qty = abs(facts.position or Decimal(0))
     facts.quantity = qty
     if "notional" in needs:
-        facts.notional_usd = await to_usd(src, "futures", symbol, (qty or Decimal(0)) * mark)
+        # Where it can fill: the book's side (ask for a BUY, bid for a SELL), never below the mark; a limit or
+        # stop order at the higher of that and its own price.
+        bid, ask = await src.futures_book_top(symbol)
+        sane(bid, ask, mark, symbol, "mark price")
+        price = max(ask if side == "BUY" else bid, mark)
+        order_price = _order_price(call) if otype != "MARKET" else None
+        facts.reference_price = max(price, order_price) if order_price is not None else price
+        facts.notional_usd = await to_usd(src, "futures", symbol, (qty or Decimal(0)) * facts.reference_price)
     if "position_after" in needs:
         facts.usd_rate = await to_usd(src, "futures", symbol, Decimal(1))
+        facts.open_legs = tuple(await src.open_legs(symbol))
     if "deviation" in needs:
-        order_price = price if price is not None else stop
+        order_price = _dec(call.get("price")) if call.get("price") is not None else _dec(call.get("stopPrice"))
         facts.price_deviation_pct = abs(order_price - mark) / mark * 100 if order_price is not None else Decimal(0)
     if "open_orders" in needs:
         facts.exchange_open_orders = await src.open_orders("futures")
     if "leverage" in needs:
         facts.leverage = await src.leverage(symbol)
-
-
-def reducing(call: Call) -> bool:
-    """Does the order only ever shrink a position (flagged reduce-only, closePosition, a hedge-mode close, or the
-    close tool)? Such an order never adds exposure, whatever it fills at."""
-    if call.tool == "binance_futures_close_position":
-        return True
-    if call.tool != "binance_futures_place_order":
-        return False
-    ps, side = call.get("positionSide") or "BOTH", call.get("side")
-    return bool(call.get("reduceOnly")) or bool(call.get("closePosition")) or \
-        (ps == "LONG" and side == "SELL") or (ps == "SHORT" and side == "BUY")
 
 
 def pending_entry(call: Call, facts: Facts | None, call_id: str, owner: str, client_order_id: str | None
@@ -288,8 +401,11 @@ def with_pending(call: Call, facts: Facts, pending: list[Pending]) -> Facts:
     out.reduces_position = flagged and opposite and available > 0 and (closing or abs(signed) <= available)
     if facts.mark_price is None or facts.usd_rate is None:
         return out
-    # The position after this order, in the worst case over which in-flight orders that add to the leg fill.
+    # The position after this order, in the worst case: every in-flight order and every open order (resting or
+    # conditional) on the symbol that adds to the leg fills in full.
     adding = [p for p in leg if not p.reduces and p.quantity is not None]
+    adding += [o for o in facts.open_legs if o.position_side == ps and not o.reduces and o.quantity > 0]
+    out.open_adding = sum(1 for o in facts.open_legs if o.position_side == ps and not o.reduces) or None
     if flagged:
         after = max(abs(amt) - abs(signed), Decimal(0)) if not closing else Decimal(0)
     elif ps == "BOTH":

@@ -14,6 +14,7 @@ limits hold when calls arrive together, in one process or several on one state d
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import os
 import threading
@@ -28,7 +29,7 @@ import anyio
 from pydantic import BaseModel
 
 from binance_mcp.catalog import BY_NAME, ToolSpec
-from binance_mcp.errors import BinanceMcpError, ExchangeRejected
+from binance_mcp.errors import BinanceMcpError, ExchangeRejected, InputError
 from binance_mcp.exchange.codes import definitely_not_executed
 from binance_mcp.exchange.orders import CLIENT_ORDER_ID, new_client_order_id
 from binance_mcp.policy import engine
@@ -37,12 +38,22 @@ from binance_mcp.policy.audit import AuditLog
 from binance_mcp.policy.engine import ALLOW, APPROVE, DENY, Call, Counters, Decision, Facts
 from binance_mcp.policy.facts import FactError, PriceSource, gather, pending_entry, with_pending
 from binance_mcp.policy.loader import LoadedPolicy, PolicyLoadError, load_file
-from binance_mcp.policy.state import BUSY_TIMEOUT_S, Pending, Room, StateError, StateStore, StoreWorker
+from binance_mcp.policy.state import (
+    BUSY_TIMEOUT_S,
+    Pending,
+    Room,
+    StateBusy,
+    StateError,
+    StateStore,
+    StoreWorker,
+)
 
 log = logging.getLogger("binance_mcp.policy")
 Runner = Callable[[Any], Awaitable[BaseModel]]
 APPROVAL_DRIFT = Decimal("1.02")  # an approved order may cost at most 2 % more at execution
 SWEEP_EVERY_S = 30.0
+BUSY_RETHINK_S = 0.5  # a decision that waited this long for a locked store fetches its facts again
+RELOAD_HASH_S = 1.0  # the policy file's content is compared by hash at most once a second
 EXPECTED = (StateError, FactError, BinanceMcpError, OSError)  # conditions, not bugs: one log line, no traceback
 
 
@@ -88,6 +99,8 @@ class PolicyGuard:
         self.reload_error: str | None = None
         self._sweeper: asyncio.Task | None = None
         self._reload_lock = threading.Lock()
+        self._hashed_at = clock()
+        self._failed_digest: str | None = None
 
     # -- lifecycle --------------------------------------------------------------------------
     async def start(self) -> None:
@@ -145,11 +158,19 @@ class PolicyGuard:
     def _reload_locked(self) -> LoadedPolicy:
         stamp = self._file_stamp()
         if stamp == self._stamp or stamp == self._failed_stamp:
-            return self.loaded
+            # Size and modification time can be kept while the content changes: compare a hash of the content,
+            # at most once a second.
+            now = self.clock()
+            if now - self._hashed_at < RELOAD_HASH_S or not self._content_changed():
+                if now - self._hashed_at >= RELOAD_HASH_S:
+                    self._hashed_at = now
+                return self.loaded
+            self._hashed_at = now
         try:
             new = load_file(self.policy_path)
         except PolicyLoadError as exc:
             self._failed_stamp = stamp
+            self._failed_digest = self._digest()
             self.reload_error = str(exc)
             log.error("policy reload failed; the previous policy stays in force:\n%s", exc)
             self._audit_now({"event": "policy_reload_failed", "errors": exc.errors,
@@ -159,6 +180,18 @@ class PolicyGuard:
         log.warning("policy reloaded from %s (%s)", new.source, new.sha256)
         self._audit_now({"event": "policy_reload", "policy": {"source": new.source, "sha256": new.sha256}})
         return new
+
+    def _digest(self) -> str | None:
+        """The policy file's content hash, as the loader computes it (None when it cannot be read)."""
+        try:
+            text = Path(self.policy_path).read_bytes().decode("utf-8", "replace")
+        except OSError:
+            return None
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+    def _content_changed(self) -> bool:
+        digest = self._digest()
+        return digest is not None and digest != self.loaded.sha256 and digest != self._failed_digest
 
     async def current(self) -> LoadedPolicy:
         if self.policy_path is None:
@@ -171,8 +204,18 @@ class PolicyGuard:
         return frozenset(name for name in BY_NAME if engine.denied_outright(policy, name))
 
     def kill_switch_on(self, loaded: LoadedPolicy) -> bool:
+        """Anything at the path stops trading: a file, a directory, a dangling symlink, a symlink loop. A path
+        that cannot be examined (a directory on the way that may not be read) counts as on: fail closed."""
         path = loaded.policy.account.kill_switch_file
-        return bool(path) and Path(path).expanduser().exists()
+        if not path:
+            return False
+        try:
+            os.lstat(path)
+        except (FileNotFoundError, NotADirectoryError):
+            return False
+        except OSError:
+            return True
+        return True
 
     async def kill_switch(self, loaded: LoadedPolicy) -> bool:
         if not loaded.policy.account.kill_switch_file:
@@ -191,12 +234,20 @@ class PolicyGuard:
         needed = engine.needs(policy, call)
         if call.tool in engine.NOTIONAL_TOOLS and engine.effective_action(policy, call.tool) == APPROVE:
             needed.add("notional")  # the human approving an order must see what it is worth
+        if call.risk != "read" and await self.kill_switch(loaded):
+            needed.add("exposure")  # the kill switch stops only what adds exposure (unless its scope is all)
+        if needed:  # a rule that needs no fact may deny already (symbol, side, type): then fetch nothing
+            early = engine.decide(policy, call, Facts(), Counters())
+            if early.effect == DENY and early.code != "POLICY_ERROR":
+                return None, None, early
         spec = BY_NAME.get(call.tool)
         seq, pending = None, []
         if spec is not None and (spec.order or spec.reduces):
             seq, pending = await self.store.run(self.state.snapshot, self.account)
         try:
             facts = await gather(call, needed, self.facts)
+        except InputError as exc:  # the arguments contradict the account (e.g. its position mode): nothing sent
+            return None, seq, Decision(DENY, "INVALID_INPUT", "guard", exc.message)
         except Exception as exc:  # a fact is missing: an earlier rule may still deny; otherwise POLICY_ERROR
             return None, seq, await self._without_facts(loaded, call, exc)
         return with_pending(call, facts, pending), seq, None
@@ -241,6 +292,7 @@ class PolicyGuard:
         caps = engine.daily_caps(policy, call.tool) if facts.notional_usd is not None else []
         rates = engine.rate_limits(policy, call.tool)
         kill = call.risk != "read" and await self.kill_switch(loaded)
+        unchecked = shadow or engine.reducing(call)  # recorded in the sums, never refused for them
 
         def decide(room: Room) -> Decision:
             counters = Counters(daily_used=room.daily_used, rate_wait=room.rate_wait, kill_switch=kill,
@@ -254,8 +306,8 @@ class PolicyGuard:
             decision: Any = decide(Room([], {}, {}))
         else:
             decision = await self.store.run(
-                self.state.commit, self.account, seq, {c.key: (None if shadow else c.limit) for c in caps},
-                facts.notional_usd, [(key, rl) for key, _, rl in rates], entry, decide)
+                self.state.commit, self.account, seq, {c.key: (None if unchecked else c.limit) for c in caps},
+                facts.notional_usd, [(key, rl) for key, _, rl in rates], entry, decide, patience=BUSY_RETHINK_S)
         return decision.decision if isinstance(decision, _Passed) else decision
 
     async def _approved_notional_check(self, decision: Decision, fresh: Facts | None) -> Decision | None:
@@ -382,8 +434,21 @@ class PolicyGuard:
             entry = pending_entry(call, facts, call_id, self.owner, cid)
             holder["entry"] = entry
         self.live.add(call_id)
+        loop = asyncio.get_running_loop()
+        give_up = loop.time() + self.store.patience
         try:
-            final = await self._commit(loaded, call, call_id, facts, seq, entry, approved)
+            while True:
+                try:
+                    final = await self._commit(loaded, call, call_id, facts, seq, entry, approved)
+                    break
+                except StateBusy:
+                    if loop.time() >= give_up:
+                        raise
+                # After waiting for a busy state store, decide again on fresh facts.
+                facts, seq, failed = await self._facts(loaded, call)
+                if failed is not None:
+                    self.live.discard(call_id)
+                    return failed, None, args
         except BaseException:
             self.live.discard(call_id)
             raise
@@ -412,6 +477,8 @@ class PolicyGuard:
     async def _finish(self, call_id: str, call: Call, decision: Decision, loaded: LoadedPolicy, outcome: dict,
                       started: float, shadow: bool, entry: Pending | None, *, settle: bool, give_back: bool) -> None:
         """The exchange answered: settle the in-flight record (or leave it to the sweep), then audit."""
+        if entry is not None and entry.symbol and hasattr(self.facts, "invalidate"):
+            self.facts.invalidate(entry.symbol)  # the next decision on this symbol reads its prices again
         if entry is not None:
             if settle:
                 try:

@@ -94,7 +94,30 @@ class Rule(Strict):
 class Account(Strict):
     daily_notional_usd: NonNegative | None = None
     rate_limit: RateLimit | None = None
-    kill_switch_file: str | None = None
+    max_leverage: StrictInt | None = Field(None, ge=1, le=125, description="binds binance_futures_change_leverage "
+                                           "and every futures order that adds exposure")
+    kill_switch_file: str | None = Field(None, description="absolute path; ~ and $VARIABLES are expanded; anything "
+                                         "at it stops every call that adds exposure")
+    kill_switch_scope: Literal["exposure", "all"] = Field(
+        "exposure", description="exposure: the kill switch stops calls that add exposure; all: every trading "
+        "and cancelling call")
+
+    @field_validator("kill_switch_file")
+    @classmethod
+    def _kill_switch_path(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        import os
+
+        missing = [name for name in re.findall(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)\}?", value) if name not in os.environ]
+        if missing:
+            raise ValueError(f"the environment variable {missing[0]} in kill_switch_file is not set; set it or "
+                             "write the path out")
+        path = os.path.expanduser(os.path.expandvars(value))
+        if not os.path.isabs(path):
+            raise ValueError(f"kill_switch_file must be an absolute path (or start with ~), not {value!r}: a "
+                             "relative path would depend on the directory the server happens to start in")
+        return path
 
 
 class Classes(Strict):

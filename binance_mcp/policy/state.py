@@ -367,15 +367,18 @@ class StoreWorker:
             self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="binance-mcp-state")
         return self._pool
 
-    async def run(self, fn: Callable[..., T], *args: Any) -> T:
+    async def run(self, fn: Callable[..., T], *args: Any, patience: float | None = None) -> T:
+        """``fn(*args)`` in the worker thread. Raises StateBusy when the database stayed locked for ``patience``
+        seconds (default: the worker's), StateError when it cannot be used."""
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.patience
+        limit = self.patience if patience is None else patience
+        deadline = loop.time() + limit
         while True:
             try:
                 return await loop.run_in_executor(self.pool(), fn, *args)
             except StateBusy as exc:
                 if loop.time() + self.pause >= deadline:
-                    raise StateError(f"{exc}, for more than {self.patience:g} s") from None
+                    raise StateBusy(f"{exc}, for more than {limit:g} s") from None
             await asyncio.sleep(self.pause)
 
     def close(self) -> None:

@@ -33,6 +33,9 @@ class Prices:
     async def spot_book_top(self, symbol):
         return self.ask - Decimal("0.02"), self.ask
 
+    async def spot_price(self, symbol):
+        return self.ask - Decimal("0.01")
+
     async def quote_asset(self, market, symbol):
         return "USDT"
 

@@ -112,10 +112,10 @@ async def test_yes_runs_the_order_once_and_the_prompt_shows_it(s: Session):
     assert s.sim()["order_requests"]["spot"] == before + 1
     (message,) = s.human.asked
     for line in ("tool: binance_spot_place_order", "symbol: BTCUSDT", "side: BUY", "type: LIMIT", "quantity: 0.001",
-                 "price: 90000", "notional: 90.00 USD", f"Asked by policy rule {RULE}"):
+                 "price: 90000", "notional: 97.00 USD", f"Asked by policy rule {RULE}"):
         assert line in message, message
     assert s.events("approval_requested")[-1]["channel"] == "elicitation"
-    assert s.events("approval_granted")[-1]["summary"]["notional_usd"] == "90.00"
+    assert s.events("approval_granted")[-1]["summary"]["notional_usd"] == "97.00"
     record = s.calls(ORDER)[-1]
     assert record["decision"]["code"] == "ALLOWED" and record["outcome"]["status"] == "ok"
     # A yes is for one call: the same order again asks again.
@@ -206,7 +206,7 @@ async def test_a_client_without_elicitation_gets_an_out_of_band_approval(tmp_pat
         assert "binance-mcp approvals approve " in text
     events = [e for e in read_audit(tmp_path / "state") if "event" in e]
     assert [e["event"] for e in events] == ["approval_requested"] and events[0]["channel"] == "out_of_band"
-    assert Decimal(events[0]["summary"]["notional_usd"]) == Decimal("180.00")
+    assert Decimal(events[0]["summary"]["notional_usd"]) == Decimal("194.00")
 
     # A client on the 2026-07-28 protocol has a handler but the server may not send it requests: no prompt.
     human = Human()

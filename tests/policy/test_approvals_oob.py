@@ -64,10 +64,10 @@ async def test_an_approved_call_runs_exactly_once(paper: Paper):
                                                                  cli(paper.state_dir, "approvals", "show", first))
     assert rc == 0 and rc2 == 0, err + err2
     (row,) = [line for line in listed.splitlines() if line.startswith(first)]
-    assert "pending" in row and "BUY 0.001 BTCUSDT LIMIT @ 90000 (~90.00 USD) via binance_spot_place_order" in row
+    assert "pending" in row and "BUY 0.001 BTCUSDT LIMIT @ 90000 (~97.00 USD) via binance_spot_place_order" in row
     assert f"approval {first}: pending" in shown
     for field in ("symbol         BTCUSDT", "side           BUY", "type           LIMIT", "quantity       0.001",
-                  "price          90000", "notional_usd   90.00", f"rule:     {RULE}"):
+                  "price          90000", "notional_usd   97.00", f"rule:     {RULE}"):
         assert field in shown, shown
 
     rc, out, err = await cli(paper.state_dir, "approvals", "approve", first)

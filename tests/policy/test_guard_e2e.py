@@ -89,16 +89,19 @@ async def test_a_denied_call_never_reaches_the_exchange_and_is_audited(paper: Pa
     before = paper.state()
     text = await paper.denied(ORDER, limit_buy(qty="0.01", price="90000"), "NOTIONAL_OVER_LIMIT")
     # The agent reads the code, the numbers, the rule and what to change.
-    assert "900.00 USD is over the 500 USD limit of rule tools.binance_spot_place_order.limits.max_notional_usd" \
+    # A resting BUY counts at the higher of its price and the ask (97000.01): 970.00 USD, not 900.
+    assert "970.00 USD is over the 500 USD limit of rule tools.binance_spot_place_order.limits.max_notional_usd" \
         in text, text
-    assert "Reduce quantity to at most 0.00555555" in text, text
+    assert "Reduce quantity to at most 0.00515463" in text, text
+    priced = paper.state()  # pricing it took the book and the last price; the next two need no facts
+    assert priced["last_seq"] - before["last_seq"] == 2
     text = await paper.denied(ORDER, limit_buy(symbol="ETHUSDT", price="3000"), "SYMBOL_NOT_ALLOWED")
     assert "ETHUSDT is not in tools.binance_spot_place_order.limits.symbols" in text
     text = await paper.denied("binance_futures_set_margin_type", {**S, "marginType": "ISOLATED"}, "TOOL_DENIED")
     assert text == "TOOL_DENIED: Margin mode is changed by hand."
     after = paper.state()
     # Nothing at all was sent: these decisions need no exchange facts.
-    assert after["last_seq"] == before["last_seq"], paper.requests(before["last_seq"])
+    assert after["last_seq"] == priced["last_seq"], paper.requests(priced["last_seq"])
 
     records = paper.calls()[-3:]
     assert [r["tool"] for r in records] == [ORDER, ORDER, "binance_futures_set_margin_type"]
@@ -106,7 +109,7 @@ async def test_a_denied_call_never_reaches_the_exchange_and_is_audited(paper: Pa
     assert over["decision"]["code"] == "NOTIONAL_OVER_LIMIT"
     assert over["decision"]["effect"] == "deny"
     assert over["decision"]["rule"] == "tools.binance_spot_place_order.limits.max_notional_usd"
-    assert D(over["decision"]["facts"]["notional_usd"]) == Decimal("900")
+    assert D(over["decision"]["facts"]["notional_usd"]) == Decimal("970.0001")
     assert over["outcome"] == {"status": "not_run"}
     assert over["args"] == limit_buy(qty="0.01", price="90000")
     assert over["policy"]["source"] == str(paper.policy) and over["policy"]["mode"] == "enforce"
@@ -171,12 +174,13 @@ async def test_market_orders_ignore_a_made_up_price(paper: Paper):
     paper.sim("balances", {"spot": {"BTC": "1"}})
     await paper.denied(ORDER, {**S, "side": "SELL", "type": "MARKET", "quantity": "0.006"}, "NOTIONAL_OVER_LIMIT")
     assert D(paper.calls(ORDER)[-1]["decision"]["facts"]["notional_usd"]) == Decimal("0.006") * bid
-    # Futures: quantity x mark price, whatever the agent thinks the price is.
+    # Futures: quantity x the higher of the ask and the mark price, whatever the agent thinks the price is.
     await paper.denied("binance_futures_place_order", {**S, "side": "BUY", "type": "MARKET", "quantity": "0.01"},
                        "NOTIONAL_OVER_LIMIT")
     mark = D(paper.state()["futures"]["BTCUSDT"]["mark"])
+    fask = D(http_json(f"{paper.base}/fapi/v1/depth?symbol=BTCUSDT&limit=5")["asks"][0][0])
     assert D(paper.calls("binance_futures_place_order")[-1]["decision"]["facts"]["notional_usd"]) == \
-        Decimal("0.01") * mark
+        Decimal("0.01") * max(mark, fask)
 
 
 async def test_a_crossing_limit_sell_at_a_made_up_low_price_is_priced_at_the_market(paper: Paper):

@@ -113,6 +113,10 @@ async def cli(state_dir: Path, *args: str) -> tuple[int, str, str]:
     return proc.returncode, out.decode(), err.decode()
 
 
+LIMIT_NOTIONAL = Decimal("97.00001")  # limit_buy() at the start prices: 0.001 x the 97000.01 ask
+
+
 def limit_buy(qty: str = "0.001", price: str = "90000", symbol: str = "BTCUSDT") -> dict:
-    """A resting LIMIT BUY (below the 97000 start price): notional = qty x price exactly."""
+    """A resting LIMIT BUY (below the 97000 start price). It counts at the best ask (97000.01 at the start), the
+    higher of its price and where it could fill now: a BUY of 0.001 counts 97.00001 USD (LIMIT_NOTIONAL)."""
     return {"symbol": symbol, "side": "BUY", "type": "LIMIT", "quantity": qty, "price": price}

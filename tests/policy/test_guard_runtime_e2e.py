@@ -7,7 +7,7 @@ import pytest
 import pytest_asyncio
 
 from binance_mcp.catalog import ALL_TOOLS
-from tests.policy.test_guard_helpers import D, Paper, limit_buy, serve, write_policy
+from tests.policy.test_guard_helpers import LIMIT_NOTIONAL, D, Paper, limit_buy, serve, write_policy
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -96,23 +96,61 @@ async def test_shadow_mode_lets_every_call_through_and_audits_what_would_have_ha
     assert "shadow" not in paper.calls()[-1]  # binance_policy_status is allowed: nothing to flag
 
 
-async def test_kill_switch_stops_financial_and_destructive_calls_while_the_file_exists(paper: Paper, tmp_path):
+FUT = "binance_futures_place_order"
+
+
+async def test_kill_switch_stops_what_adds_exposure_and_leaves_flattening_allowed(paper: Paper, tmp_path):
     stop = tmp_path / "STOP"
     write_policy(paper.policy, f"version: 1\ndefault: allow\naccount:\n  kill_switch_file: {stop}\n")
     await paper.ok(ORDER, limit_buy())
+    await paper.ok(FUT, {"symbol": "BTCUSDT", "side": "BUY", "type": "MARKET", "quantity": "0.002"})
+    await paper.ok("binance_futures_change_leverage", {"symbol": "BTCUSDT", "leverage": 5})
     stop.write_text("")
     text = await paper.denied(ORDER, limit_buy(), "KILL_SWITCH")
     assert str(stop) in text
-    await paper.denied("binance_spot_cancel_all_orders", {"symbol": "BTCUSDT"}, "KILL_SWITCH")
-    await paper.denied("binance_futures_change_leverage", {"symbol": "BTCUSDT", "leverage": 2}, "KILL_SWITCH")
-    await paper.denied("binance_futures_close_position", {"symbol": "BTCUSDT"}, "KILL_SWITCH")
+    await paper.denied(FUT, {"symbol": "BTCUSDT", "side": "BUY", "type": "MARKET", "quantity": "0.002"},
+                       "KILL_SWITCH")
+    await paper.denied("binance_futures_change_leverage", {"symbol": "BTCUSDT", "leverage": 6}, "KILL_SWITCH")
+    await paper.denied("binance_futures_set_margin_type", {"symbol": "BTCUSDT", "marginType": "ISOLATED"},
+                       "KILL_SWITCH")
+    # What reduces risk still runs, so the human who pulled the switch can flatten.
+    await paper.ok("binance_futures_change_leverage", {"symbol": "BTCUSDT", "leverage": 2})  # down
+    await paper.ok("binance_spot_cancel_all_orders", {"symbol": "BTCUSDT"})
+    await paper.ok(FUT, {"symbol": "BTCUSDT", "side": "SELL", "type": "MARKET", "quantity": "0.001",
+                         "reduceOnly": True})
+    await paper.ok("binance_futures_close_position", {"symbol": "BTCUSDT"})
+    positions = paper.signed("/fapi/v3/positionRisk", symbol="BTCUSDT")
+    assert all(D(p["positionAmt"]) == 0 for p in positions)  # flat on the exchange
     await paper.ok("binance_spot_balances")
-    await paper.ok("binance_spot_open_orders", {"symbol": "BTCUSDT"})
     assert (await paper.status())["kill_switch"] is True
     assert paper.calls(ORDER)[-1]["decision"]["rule"] == "account.kill_switch_file"
     stop.unlink()
-    await paper.ok("binance_spot_cancel_all_orders", {"symbol": "BTCUSDT"})
+    await paper.ok(ORDER, limit_buy())
     assert (await paper.status())["kill_switch"] is False
+
+
+async def test_kill_switch_scope_all_stops_cancels_too(paper: Paper, tmp_path):
+    stop = tmp_path / "STOP"
+    write_policy(paper.policy, f"version: 1\ndefault: allow\naccount:\n  kill_switch_file: {stop}\n"
+                               "  kill_switch_scope: all\n")
+    await paper.ok(ORDER, limit_buy())
+    stop.write_text("")
+    await paper.denied("binance_spot_cancel_all_orders", {"symbol": "BTCUSDT"}, "KILL_SWITCH")
+    await paper.denied("binance_futures_close_position", {"symbol": "BTCUSDT"}, "KILL_SWITCH")
+    assert len(paper.signed("/api/v3/openOrders", symbol="BTCUSDT")) == 1
+
+
+@pytest.mark.parametrize("kind", ["dangling symlink", "symlink loop", "directory"])
+async def test_anything_at_the_kill_switch_path_stops_trading(paper: Paper, tmp_path, kind):
+    stop = tmp_path / "STOP"
+    write_policy(paper.policy, f"version: 1\ndefault: allow\naccount:\n  kill_switch_file: {stop}\n")
+    if kind == "dangling symlink":
+        stop.symlink_to(tmp_path / "nowhere")
+    elif kind == "symlink loop":
+        stop.symlink_to(stop)
+    else:
+        stop.mkdir()
+    await paper.denied(ORDER, limit_buy(), "KILL_SWITCH")
 
 
 async def test_rate_limits_say_how_long_to_wait_and_status_shows_the_headroom(paper: Paper):
@@ -186,14 +224,14 @@ async def test_a_lost_answer_counts_the_order_once_and_an_order_never_placed_not
     paper.sim("faults", {"kind": "error_5xx_after", "path": "/api/v3/order", "method": "POST", "count": 1})
     placed = await paper.ok(ORDER, limit_buy())  # executed, then the answer was lost
     assert paper.state()["orders"]["spot"] == before["orders"]["spot"] + 1
-    assert await paper.daily_used() == used + 90
+    assert await paper.daily_used() == used + LIMIT_NOTIONAL
     assert paper.calls(ORDER)[-1]["outcome"]["order_id"] == placed["order_id"]
 
     paper.sim("faults", {"kind": "error_5xx", "path": "/api/v3/order", "method": "POST", "count": 1})
     r = await paper.call(ORDER, limit_buy())  # refused before the matching engine: never placed
     assert r.is_error and r.content[0].text.startswith("ORDER_NOT_PLACED: "), r.content[0].text
     assert paper.state()["orders"]["spot"] == before["orders"]["spot"] + 1
-    assert await paper.daily_used() == used + 90
+    assert await paper.daily_used() == used + LIMIT_NOTIONAL
     outcome = paper.calls(ORDER)[-1]["outcome"]
     assert (outcome["error_code"], outcome["reservation"]) == ("ORDER_NOT_PLACED", "released"), outcome
 
@@ -215,7 +253,7 @@ async def test_policy_status_shows_rules_daily_sums_and_headroom(paper: Paper):
           daily_notional_usd: 200000
         """)
     used = await paper.daily_used()
-    await paper.ok(ORDER, limit_buy(qty="0.002"))  # 180 USD
+    await paper.ok(ORDER, limit_buy(qty="0.002"))  # 194.00002 USD
     status = await paper.status()
     (rule,) = [t for t in status["tools"] if t["tool"] == ORDER]
     assert rule["action"] == "allow" and rule["rule"] == "tools.binance_spot_place_order"
@@ -227,8 +265,8 @@ async def test_policy_status_shows_rules_daily_sums_and_headroom(paper: Paper):
     assert "binance_spot_balances" in listed and "binance_policy_status" in listed
     assert status["denied"] == len(ALL_TOOLS) - len(listed)
     daily = {d["rule"]: d for d in status["daily"]}
-    assert D(daily[DAILY_RULE]["used_usd"]) == used + 180
-    assert D(daily[DAILY_RULE]["remaining_usd"]) == 100000 - (used + 180)
+    assert D(daily[DAILY_RULE]["used_usd"]) == used + 2 * LIMIT_NOTIONAL
+    assert D(daily[DAILY_RULE]["remaining_usd"]) == 100000 - (used + 2 * LIMIT_NOTIONAL)
     assert D(daily["account.daily_notional_usd"]["cap_usd"]) == 200000
     (rate,) = [r for r in status["rate_limits"] if r["rule"] == "tools.binance_spot_place_order.rate_limit"]
     assert (rate["used"], rate["wait_s"]) == (1, 0)

@@ -16,7 +16,7 @@ from binance_mcp.errors import ExchangeRejected
 from binance_mcp.exchange.codes import definitely_not_executed as _definitely_not_executed
 from binance_mcp.server import OpenGuard, build_server
 from binance_mcp.settings import load_settings
-from tests.policy.test_guard_helpers import SERVE, limit_buy, serve, server_env, write_policy
+from tests.policy.test_guard_helpers import LIMIT_NOTIONAL, SERVE, limit_buy, serve, server_env, write_policy
 
 ORDER = "binance_spot_place_order"
 CAPPED = """\
@@ -35,19 +35,19 @@ async def test_daily_sums_survive_a_restart(tmp_path):
     state, policy = tmp_path / "state", write_policy(tmp_path / "policy.yaml", CAPPED)
     async with serve(state, policy) as first:
         for _ in range(3):
-            await first.ok(ORDER, limit_buy())  # 90 USD each
+            await first.ok(ORDER, limit_buy())  # 97.00001 USD each
         await first.denied(ORDER, limit_buy(), "DAILY_NOTIONAL_OVER_LIMIT")
         used = await first.daily_used()
         account = await first.daily_used("account.daily_notional_usd")
-    assert used == account == Decimal(270)
+    assert used == account == 3 * LIMIT_NOTIONAL
 
     async with serve(state, policy) as second:  # a new process (and a fresh paper exchange), the same state dir
         assert await second.daily_used() == used
         assert await second.daily_used("account.daily_notional_usd") == account
         text = await second.denied(ORDER, limit_buy(), "DAILY_NOTIONAL_OVER_LIMIT")
-        assert "30.00 USD remain today" in text, text
-        await second.ok(ORDER, limit_buy(qty="0.0003"))  # 27 USD still fits
-        assert await second.daily_used() == Decimal(297)
+        assert "9.00 USD remain today" in text, text
+        await second.ok(ORDER, limit_buy(qty="0.00009"))  # 8.73 USD still fits
+        assert await second.daily_used() == 3 * LIMIT_NOTIONAL + Decimal("0.00009") * Decimal("97000.01")
 
 
 @pytest.mark.asyncio
@@ -68,7 +68,7 @@ async def test_a_locked_state_database_denies_orders_and_reads_keep_working(tmp_
             lock.execute("ROLLBACK")
             lock.close()
         await paper.ok(ORDER, limit_buy())  # the lock is gone: orders run again, and were counted right
-        assert await paper.daily_used() == Decimal(180)
+        assert await paper.daily_used() == 2 * LIMIT_NOTIONAL
 
 
 @pytest.mark.asyncio

@@ -222,3 +222,24 @@ def test_broken_example(path):
     for fragment in expected:
         assert fragment in message
     assert all(line.startswith(f"{path}") for line in message.splitlines())
+
+
+def test_a_kill_switch_path_expands_home_and_variables(monkeypatch, tmp_path):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("KS_DIR", str(tmp_path / "ks"))
+    policy = parse_text("version: 1\naccount: {kill_switch_file: ~/STOP}\n", "p.yaml").policy
+    assert policy.account.kill_switch_file == str(tmp_path / "STOP")
+    policy = parse_text("version: 1\naccount: {kill_switch_file: \"${KS_DIR}/STOP\"}\n", "p.yaml").policy
+    assert policy.account.kill_switch_file == str(tmp_path / "ks" / "STOP")
+
+
+@pytest.mark.parametrize(("path", "says"), [
+    ("STOP", "must be an absolute path"),
+    ("./config/STOP", "must be an absolute path"),
+    ("$KS_UNSET_DIR/STOP", "KS_UNSET_DIR in kill_switch_file is not set"),
+])
+def test_a_kill_switch_path_that_cannot_be_resolved_is_a_load_error(monkeypatch, path, says):
+    monkeypatch.delenv("KS_UNSET_DIR", raising=False)
+    with pytest.raises(PolicyLoadError, match=says) as err:
+        parse_text(f"version: 1\naccount:\n  kill_switch_file: {path}\n", "p.yaml")
+    assert "p.yaml:3" in str(err.value)

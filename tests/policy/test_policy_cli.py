@@ -122,12 +122,12 @@ def test_explain_without_the_conversion_price_names_it(tmp_path):
     path = tmp_path / "p.yaml"
     path.write_text(f"version: 1\ntools:\n  {SPOT}:\n    limits: {{max_notional_usd: 100}}\n")
     args = json.dumps({"symbol": "ETHBTC", "side": "BUY", "type": "LIMIT", "quantity": "1", "price": "0.05"})
-    out = fields(cli("explain", str(path), "--tool", SPOT, "--args", args).stdout)
+    out = fields(cli("explain", str(path), "--tool", SPOT, "--args", args, "--price", "ETHBTC=0.05").stdout)
     assert out["code"] == "POLICY_ERROR"
     assert "pass --price BTCUSDT=<price>" in out["reason"]
-    out = fields(cli("explain", str(path), "--tool", SPOT, "--args", args, "--price", "BTCUSDT=0").stdout)
+    out = fields(cli("explain", str(path), "--tool", SPOT, "--args", args, "--price", "ETHBTC=0.05", "--price", "BTCUSDT=0").stdout)
     assert (out["code"], out["rule"]) == ("POLICY_ERROR", f"tools.{SPOT}.limits.max_notional_usd")
-    out = fields(cli("explain", str(path), "--tool", SPOT, "--args", args, "--price", "BTCUSDT=100000").stdout)
+    out = fields(cli("explain", str(path), "--tool", SPOT, "--args", args, "--price", "ETHBTC=0.05", "--price", "BTCUSDT=100000").stdout)
     assert out["code"] == "NOTIONAL_OVER_LIMIT"  # 0.05 BTC at 100,000 USD = 5,000 USD
     assert "5,000.00 USD" in out["reason"]
 
