@@ -14,37 +14,31 @@ import sys
 
 from binance_mcp import __version__
 
-SERVE_FLAGS = {  # flag -> (settings field, environment variable)
-    "--mode": ("mode", "BINANCE_MCP_MODE"),
-    "--base-url": ("base_url", "BINANCE_MCP_BASE_URL"),
-    "--policy": ("policy", "BINANCE_MCP_POLICY"),
-    "--state-dir": ("state_dir", "BINANCE_MCP_STATE_DIR"),
-    "--paper-balances": ("paper_balances", "BINANCE_MCP_PAPER_BALANCES"),
-    "--paper-tick-seconds": ("paper_tick_seconds", "BINANCE_MCP_PAPER_TICK_SECONDS"),
-    "--timeout": ("timeout", "BINANCE_MCP_TIMEOUT"),
-    "--approval-ttl": ("approval_ttl", "BINANCE_MCP_APPROVAL_TTL"),
-    "--approval-timeout": ("approval_timeout", "BINANCE_MCP_APPROVAL_TIMEOUT"),
-    "--log-level": ("log_level", "BINANCE_MCP_LOG_LEVEL"),
-}
 
-
-def _serve_parser(sub: argparse._SubParsersAction) -> None:
-    from binance_mcp.settings import ENVIRONMENT
-
-    lines = "\n".join(f"  {name:<28} {meaning} (default: {default})" for name, (meaning, default)
-                      in ENVIRONMENT.items())
+def _serve_parser(sub: argparse._SubParsersAction, flags: bool = True) -> None:
+    """``serve`` with a flag for each setting declared with one (binance_mcp.settings); ``flags=False`` leaves them
+    out, so that the other commands start without loading the settings."""
     p = sub.add_parser(
         "serve", help="run the MCP server over stdio (the default)",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Run the Binance MCP server over stdio (JSON-RPC on stdout, logs on stderr). Without API keys "
                     "it trades on the embedded paper exchange. Every flag overrides its environment variable.",
-        epilog="environment variables:\n" + lines + "\n\nAPI keys are read from the environment only, never from "
-               "flags (flags show up in process lists).",
     )
+    if not flags:
+        return
+    from binance_mcp.settings import ENVIRONMENT, SERVE_FLAGS
+
     for flag, (field, env) in SERVE_FLAGS.items():
-        p.add_argument(flag, dest=field, default=None, help=f"overrides {env}")
+        meaning, default = ENVIRONMENT[env]
+        p.add_argument(flag, dest=field, default=None,
+                       help=f"{meaning} (default: {default}; overrides {env})".replace("%", "%%"))
     p.add_argument("--show-config", action="store_true",
                    help="print the effective configuration (secrets masked) on stderr and exit")
+    flagged = {env for _, env in SERVE_FLAGS.values()}
+    p.epilog = "environment variables without a flag:\n" + "\n".join(
+        f"  {name:<28} {meaning} (default: {default})" for name, (meaning, default) in ENVIRONMENT.items()
+        if name not in flagged) + "\n\nAPI keys are read from the environment only, never from flags (flags show up " \
+        "in process lists)."
 
 
 def _simulator_parser(sub: argparse._SubParsersAction) -> None:
@@ -74,14 +68,14 @@ def _simulator_parser(sub: argparse._SubParsersAction) -> None:
                    help="seconds between random-walk steps of the price feed; 0 freezes prices (default 1)")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(serve_flags: bool = True) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="binance-mcp",
         description="Binance MCP server with a policy guard on every tool call, and an embedded paper exchange.",
     )
     parser.add_argument("--version", action="version", version=f"binance-mcp {__version__}")
     sub = parser.add_subparsers(dest="command")
-    _serve_parser(sub)
+    _serve_parser(sub, serve_flags)
     sub.add_parser("demo", help="a short, real session against the paper exchange, shown readably",
                    description="Start `binance-mcp serve` in paper mode as a subprocess, talk to it over stdio as an "
                                "MCP client would, and show what happened.")
@@ -142,10 +136,10 @@ def run_simulator(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(stream=sys.stderr, level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    parser = build_parser()
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0].startswith("-") and argv[0] not in ("-h", "--help", "--version"):
         argv = ["serve", *argv]  # serve is the default subcommand
+    parser = build_parser(serve_flags=argv[0] == "serve")  # approvals and audit start without the settings
     args = parser.parse_args(argv)
     command = args.command or "serve"
     if command == "simulator":
@@ -177,7 +171,7 @@ def run_serve(args: argparse.Namespace) -> int:
     os.environ["FASTMCP_CHECK_FOR_UPDATES"] = "off"
     os.environ.setdefault("FASTMCP_ENV_FILE", os.devnull)
     from binance_mcp.errors import ConfigError
-    from binance_mcp.settings import load_settings
+    from binance_mcp.settings import SERVE_FLAGS, load_settings
 
     flags = {field: getattr(args, field, None) for field, _ in SERVE_FLAGS.values()}
     try:

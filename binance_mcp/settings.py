@@ -1,72 +1,162 @@
-"""Configuration from the environment (each variable also a flag of ``binance-mcp serve``).
+"""Configuration from the environment (each variable but the keys also a flag of ``binance-mcp serve``).
 
-Secrets are ``SecretStr`` and leave this module only through the exchange adapter; ``redact`` is the
-one helper that scrubs them from any text (logs, audit, errors, ``--show-config``).
+Every setting is declared once, below, as a field of ``Settings``: type, default, bounds, environment variable (and
+alias), description, flag, and the message a bad value gets. The environment table (``ENVIRONMENT``), the serve
+flags (``SERVE_FLAGS``) and their ``--help``, ``--show-config`` (``public_view``), the README's table and
+docs/configuration.md all derive from that declaration.
+
+``load_settings`` reads it in two passes: the shape pass (pydantic-settings: the environment and the flags, flags
+winning; each value parsed and checked on its own), then the cross-field rules, small named checks that resolve the
+mode. Either way a bad input stops start-up with a ``ConfigError`` that says what to do, never a pydantic error.
+
+Secrets are ``SecretStr`` and leave this module only through the exchange adapter; ``redact`` is the one helper that
+scrubs them from any text (logs, audit, errors, ``--show-config``).
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from contextvars import ContextVar
 from decimal import Decimal
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal, get_args
 from urllib.parse import urlparse
 
-from pydantic import SecretStr
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
+from pydantic.fields import FieldInfo
+from pydantic_core import PydanticUseDefault
+from pydantic_settings import BaseSettings, EnvSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
 
 from binance_mcp.errors import ConfigError
 from binance_mcp.paths import default_state_dir
 
-Mode = Literal["paper", "testnet", "live", "custom"]
+Mode = Literal["paper", "testnet", "live", "custom"]  # custom: a base URL and no mode; never an input
 
 LIVE_SPOT_URL = "https://api.binance.com/api"
 LIVE_FUTURES_URL = "https://fapi.binance.com/fapi"
 TESTNET_SPOT_URL = "https://testnet.binance.vision/api"
 TESTNET_FUTURES_URL = "https://testnet.binancefuture.com/fapi"
+PAPER_URL = "embedded simulator on 127.0.0.1 (started on first use)"
 
-# name -> (meaning, default shown in help). The single source for --help and docs/configuration.md.
-ENVIRONMENT = {
-    "BINANCE_API_KEY": ("API key (BINANCE_API_KEY); without keys the server runs in paper mode", "none"),
-    "BINANCE_API_SECRET": ("API secret (BINANCE_SECRET_KEY is read too)", "none"),
-    "BINANCE_MCP_MODE": ("paper, testnet or live; required when keys are set (no silent live trading)",
-                         "paper without keys"),
-    "BINANCE_TESTNET": ("true means BINANCE_MCP_MODE=testnet (as other Binance servers use it)", "false"),
-    "BINANCE_MCP_BASE_URL": ("any Binance-compatible base URL, e.g. a `binance-mcp simulator` you run yourself; "
-                             "spot at <url>/api, futures at <url>/fapi", "none"),
-    "BINANCE_MCP_POLICY": ("policy file (YAML or JSON)", "built-in read-only"),
-    "BINANCE_MCP_STATE_DIR": ("directory for the state database, audit log and approvals",
-                              "~/.local/state/binance-mcp"),
-    "BINANCE_MCP_PAPER_BALANCES": ("paper account start, e.g. USDT=10000,BTC=0.5 (spot and futures wallet)",
-                                   "USDT=10000"),
-    "BINANCE_MCP_PAPER_TICK_SECONDS": ("seconds between price steps of the paper exchange; 0 freezes prices", "1"),
-    "BINANCE_MCP_APPROVAL_TTL": ("seconds an out-of-band approval request stays valid", "600"),
-    "BINANCE_MCP_APPROVAL_TIMEOUT": ("seconds to wait for an answer to an elicitation approval prompt", "120"),
-    "BINANCE_MCP_TIMEOUT": ("seconds before an exchange request is abandoned", "10"),
-    "BINANCE_MCP_LOG_LEVEL": ("log level on stderr: DEBUG, INFO, WARNING, ERROR", "WARNING"),
-}
+SECONDS = "{env}={value!r} is not a number of seconds."
 
 
-def _env(environ: dict[str, str], name: str) -> str | None:
-    value = environ.get(name)
-    return value.strip() if value is not None and value.strip() else None
+def setting(default: Any = None, *, env: str, description: str, also: tuple[str, ...] = (), flag: bool = True,
+            shown: str | None = None, invalid: str | None = None, bounds: str | None = None, **field: Any) -> Any:
+    """One setting: ``env`` (then ``also``) is its variable; ``flag`` makes it a ``serve`` flag; ``shown`` is its
+    default as the docs say it (derived from the default when absent; also what ``--show-config`` prints for an unset
+    value); ``invalid`` is the message of a value that does not parse ({env}, {value}, {choices}, {error}); ``bounds``
+    says what ``ge``/``le`` allow (derived when absent)."""
+    if "default_factory" not in field:
+        field["default"] = default
+    extra = {"flag": flag, "shown": shown, "invalid": invalid, "bounds": bounds}
+    return Field(validation_alias=AliasChoices(env, *also), description=description,
+                 json_schema_extra={k: v for k, v in extra.items() if v is not None}, **field)
 
 
-@dataclass
-class Settings:
-    mode: Mode = "paper"
-    api_key: SecretStr | None = None
-    api_secret: SecretStr | None = None
-    base_url: str | None = None
-    policy: Path | None = None
-    state_dir: Path = field(default_factory=default_state_dir)
-    paper_balances: dict[str, Decimal] = field(default_factory=lambda: {"USDT": Decimal("10000")})
-    timeout: float = 10.0
-    log_level: str = "WARNING"
-    paper_tick_seconds: float = 1.0
-    approval_ttl: float = 600.0
-    approval_timeout: float = 120.0
+class Settings(BaseSettings):
+    """The settings. ``load_settings`` builds them from the environment and flags; ``Settings(**fields)`` takes only
+    its arguments (for tests), by field name or variable name, with neither the environment nor the mode rules."""
 
+    model_config = SettingsConfigDict(case_sensitive=True, populate_by_name=True, extra="ignore",
+                                      enable_decoding=False, validate_default=False)
+
+    api_key: SecretStr | None = setting(
+        env="BINANCE_API_KEY", flag=False, description="API key; without keys the server runs in paper mode")
+    api_secret: SecretStr | None = setting(env="BINANCE_API_SECRET", also=("BINANCE_SECRET_KEY",), flag=False,
+                                           description="API secret")
+    mode: Literal["paper", "testnet", "live"] = setting(  # load_settings resolves it (custom included)
+        "paper", env="BINANCE_MCP_MODE", shown="paper without keys",
+        description="paper, testnet or live; required when keys are set (no silent live trading)",
+        invalid="{env}={value!r} is not valid: use {choices}.")
+    testnet: bool = setting(False, env="BINANCE_TESTNET", flag=False,
+                            description="true means BINANCE_MCP_MODE=testnet (as other Binance servers use it)")
+    base_url: str | None = setting(
+        env="BINANCE_MCP_BASE_URL",
+        description="any Binance-compatible base URL, e.g. a `binance-mcp simulator` you run yourself; "
+                    "spot at <url>/api, futures at <url>/fapi",
+        invalid="{env}={value!r} is not an http(s) URL such as http://127.0.0.1:8765.")
+    policy: Path | None = setting(env="BINANCE_MCP_POLICY", shown="built-in read-only",
+                                  description="policy file (YAML or JSON)")
+    state_dir: Path = setting(default_factory=default_state_dir, env="BINANCE_MCP_STATE_DIR",
+                              shown="~/.local/state/binance-mcp",
+                              description="directory for the state database, audit log and approvals")
+    paper_balances: dict[str, Decimal] = setting(
+        default_factory=lambda: {"USDT": Decimal("10000")}, env="BINANCE_MCP_PAPER_BALANCES",
+        description="paper account start, e.g. USDT=10000,BTC=0.5 (spot and futures wallet)", invalid="{env}: {error}")
+    timeout: float = setting(10.0, env="BINANCE_MCP_TIMEOUT", ge=0.1, le=120, invalid=SECONDS,
+                             description="seconds before an exchange request is abandoned")
+    paper_tick_seconds: float = setting(
+        1.0, env="BINANCE_MCP_PAPER_TICK_SECONDS", ge=0, bounds="0 (frozen prices) or more", invalid=SECONDS,
+        description="seconds between price steps of the paper exchange; 0 freezes prices")
+    approval_ttl: float = setting(600.0, env="BINANCE_MCP_APPROVAL_TTL", ge=1, le=86400, invalid=SECONDS,
+                                  description="seconds an out-of-band approval request stays valid")
+    approval_timeout: float = setting(120.0, env="BINANCE_MCP_APPROVAL_TIMEOUT", ge=1, le=3600, invalid=SECONDS,
+                                      description="seconds to wait for an answer to an elicitation approval prompt")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = setting(
+        "WARNING", env="BINANCE_MCP_LOG_LEVEL", description="log level on stderr: DEBUG, INFO, WARNING, ERROR",
+        invalid="{env} must be {choices}.")
+
+    # -- the shape of single values ---------------------------------------------------------------------------------
+    @field_validator("api_key", "api_secret", "policy", "state_dir", "paper_balances", "timeout",
+                     "paper_tick_seconds", "approval_ttl", "approval_timeout", "log_level", mode="before")
+    @classmethod
+    def _empty_means_default(cls, value: Any) -> Any:
+        if value == "":  # an empty flag (an empty variable never gets here: it counts as unset)
+            raise PydanticUseDefault
+        return value
+
+    @field_validator("mode", mode="before")
+    @classmethod
+    def _lower(cls, value: Any) -> Any:
+        return value.lower() if isinstance(value, str) else value
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper(cls, value: Any) -> Any:
+        return value.upper() if isinstance(value, str) else value
+
+    @field_validator("testnet", mode="before")
+    @classmethod
+    def _true(cls, value: Any) -> bool:
+        return value if isinstance(value, bool) else str(value).lower() in ("1", "true", "yes")
+
+    @field_validator("base_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is not None:
+            parsed = urlparse(value)
+            if parsed.scheme not in ("http", "https") or not parsed.netloc:
+                raise ValueError("not an http(s) URL")
+        return value
+
+    @field_validator("paper_balances", mode="before")
+    @classmethod
+    def _balances(cls, value: Any) -> Any:
+        if isinstance(value, str) and value:  # "" (an empty flag) is the default, as _empty_means_default says
+            from binance_mcp.simulator.config import parse_balances
+
+            return parse_balances(value)  # its ValueError is the message
+        return value
+
+    @field_validator("policy", "state_dir")
+    @classmethod
+    def _home(cls, value: Path | None) -> Path | None:
+        return value.expanduser() if value is not None else None
+
+    @classmethod
+    def settings_customise_sources(cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,
+                                   env_settings: PydanticBaseSettingsSource,
+                                   dotenv_settings: PydanticBaseSettingsSource,
+                                   file_secret_settings: PydanticBaseSettingsSource,
+                                   ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Arguments (the flags) first, then the environment load_settings was given; no .env file, no secrets dir."""
+        if _ENVIRON.get() is None:
+            return (init_settings,)
+        return init_settings, _Environment(settings_cls)
+
+    # -- derived ------------------------------------------------------------------------------------------------------
     @property
     def spot_url(self) -> str:
         if self.base_url:
@@ -90,20 +180,94 @@ class Settings:
         return redact(text, self.secrets())
 
     def public_view(self) -> dict:
-        """What ``--show-config`` prints: every setting, secrets masked."""
-        return {
-            "mode": self.mode, "api_key": _mask(self.api_key), "api_secret": _mask(self.api_secret),
-            "base_url": self.base_url,
-            "spot_url": "embedded simulator on 127.0.0.1 (started on first use)" if self.mode == "paper"
-            else self.spot_url,
-            "futures_url": "embedded simulator on 127.0.0.1 (started on first use)" if self.mode == "paper"
-            else self.futures_url,
-            "policy": str(self.policy) if self.policy else "built-in read-only",
-            "state_dir": str(self.state_dir),
-            "paper_balances": {k: str(v) for k, v in self.paper_balances.items()},
-            "timeout": self.timeout, "log_level": self.log_level, "paper_tick_seconds": self.paper_tick_seconds,
-            "approval_ttl": self.approval_ttl, "approval_timeout": self.approval_timeout,
-        }
+        """What ``--show-config`` prints: every declared setting (secrets masked), plus the URLs in use."""
+        view: dict[str, Any] = {}
+        for name, field in type(self).model_fields.items():
+            value = getattr(self, name)
+            if isinstance(value, SecretStr):
+                value = _mask(value)
+            elif isinstance(value, Path):
+                value = str(value)
+            elif isinstance(value, dict):
+                value = {k: str(v) for k, v in value.items()}
+            elif value is None:
+                value = _extra(field).get("shown")
+            view[name] = value
+            if name == "base_url":
+                view["spot_url"] = PAPER_URL if self.mode == "paper" else self.spot_url
+                view["futures_url"] = PAPER_URL if self.mode == "paper" else self.futures_url
+        return view
+
+
+# -- the environment --------------------------------------------------------------------------------------------------
+_ENVIRON: ContextVar[Mapping[str, str] | None] = ContextVar("binance_mcp_environ", default=None)
+
+
+class _Environment(EnvSettingsSource):
+    """The environment load_settings was given (os.environ by default): values stripped, empty ones unset."""
+
+    def _load_env_vars(self) -> Mapping[str, str | None]:
+        environ = _ENVIRON.get() or {}
+        return {name: value.strip() for name, value in environ.items() if value and value.strip()}
+
+
+def _extra(field: FieldInfo) -> dict[str, Any]:
+    return field.json_schema_extra if isinstance(field.json_schema_extra, dict) else {}
+
+
+def env_names(field: FieldInfo) -> list[str]:
+    """The variables of a setting, the first one its own, the others read too."""
+    alias = field.validation_alias
+    return [str(c) for c in alias.choices] if isinstance(alias, AliasChoices) else []
+
+
+def _bound(field: FieldInfo, key: str) -> float | None:
+    return next((getattr(m, key) for m in field.metadata if getattr(m, key, None) is not None), None)
+
+
+def _bounds(field: FieldInfo) -> str | None:
+    """What a bounded setting accepts, for its out-of-range message (every bounded setting is in seconds)."""
+    low, high = _bound(field, "ge"), _bound(field, "le")
+    if _extra(field).get("bounds") or low is None:
+        return _extra(field).get("bounds")
+    return f"between {low:g} and {high:g} seconds" if high is not None else f"{low:g} or more"
+
+
+def _choices(field: FieldInfo) -> str:
+    values = [str(v) for v in get_args(field.annotation)]
+    return ", ".join(values[:-1]) + " or " + values[-1] if len(values) > 1 else "".join(values)
+
+
+def _shown(field: FieldInfo) -> str:
+    if "shown" in _extra(field):
+        return _extra(field)["shown"]
+    value = field.get_default(call_default_factory=True)
+    if value is None:
+        return "none"
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, dict):
+        return ",".join(f"{k}={v}" for k, v in value.items())
+    return str(value)
+
+
+def _meaning(field: FieldInfo) -> str:
+    names = env_names(field)
+    also = f" ({', '.join(names[1:])} is read too)" if names[1:] else ""
+    low, high = _bound(field, "ge"), _bound(field, "le")
+    limits = f" ({low:g} to {high:g})" if low is not None and high is not None else ""
+    return f"{field.description}{limits}{also}"
+
+
+# variable -> (meaning, default as the docs say it), in declaration order: --help, the README and docs/configuration.md
+ENVIRONMENT: dict[str, tuple[str, str]] = {
+    env_names(f)[0]: (_meaning(f), _shown(f)) for f in Settings.model_fields.values()}
+# flag of `binance-mcp serve` -> (settings field, variable); API keys are never flags (flags show in process lists)
+SERVE_FLAGS: dict[str, tuple[str, str]] = {
+    "--" + name.replace("_", "-"): (name, env_names(f)[0])
+    for name, f in Settings.model_fields.items() if _extra(f).get("flag")}
 
 
 def _mask(secret: SecretStr | None) -> str | None:
@@ -123,106 +287,115 @@ def redact(text: str, secrets: list[str]) -> str:
     return text
 
 
-def load_settings(environ: dict[str, str] | None = None, **flags: object) -> Settings:
-    """Settings from the environment, with flags (not None) winning. Raises ConfigError with a remedy."""
-    from binance_mcp.simulator.config import parse_balances
+# -- loading: the shape pass, then the cross-field rules --------------------------------------------------------------
+RANGE_ERRORS = {"greater_than_equal", "less_than_equal", "greater_than", "less_than"}
 
-    env = dict(os.environ if environ is None else environ)
 
-    def pick(flag: str, name: str) -> str | None:
-        value = flags.get(flag)
-        return str(value) if value is not None else _env(env, name)
+def load_settings(environ: Mapping[str, str] | None = None, **flags: object) -> Settings:
+    """Settings from the environment, with flags (not None) winning. Raises ConfigError with a remedy.
 
-    key = pick("api_key", "BINANCE_API_KEY")
-    secret = pick("api_secret", "BINANCE_API_SECRET") or _env(env, "BINANCE_SECRET_KEY")
-    mode = pick("mode", "BINANCE_MCP_MODE")
-    testnet = (_env(env, "BINANCE_TESTNET") or "").lower() in ("1", "true", "yes")
-    base_url = pick("base_url", "BINANCE_MCP_BASE_URL")
-    if mode is not None:
-        mode = mode.lower()
-        if mode not in ("paper", "testnet", "live"):
-            raise ConfigError(f"BINANCE_MCP_MODE={mode!r} is not valid: use paper, testnet or live.")
-    if testnet:
-        if mode not in (None, "testnet"):
-            raise ConfigError(f"BINANCE_TESTNET=true contradicts BINANCE_MCP_MODE={mode}: remove one of them.")
-        mode = "testnet"
-    if bool(key) != bool(secret):
+    When several things are wrong the first in this order is reported: the mode, the testnet switch, the key pair,
+    the base URL, the mode rules, then every other setting in declaration order."""
+    shaped, problems = _shape(os.environ if environ is None else environ, flags)
+
+    def shape_of(*names: str) -> None:
+        for name in names:
+            if name in problems:
+                raise ConfigError(problems[name])
+
+    shape_of("mode")
+    chosen = _testnet_agrees_with_mode(shaped)
+    _keys_come_in_pairs(shaped)
+    shape_of("base_url")
+    resolved = _mode_for_keys_and_url(shaped, chosen)
+    shape_of(*Settings.model_fields)
+    return shaped.model_copy(update={"mode": resolved, "testnet": resolved == "testnet"})
+
+
+def _shape(environ: Mapping[str, str], flags: Mapping[str, object]) -> tuple[Settings, dict[str, str]]:
+    """Settings built from the flags and the environment, and a message for each setting whose value is wrong (those
+    are then left at their defaults, so that the rules can still look at the others)."""
+    fields = Settings.model_fields
+    given = {env_names(fields[name])[0]: str(value) for name, value in flags.items()
+             if value is not None and name in fields}
+    try:
+        return _build(environ, given), {}
+    except ValidationError as exc:
+        problems: dict[str, str] = {}
+        for error in exc.errors():
+            name = _field_of(error)
+            if name is None:  # pragma: no cover - every input is a declared setting (extra="ignore")
+                raise ConfigError("the settings cannot be read (an undeclared setting)") from None
+            problems.setdefault(name, _message(fields[name], error))
+    dropped = {env for name in problems for env in env_names(fields[name])}
+    return (_build({k: v for k, v in environ.items() if k not in dropped},
+                   {k: v for k, v in given.items() if k not in dropped}), problems)
+
+
+def _build(environ: Mapping[str, str], given: dict[str, str]) -> Settings:
+    token = _ENVIRON.set(environ)
+    try:
+        return Settings(**given)
+    finally:
+        _ENVIRON.reset(token)
+
+
+def _field_of(error: Any) -> str | None:
+    loc = error.get("loc") or ()
+    key = str(loc[0]) if loc else ""
+    for name, field in Settings.model_fields.items():
+        if key == name or key in env_names(field):
+            return name
+    return None
+
+
+def _message(field: FieldInfo, error: Any) -> str:
+    """The message of a bad value, from its declaration."""
+    env = env_names(field)[0]
+    if error["type"] in RANGE_ERRORS and _bounds(field):
+        return f"{env} must be {_bounds(field)}."
+    template = _extra(field).get("invalid") or "{env}={value!r} is not valid."
+    ctx_error = (error.get("ctx") or {}).get("error")
+    return template.format(env=env, value=error.get("input"), choices=_choices(field),
+                           error=str(ctx_error) if ctx_error is not None else error["msg"])
+
+
+def _testnet_agrees_with_mode(s: Settings) -> str | None:
+    """The mode chosen (None: none), BINANCE_TESTNET=true meaning testnet."""
+    chosen = s.mode if "mode" in s.model_fields_set else None
+    if s.testnet:
+        if chosen not in (None, "testnet"):
+            raise ConfigError(f"BINANCE_TESTNET=true contradicts BINANCE_MCP_MODE={chosen}: remove one of them.")
+        return "testnet"
+    return chosen
+
+
+def _keys_come_in_pairs(s: Settings) -> None:
+    if bool(s.api_key) != bool(s.api_secret):
         raise ConfigError("Set both BINANCE_API_KEY and BINANCE_API_SECRET, or neither (paper mode).")
-    has_keys = bool(key and secret)
-    if base_url is not None:
-        parsed = urlparse(base_url)
-        if parsed.scheme not in ("http", "https") or not parsed.netloc:
-            raise ConfigError(f"BINANCE_MCP_BASE_URL={base_url!r} is not an http(s) URL such as "
-                              "http://127.0.0.1:8765.")
+
+
+def _mode_for_keys_and_url(s: Settings, chosen: str | None) -> str:
+    """Keys need a mode (no silent live trading); a base URL needs keys and no paper mode; no keys means paper."""
+    has_keys = bool(s.api_key and s.api_secret)
+    if s.base_url is not None:
         if not has_keys:
             raise ConfigError("BINANCE_MCP_BASE_URL needs BINANCE_API_KEY and BINANCE_API_SECRET (for a "
                               "`binance-mcp simulator`, the key and secret it printed at start-up).")
-        if mode == "paper":
+        if chosen == "paper":
             raise ConfigError("BINANCE_MCP_BASE_URL cannot be combined with BINANCE_MCP_MODE=paper: paper mode "
                               "starts its own simulator. Remove one of them.")
-        resolved: str = mode or "custom"
-    elif has_keys:
-        if mode is None:
+        return chosen or "custom"
+    if has_keys:
+        if chosen is None:
             raise ConfigError(
                 "API keys are set but no mode is chosen. Set BINANCE_MCP_MODE=testnet to trade on Binance's "
                 "testnet, or BINANCE_MCP_MODE=live to trade with real money (or remove the keys for paper mode)."
             )
-        if mode == "paper":
+        if chosen == "paper":
             raise ConfigError("BINANCE_MCP_MODE=paper runs on the embedded simulator and takes no API keys: "
                               "remove BINANCE_API_KEY and BINANCE_API_SECRET, or choose testnet or live.")
-        resolved = mode
-    else:
-        if mode in ("testnet", "live"):
-            raise ConfigError(f"BINANCE_MCP_MODE={mode} needs BINANCE_API_KEY and BINANCE_API_SECRET.")
-        resolved = "paper"
-    try:
-        balances = parse_balances(pick("paper_balances", "BINANCE_MCP_PAPER_BALANCES") or "USDT=10000")
-    except ValueError as exc:
-        raise ConfigError(f"BINANCE_MCP_PAPER_BALANCES: {exc}") from exc
-    raw_timeout = pick("timeout", "BINANCE_MCP_TIMEOUT") or "10"
-    try:
-        timeout = float(raw_timeout)
-    except ValueError as exc:
-        raise ConfigError(f"BINANCE_MCP_TIMEOUT={raw_timeout!r} is not a number of seconds.") from exc
-    if not 0.1 <= timeout <= 120:
-        raise ConfigError("BINANCE_MCP_TIMEOUT must be between 0.1 and 120 seconds.")
-    raw_tick = pick("paper_tick_seconds", "BINANCE_MCP_PAPER_TICK_SECONDS") or "1"
-    try:
-        tick = float(raw_tick)
-    except ValueError as exc:
-        raise ConfigError(f"BINANCE_MCP_PAPER_TICK_SECONDS={raw_tick!r} is not a number of seconds.") from exc
-    if tick < 0:
-        raise ConfigError("BINANCE_MCP_PAPER_TICK_SECONDS must be 0 (frozen prices) or more.")
-    approval_ttl = _seconds(pick("approval_ttl", "BINANCE_MCP_APPROVAL_TTL") or "600", "BINANCE_MCP_APPROVAL_TTL",
-                            1, 86400)
-    approval_timeout = _seconds(pick("approval_timeout", "BINANCE_MCP_APPROVAL_TIMEOUT") or "120",
-                                "BINANCE_MCP_APPROVAL_TIMEOUT", 1, 3600)
-    policy = pick("policy", "BINANCE_MCP_POLICY")
-    state_dir = pick("state_dir", "BINANCE_MCP_STATE_DIR")
-    log_level = (pick("log_level", "BINANCE_MCP_LOG_LEVEL") or "WARNING").upper()
-    if log_level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
-        raise ConfigError("BINANCE_MCP_LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR.")
-    return Settings(
-        mode=resolved,  # type: ignore[arg-type]
-        api_key=SecretStr(key) if key else None,
-        api_secret=SecretStr(secret) if secret else None,
-        base_url=base_url,
-        policy=Path(policy).expanduser() if policy else None,
-        state_dir=Path(state_dir).expanduser() if state_dir else default_state_dir(),
-        paper_balances=balances,
-        timeout=timeout,
-        log_level=log_level,
-        paper_tick_seconds=tick,
-        approval_ttl=approval_ttl,
-        approval_timeout=approval_timeout,
-    )
-
-
-def _seconds(raw: str, name: str, low: float, high: float) -> float:
-    try:
-        value = float(raw)
-    except ValueError as exc:
-        raise ConfigError(f"{name}={raw!r} is not a number of seconds.") from exc
-    if not low <= value <= high:
-        raise ConfigError(f"{name} must be between {low:g} and {high:g} seconds.")
-    return value
+        return chosen
+    if chosen in ("testnet", "live"):
+        raise ConfigError(f"BINANCE_MCP_MODE={chosen} needs BINANCE_API_KEY and BINANCE_API_SECRET.")
+    return "paper"

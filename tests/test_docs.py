@@ -11,10 +11,9 @@ from pydantic import BaseModel
 
 from binance_mcp import docgen
 from binance_mcp.catalog import ALL_TOOLS
-from binance_mcp.cli import SERVE_FLAGS
 from binance_mcp.policy.engine import CODES
 from binance_mcp.policy.model import Policy
-from binance_mcp.settings import ENVIRONMENT
+from binance_mcp.settings import ENVIRONMENT, SERVE_FLAGS
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
