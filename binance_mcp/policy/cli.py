@@ -74,6 +74,24 @@ def _short(value: object) -> str:
     return ",".join(map(str, value)) if isinstance(value, list) else str(value)
 
 
+def warnings(loaded: LoadedPolicy) -> list[str]:
+    """Consistency a load cannot refuse but a policy author should see."""
+    policy = loaded.policy
+    out = []
+    if policy.account.max_leverage is None:
+        order, change = "binance_futures_place_order", "binance_futures_change_leverage"
+
+        def cap(tool: str) -> int | None:
+            rule, _ = engine.effective_rule(policy, tool)
+            return rule.limits.max_leverage if rule is not None and rule.limits is not None else None
+
+        for capped, other in ((order, change), (change, order)):
+            if cap(capped) is not None and cap(other) is None and engine.effective_action(policy, other) != "deny":
+                out.append(f"max_leverage caps {capped} but {other} is allowed without a cap, so leverage can be "
+                           f"raised that way: set account.max_leverage (it binds both) or cap {other} too.")
+    return out
+
+
 def cmd_check(files: list[Path]) -> int:
     status = 0
     for f in files:
@@ -95,6 +113,8 @@ def cmd_check(files: list[Path]) -> int:
         print(f"  {'tool':<{width}}  {'risk':<11}  {'action':<25}  {'rule':<45}  limits")
         for name, risk, action, path, extras in effective_table(loaded):
             print(f"  {name:<{width}}  {risk:<11}  {action:<25}  {path:<45}  {extras}")
+        for line in warnings(loaded):
+            print(f"  warning: {line}")
         print()
     return status
 

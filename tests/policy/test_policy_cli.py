@@ -201,3 +201,27 @@ def test_schema_accepts_the_short_forms_the_loader_reads(validator, text):
 ])
 def test_schema_rejects_what_the_loader_rejects(validator, text):
     assert list(validator.iter_errors(yaml.safe_load(text)))
+
+
+@pytest.mark.parametrize(("rules", "warned"), [
+    ("tools:\n  binance_futures_place_order: {limits: {max_leverage: 5}}\n", "binance_futures_change_leverage is allowed"),
+    ("tools:\n  binance_futures_change_leverage: {limits: {max_leverage: 5}}\n", "binance_futures_place_order is allowed"),
+])
+def test_check_warns_when_leverage_is_capped_in_one_place_only(tmp_path, rules, warned):
+    path = tmp_path / "p.yaml"
+    path.write_text("version: 1\ndefault: allow\n" + rules)
+    out = cli("check", str(path)).stdout
+    assert "warning: max_leverage caps" in out and warned in out, out
+
+
+@pytest.mark.parametrize("extra", [
+    "account: {max_leverage: 5}\n",  # binds both
+    "  binance_futures_change_leverage: {action: deny}\n",  # the other way is closed
+    "  binance_futures_change_leverage: {limits: {max_leverage: 3}}\n",  # capped too
+])
+def test_check_does_not_warn_when_every_way_is_capped(tmp_path, extra):
+    path = tmp_path / "p.yaml"
+    rules = "tools:\n  binance_futures_place_order: {limits: {max_leverage: 5}}\n"
+    path.write_text("version: 1\ndefault: allow\n" + (rules + extra if extra.startswith("  ") else rules + extra))
+    out = cli("check", str(path)).stdout
+    assert "OK" in out and "warning" not in out, out
