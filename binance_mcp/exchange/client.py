@@ -259,6 +259,9 @@ class Exchange:
         self._cache[key] = _Cached(value, self.clock())
         return value
 
+    def forget(self, key: tuple) -> None:
+        self._cache.pop(key, None)
+
     async def exchange_info(self, market: str) -> dict:
         if market == "futures":
             return await self.cached(("xinfo", "futures"), EXCHANGE_INFO_TTL, "futures_exchange_info",

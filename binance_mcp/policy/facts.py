@@ -86,6 +86,10 @@ class ExchangeFacts:
                                      symbol=symbol)
         return positive(row["markPrice"], f"the {symbol} mark price")
 
+    def forget_position_mode(self) -> None:
+        """The exchange said the position side does not match the account's mode (-4061): read it again."""
+        self.exchange.forget(("dual",))
+
     async def position_mode(self) -> bool:
         """True in hedge mode (dual side position), False in one-way mode."""
         row = await self.exchange.cached(("dual",), MODE_TTL, "futures_get_position_mode", "Reading the position mode",

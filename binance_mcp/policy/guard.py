@@ -374,6 +374,8 @@ class PolicyGuard:
             # Only a definite rejection gives the reserved notional back. A 5xx (or Binance's "execution status
             # unknown" codes) may come after the order was executed: it stays in flight until the sweep knows.
             definite = definitely_not_executed(exc)
+            if exc.binance_code == -4061 and hasattr(self.facts, "forget_position_mode"):
+                self.facts.forget_position_mode()  # the account's mode was changed by hand: read it again
             outcome = {"status": "rejected" if definite else "unknown", "exchange_code": exc.binance_code,
                        "http_status": exc.http_status, "error": exc.message[:500]}
             await self._finish(call_id, call, decision, loaded, outcome, started, shadow, entry,

@@ -214,3 +214,23 @@ async def test_a_client_without_elicitation_gets_an_out_of_band_approval(tmp_pat
         r = await client.call_tool(ORDER, limit_buy(qty="0.003", price="90000"), raise_on_error=False)
         assert r.is_error and r.content[0].text.startswith("APPROVAL_REQUIRED: "), r.content[0].text
     assert human.asked == []
+
+
+async def test_open_orders_are_checked_again_after_a_slow_approval(s: Session):
+    """Two approvals pending at once under max_open_orders: 1: after the wait the facts are fetched again, so the
+    order that finished second sees the first one open on the exchange and is not sent."""
+    write_policy(s.policy, POLICY.format(stop=s.stop).replace(
+        "approval_above: {notional_usd: 50}", "approval_above: {notional_usd: 50}\n    limits: {max_open_orders: 1}"))
+    before = s.sim()["order_requests"]["spot"]
+    s.human.gate = asyncio.Event()
+
+    async def release():
+        while len(s.human.asked) < 2:
+            await asyncio.sleep(0.01)
+        s.human.gate.set()
+
+    calls = asyncio.gather(s.call(ORDER, limit_buy(qty="0.001")), s.call(ORDER, limit_buy(qty="0.0011")))
+    results, _ = await asyncio.wait_for(asyncio.gather(calls, release()), 30)
+    codes = sorted("ok" if not r.is_error else r.content[0].text.split(":")[0] for r in results)
+    assert codes == ["OPEN_ORDERS_OVER_LIMIT", "ok"], [r.content[0].text for r in results]
+    assert s.sim()["order_requests"]["spot"] == before + 1

@@ -54,6 +54,12 @@ class Paper(PaperSimulator):
         assert not r.is_error, f"{name} failed: {r.content[0].text}"
         return r.structured_content
 
+    async def error(self, name: str, args: dict | None = None) -> str:
+        """A call that must fail (any code): its text."""
+        r = await self.call(name, args)
+        assert r.is_error, f"{name} should have failed, got {r.content[0].text[:300]}"
+        return r.content[0].text
+
     async def denied(self, name: str, args: dict | None, code: str) -> str:
         """A call that must be refused with ``code``: the text starts with the code and nothing reached the
         exchange."""

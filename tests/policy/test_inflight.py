@@ -9,71 +9,20 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-import sys
 import time
-from contextlib import AsyncExitStack, asynccontextmanager
-from decimal import Decimal
-from pathlib import Path
+from contextlib import AsyncExitStack
 
 import pytest
-from binance import Client
-from fastmcp import Client as McpClient
-from fastmcp.client.transports import StdioTransport
 
 from binance_mcp.policy.state import StateStore
-from binance_mcp.simulator.config import SimConfig
-from binance_mcp.simulator.runner import RunningSimulator, start_in_thread
-from tests.policy.test_guard_helpers import SERVE, D, Paper, limit_buy, server_env, write_policy
+from binance_mcp.simulator.runner import RunningSimulator
+from tests.policy.account import codes, futures_position, order_posts, serve_on
+from tests.policy.test_guard_helpers import D, limit_buy, write_policy
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 SPOT = "binance_spot_place_order"
 FUT = "binance_futures_place_order"
-
-
-@pytest.fixture(scope="module")
-def exchange() -> RunningSimulator:
-    sim = start_in_thread(SimConfig(controls=True, tick_seconds=0))
-    yield sim
-    sim.stop()
-
-
-@pytest.fixture
-def sim(exchange: RunningSimulator) -> RunningSimulator:
-    exchange.control("reset", {})
-    return exchange
-
-
-@pytest.fixture
-def binance(sim: RunningSimulator) -> Client:
-    """The test's own view of the exchange account."""
-    c = Client(sim.api_key, sim.api_secret, ping=False)
-    c.API_URL, c.FUTURES_URL = sim.base_url + "/api", sim.base_url + "/fapi"
-    yield c
-    c.close_connection()
-
-
-@asynccontextmanager
-async def serve_on(sim: RunningSimulator, state_dir: Path, policy: Path):
-    """``binance-mcp serve`` trading the simulator's account (BINANCE_MCP_BASE_URL with its keys)."""
-    env = server_env(state_dir, policy, BINANCE_API_KEY=sim.api_key, BINANCE_API_SECRET=sim.api_secret,
-                     BINANCE_MCP_BASE_URL=sim.base_url)
-    transport = StdioTransport(command=sys.executable, args=SERVE, env=env)
-    async with McpClient(transport, mode="legacy", timeout=60) as client:
-        yield Paper(client, sim.base_url.removeprefix("http://"), state_dir, policy)
-
-
-def order_posts(sim: RunningSimulator, since: int, path: str) -> list[dict]:
-    """Order requests the exchange received after request ``since`` (its own log), accepted or not."""
-    return [e for e in sim.control(f"requests?since={since}") if e["path"] == path and e["method"] == "POST"]
-
-
-def codes(results) -> list[str]:
-    return sorted(r.content[0].text.split(":")[0] for r in results if r.is_error)
-
-
-def futures_position(binance: Client, symbol: str = "BTCUSDT") -> Decimal:
-    return sum((D(r["positionAmt"]) for r in binance.futures_position_information(symbol=symbol)), Decimal(0))
 
 
 OPEN_ONE = """\
@@ -85,23 +34,23 @@ tools:
 """
 
 
-async def test_simultaneous_orders_in_one_session_leave_one_open_order(sim, binance, tmp_path):
+async def test_simultaneous_orders_in_one_session_leave_one_open_order(acct, binance, tmp_path):
     policy = write_policy(tmp_path / "policy.yaml", OPEN_ONE)
-    async with serve_on(sim, tmp_path / "state", policy) as server:
-        seq = sim.control("state")["last_seq"]
+    async with serve_on(acct, tmp_path / "state", policy) as server:
+        seq = acct.control("state")["last_seq"]
         results = await asyncio.gather(*(server.call(SPOT, limit_buy()) for _ in range(6)))
         assert codes(results) == ["OPEN_ORDERS_OVER_LIMIT"] * 5
         assert len(binance.get_open_orders(symbol="BTCUSDT")) == 1
-        assert len(order_posts(sim, seq, "/api/v3/order")) == 1  # the others never reached the exchange
+        assert len(order_posts(acct, seq, "/api/v3/order")) == 1  # the others never reached the exchange
         # Answered orders leave the in-flight table: the open order now counts from the exchange itself.
         await server.denied(SPOT, limit_buy(), "OPEN_ORDERS_OVER_LIMIT")
 
 
-async def test_two_processes_on_one_account_leave_one_open_order(sim, binance, tmp_path):
+async def test_two_processes_on_one_account_leave_one_open_order(acct, binance, tmp_path):
     policy = write_policy(tmp_path / "policy.yaml", OPEN_ONE)
     async with AsyncExitStack() as stack:
-        a, b = await asyncio.gather(stack.enter_async_context(serve_on(sim, tmp_path / "state", policy)),
-                                    stack.enter_async_context(serve_on(sim, tmp_path / "state", policy)))
+        a, b = await asyncio.gather(stack.enter_async_context(serve_on(acct, tmp_path / "state", policy)),
+                                    stack.enter_async_context(serve_on(acct, tmp_path / "state", policy)))
         results = await asyncio.gather(*(p.call(SPOT, limit_buy()) for _ in range(5) for p in (a, b)))
         assert codes(results) == ["OPEN_ORDERS_OVER_LIMIT"] * 9
         assert len(binance.get_open_orders(symbol="BTCUSDT")) == 1
@@ -117,13 +66,13 @@ tools:
 BUY = {"symbol": "BTCUSDT", "side": "BUY", "type": "MARKET", "quantity": "0.002"}  # about 194 USD at mark
 
 
-async def test_simultaneous_futures_buys_never_build_a_position_over_the_cap(sim, binance, tmp_path):
+async def test_simultaneous_futures_buys_never_build_a_position_over_the_cap(acct, binance, tmp_path):
     policy = write_policy(tmp_path / "policy.yaml", POSITION_CAP)
     mark = D(binance.futures_mark_price(symbol="BTCUSDT")["markPrice"])
     assert 300 < 2 * D(BUY["quantity"]) * mark and D(BUY["quantity"]) * mark < 300  # one fits, two do not
     async with AsyncExitStack() as stack:
-        a, b = await asyncio.gather(stack.enter_async_context(serve_on(sim, tmp_path / "state", policy)),
-                                    stack.enter_async_context(serve_on(sim, tmp_path / "state", policy)))
+        a, b = await asyncio.gather(stack.enter_async_context(serve_on(acct, tmp_path / "state", policy)),
+                                    stack.enter_async_context(serve_on(acct, tmp_path / "state", policy)))
         results = await asyncio.gather(*(p.call(FUT, BUY) for _ in range(3) for p in (a, b)))
         assert codes(results) == ["POSITION_OVER_LIMIT"] * 5
     position = futures_position(binance)
@@ -140,16 +89,16 @@ tools:
 """
 
 
-async def test_simultaneous_reduce_only_orders_share_the_position_they_reduce(sim, binance, tmp_path):
+async def test_simultaneous_reduce_only_orders_share_the_position_they_reduce(acct, binance, tmp_path):
     binance.futures_create_order(symbol="BTCUSDT", side="BUY", type="MARKET", quantity="0.004")
     assert futures_position(binance) == D("0.004")
     policy = write_policy(tmp_path / "policy.yaml", REDUCE_ONLY)
     sell = {"symbol": "BTCUSDT", "side": "SELL", "type": "MARKET", "quantity": "0.002", "reduceOnly": True}
-    async with serve_on(sim, tmp_path / "state", policy) as server:
-        seq = sim.control("state")["last_seq"]
+    async with serve_on(acct, tmp_path / "state", policy) as server:
+        seq = acct.control("state")["last_seq"]
         results = await asyncio.gather(*(server.call(FUT, sell) for _ in range(5)))
         assert codes(results) == ["REDUCE_ONLY_REQUIRED"] * 3
-        assert len(order_posts(sim, seq, "/fapi/v1/order")) == 2  # only the two that fit were sent
+        assert len(order_posts(acct, seq, "/fapi/v1/order")) == 2  # only the two that fit were sent
     assert futures_position(binance) == 0  # reduced to flat, never flipped
 
 
@@ -162,16 +111,16 @@ tools:
 """
 
 
-async def test_rate_limits_are_shared_by_processes_and_survive_a_restart(sim, binance, tmp_path):
+async def test_rate_limits_are_shared_by_processes_and_survive_a_restart(acct, binance, tmp_path):
     policy = write_policy(tmp_path / "policy.yaml", RATE)
     state = tmp_path / "state"
     async with AsyncExitStack() as stack:
-        a, b = await asyncio.gather(stack.enter_async_context(serve_on(sim, state, policy)),
-                                    stack.enter_async_context(serve_on(sim, state, policy)))
+        a, b = await asyncio.gather(stack.enter_async_context(serve_on(acct, state, policy)),
+                                    stack.enter_async_context(serve_on(acct, state, policy)))
         results = await asyncio.gather(*(p.call(SPOT, limit_buy()) for _ in range(4) for p in (a, b)))
         assert codes(results) == ["RATE_LIMITED"] * 5
     assert len(binance.get_open_orders(symbol="BTCUSDT")) == 3
-    async with serve_on(sim, state, policy) as restarted:  # a fresh process gets no fresh allowance
+    async with serve_on(acct, state, policy) as restarted:  # a fresh process gets no fresh allowance
         text = await restarted.denied(SPOT, limit_buy(), "RATE_LIMITED")
         assert "tools.binance_spot_place_order.rate_limit" in text
         assert (await restarted.status())["rate_limits"][0]["used"] == 3
@@ -186,12 +135,12 @@ tools:
 """
 
 
-async def test_a_read_answers_while_an_order_waits_for_a_locked_state_database(sim, binance, tmp_path):
+async def test_a_read_answers_while_an_order_waits_for_a_locked_state_database(acct, binance, tmp_path):
     policy = write_policy(tmp_path / "policy.yaml", DAILY)
     state = tmp_path / "state"
-    async with serve_on(sim, state, policy) as server:
+    async with serve_on(acct, state, policy) as server:
         await server.ok(SPOT, limit_buy())  # the state database exists and works
-        seq = sim.control("state")["last_seq"]
+        seq = acct.control("state")["last_seq"]
         other = sqlite3.connect(state / "state.db", isolation_level=None)  # another process's write lock
         other.execute("BEGIN IMMEDIATE")
         try:
@@ -204,26 +153,26 @@ async def test_a_read_answers_while_an_order_waits_for_a_locked_state_database(s
             read_s = loop.time() - started
             assert D(price["prices"][0]["price"]) > 0
             assert not order.done(), "the read should have answered while the order still waited"
-            assert order_posts(sim, seq, "/api/v3/order") == []
+            assert order_posts(acct, seq, "/api/v3/order") == []
         finally:
             other.execute("ROLLBACK")
             other.close()
         result = await order
         assert not result.is_error, result.content[0].text  # it went on once the lock was free
-        assert len(order_posts(sim, seq, "/api/v3/order")) == 1
+        assert len(order_posts(acct, seq, "/api/v3/order")) == 1
         print(f"read next to an order waiting for a locked state database: {read_s * 1000:.1f} ms")
 
 
 
-async def test_a_call_the_client_cancels_mid_send_is_audited_and_still_counts(sim, binance, tmp_path):
+async def test_a_call_the_client_cancels_mid_send_is_audited_and_still_counts(acct, binance, tmp_path):
     """MCP ``notifications/cancelled`` (sent by the client when the caller abandons the call) while the order is on
     its way: the final audit record says so with the client order id, and the order keeps counting as in flight
     (it may exist) until a lookup by that id settles it (tests/policy/test_guard_cancel.py, with a fake clock)."""
     policy = write_policy(tmp_path / "policy.yaml", OPEN_ONE)
     state = tmp_path / "state"
-    sim.control("faults", {"kind": "latency", "path": "/api/v3/order", "method": "POST", "count": 1,
+    acct.control("faults", {"kind": "latency", "path": "/api/v3/order", "method": "POST", "count": 1,
                            "latency_ms": 1500})
-    async with serve_on(sim, state, policy) as server:
+    async with serve_on(acct, state, policy) as server:
         call = asyncio.ensure_future(server.call(SPOT, limit_buy()))
         for _ in range(100):  # until the order request is on its way (the latency fault holds it at the exchange)
             await asyncio.sleep(0.05)
@@ -241,15 +190,15 @@ async def test_a_call_the_client_cancels_mid_send_is_audited_and_still_counts(si
         (record,) = cancelled
         assert record["outcome"]["phase"] == "sending" and record["outcome"]["may_have_been_sent"] is True
         cid = record["outcome"]["client_order_id"]
-        (pending,) = StateStore(state / "state.db", time.time).in_flight(server_account(sim))
+        (pending,) = StateStore(state / "state.db", time.time).in_flight(server_account(acct))
         assert pending.client_order_id == cid
         # It still counts: the next order is refused before it reaches the exchange.
         await server.denied(SPOT, limit_buy(), "OPEN_ORDERS_OVER_LIMIT")
 
 
-def server_account(sim: RunningSimulator) -> str:
+def server_account(acct: RunningSimulator) -> str:
     from binance_mcp.server import account_id
     from binance_mcp.settings import load_settings
 
-    return account_id(load_settings({"BINANCE_API_KEY": sim.api_key, "BINANCE_API_SECRET": sim.api_secret,
-                                     "BINANCE_MCP_BASE_URL": sim.base_url}))
+    return account_id(load_settings({"BINANCE_API_KEY": acct.api_key, "BINANCE_API_SECRET": acct.api_secret,
+                                     "BINANCE_MCP_BASE_URL": acct.base_url}))
