@@ -130,8 +130,8 @@ async def _session(env: dict[str, str], out: Out) -> int:
                      {"symbol": "SOLUSDT", "side": "BUY", "type": "MARKET", "quantity": "1"})
         gated = {"symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT", "quantity": "0.002",
                  "price": str((price * Decimal("0.97")).quantize(Decimal("0.01")))}
-        ok, text = await s.call("Above the 150 USD approval threshold: a 0.002 BTC limit buy (~190 USD)",
-                                "binance_spot_place_order", gated)
+        ok, text = await s.call("Above the 150 USD approval threshold: a 0.002 BTC limit buy (counted at the ask, "
+                                "~194 USD)", "binance_spot_place_order", gated)
         approval_id = _approval_id(text) if not ok else None
         if approval_id:
             out(f"\n   A human approves it out of band, in another terminal:\n"
