@@ -167,25 +167,6 @@ async def test_require_approval_on_a_tool_without_notional(s: Session):
     assert "Asked by policy rule tools.binance_futures_change_leverage" in message
 
 
-async def test_limits_are_checked_again_after_a_slow_approval(s: Session):
-    """Two approvals pending at once: a rate limit of one call lets one through, not both."""
-    write_policy(s.policy, POLICY.format(stop=s.stop).replace(
-        "approval_above: {notional_usd: 50}", "approval_above: {notional_usd: 50}\n    rate_limit: {max: 1, window: 3600}"))
-    before = s.sim()["order_requests"]["spot"]
-    s.human.gate = asyncio.Event()
-
-    async def release():
-        while len(s.human.asked) < 2:
-            await asyncio.sleep(0.01)
-        s.human.gate.set()
-
-    calls = asyncio.gather(s.call(ORDER, limit_buy(qty="0.001")), s.call(ORDER, limit_buy(qty="0.0011")))
-    results, _ = await asyncio.wait_for(asyncio.gather(calls, release()), 30)
-    codes = sorted("ok" if not r.is_error else r.content[0].text.split(":")[0] for r in results)
-    assert codes == ["RATE_LIMITED", "ok"], [r.content[0].text for r in results]
-    assert s.sim()["order_requests"]["spot"] == before + 1
-
-
 async def test_the_kill_switch_thrown_while_the_human_decides_wins(s: Session):
     s.human.before_answer = lambda: s.stop.write_text("")
     before = s.sim()["order_requests"]
@@ -216,12 +197,14 @@ async def test_a_client_without_elicitation_gets_an_out_of_band_approval(tmp_pat
     assert human.asked == []
 
 
-async def test_open_orders_are_checked_again_after_a_slow_approval(s: Session):
-    """Two approvals pending at once under max_open_orders: 1: after the wait the facts are fetched again, so the
-    order that finished second sees the first one open on the exchange and is not sent."""
-    write_policy(s.policy, POLICY.format(stop=s.stop).replace(
-        "approval_above: {notional_usd: 50}", "approval_above: {notional_usd: 50}\n    limits: {max_open_orders: 1}"))
-    before = s.sim()["order_requests"]["spot"]
+async def two_slow_approvals(s: Session, extra: str) -> list[str]:
+    """Two orders waiting for the human at once, under the test policy plus ``extra`` on the order rule; the
+    human says yes to both once both are asked. Returns the outcome codes, sorted ("ok" for a run)."""
+    text = POLICY.format(stop=s.stop)
+    if extra.startswith("limits:"):  # replaces the rule's limits
+        text = text.replace("    limits: {daily_notional_usd: 100000}\n", "")
+    write_policy(s.policy, text.replace("approval_above: {notional_usd: 50}",
+                                        "approval_above: {notional_usd: 50}\n    " + extra))
     s.human.gate = asyncio.Event()
 
     async def release():
@@ -231,6 +214,20 @@ async def test_open_orders_are_checked_again_after_a_slow_approval(s: Session):
 
     calls = asyncio.gather(s.call(ORDER, limit_buy(qty="0.001")), s.call(ORDER, limit_buy(qty="0.0011")))
     results, _ = await asyncio.wait_for(asyncio.gather(calls, release()), 30)
-    codes = sorted("ok" if not r.is_error else r.content[0].text.split(":")[0] for r in results)
-    assert codes == ["OPEN_ORDERS_OVER_LIMIT", "ok"], [r.content[0].text for r in results]
+    return sorted("ok" if not r.is_error else r.content[0].text.split(":")[0] for r in results)
+
+
+async def test_limits_are_checked_again_after_a_slow_approval(s: Session):
+    """Two approvals pending at once: a rate limit of one call lets one through, not both."""
+    before = s.sim()["order_requests"]["spot"]
+    assert await two_slow_approvals(s, "rate_limit: {max: 1, window: 3600}") == ["RATE_LIMITED", "ok"]
+    assert s.sim()["order_requests"]["spot"] == before + 1
+
+
+async def test_open_orders_are_checked_again_after_a_slow_approval(s: Session):
+    """Under max_open_orders: 1 the facts are fetched again after the wait, so the order that finishes second
+    sees the first one open on the exchange and is not sent."""
+    before = s.sim()["order_requests"]["spot"]
+    assert await two_slow_approvals(s, "limits: {daily_notional_usd: 100000, max_open_orders: 1}") == [
+        "OPEN_ORDERS_OVER_LIMIT", "ok"]
     assert s.sim()["order_requests"]["spot"] == before + 1

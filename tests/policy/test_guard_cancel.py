@@ -82,6 +82,21 @@ async def placed(args):
     return Placed()
 
 
+async def cancel_mid_send(guard: PolicyGuard) -> None:
+    """Start an order whose request never comes back, and cancel the call while it is being sent."""
+    started = asyncio.Event()
+
+    async def hangs(args):
+        started.set()
+        await asyncio.Event().wait()
+
+    task = run(guard, hangs)
+    await started.wait()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+
+
 def used(guard: PolicyGuard) -> Decimal:
     return guard.state.used(["tool:binance_spot_place_order"])["tool:binance_spot_place_order"]
 
@@ -117,17 +132,7 @@ async def test_cancelled_while_waiting_for_the_state_database_reserves_nothing(g
 
 
 async def test_cancelled_while_sending_keeps_the_reservation_until_the_order_is_known_absent(guard, prices):
-    started = asyncio.Event()
-
-    async def hangs(args):
-        started.set()
-        await asyncio.Event().wait()
-
-    task = run(guard, hangs)
-    await started.wait()
-    task.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await task
+    await cancel_mid_send(guard)
     record = last_record(guard)
     cid = record["outcome"]["client_order_id"]
     assert record["outcome"]["status"] == "cancelled" and record["outcome"]["may_have_been_sent"] is True
@@ -143,17 +148,7 @@ async def test_cancelled_while_sending_keeps_the_reservation_until_the_order_is_
 
 
 async def test_an_order_found_by_the_sweep_keeps_its_daily_sum(guard, prices):
-    started = asyncio.Event()
-
-    async def hangs(args):
-        started.set()
-        await asyncio.Event().wait()
-
-    task = run(guard, hangs)
-    await started.wait()
-    task.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await task
+    await cancel_mid_send(guard)
     prices.found = True
     (pending,) = guard.state.in_flight("acct")
     assert await guard.sweep(only=pending.call_id) == 1
@@ -162,17 +157,7 @@ async def test_an_order_found_by_the_sweep_keeps_its_daily_sum(guard, prices):
 
 
 async def test_an_unanswered_lookup_leaves_the_order_in_flight(guard, prices):
-    started = asyncio.Event()
-
-    async def hangs(args):
-        started.set()
-        await asyncio.Event().wait()
-
-    task = run(guard, hangs)
-    await started.wait()
-    task.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await task
+    await cancel_mid_send(guard)
     prices.found = None  # the exchange cannot be asked
     (pending,) = guard.state.in_flight("acct")
     assert await guard.sweep(only=pending.call_id) == 0
