@@ -236,7 +236,7 @@ class PolicyGuard:
             needed.add("notional")  # the human approving an order must see what it is worth
         if call.risk != "read" and await self.kill_switch(loaded):
             needed.add("exposure")  # the kill switch stops only what adds exposure (unless its scope is all)
-        if needed:  # a rule that needs no fact may deny already (symbol, side, type): then fetch nothing
+        if needed and policy.mode == "enforce":  # a rule that needs no fact may deny already: then fetch nothing
             early = engine.decide(policy, call, Facts(), Counters())
             if early.effect == DENY and early.code != "POLICY_ERROR":
                 return None, None, early
