@@ -410,7 +410,11 @@ class PolicyGuard:
             await self._audit_ready()  # a call that changes anything runs only if its record can be written
         approved: str | None = None
         if decision.effect == APPROVE and not shadow:
-            await self.store.run(self.state.check_writable)  # no human is asked while the store is broken
+            # No human is asked while the store is broken: sound at a glance, and a real write commits (a full disk
+            # or a read-only database passes check_writable's BEGIN IMMEDIATE; only the commit after the human's
+            # yes would fail).
+            await self.store.run(self.state.check_writable)
+            await self.store.run(self.state.transaction, _write_probe)
             decision = await self.approver.resolve(decision, call, _context())
             if not decision.allowed:
                 return decision, None, args
@@ -625,6 +629,12 @@ class _Passed:
 
     def __init__(self, decision: Decision) -> None:
         self.decision = decision
+
+
+def _write_probe(db: Any) -> None:
+    """The smallest committed write: one counter row bumped (fails on a read-only, full or immutable store)."""
+    db.execute("INSERT INTO counters (name, value) VALUES ('write_probe', 1) ON CONFLICT (name) DO UPDATE "
+               "SET value = value + 1")
 
 
 def _context() -> Any:
