@@ -158,6 +158,9 @@ class StateStore:
                         db.execute("ROLLBACK")
                     raise
             except sqlite3.Error as exc:
+                if not _busy(exc) and self._db is not None:  # e.g. read-only now: reopen on the next call, so a
+                    self._db.close()  # store a human fixed is used again without a restart
+                    self._db = None
                 raise self._error(exc, doing) from exc
 
     def check_writable(self) -> None:
@@ -247,8 +250,11 @@ class StateStore:
             rows = db.execute(f"SELECT {PENDING_COLS} FROM inflight WHERE account = ? AND status = 'inflight' "
                               "AND market IS NOT NULL", (account,)).fetchall()
         else:
-            rows = db.execute(f"SELECT {PENDING_COLS} FROM inflight WHERE account = ? AND market IS NOT NULL AND "
-                              "(status = 'inflight' OR released_seq > ?)", (account, since_seq)).fetchall()
+            # Two index lookups (an OR across the index columns would scan every released row of the last hour).
+            rows = db.execute(f"SELECT {PENDING_COLS} FROM inflight WHERE account = ? AND status = 'inflight' AND "
+                              f"market IS NOT NULL UNION ALL SELECT {PENDING_COLS} FROM inflight WHERE account = ? "
+                              "AND status = 'released' AND released_seq > ? AND market IS NOT NULL",
+                              (account, account, since_seq)).fetchall()
         return [Pending.from_row(r) for r in rows]
 
     def snapshot(self, account: str) -> tuple[int, list[Pending]]:
