@@ -34,6 +34,10 @@ def _serve_parser(sub: argparse._SubParsersAction, flags: bool = True) -> None:
                        help=f"{meaning} (default: {default}; overrides {env})".replace("%", "%%"))
     p.add_argument("--show-config", action="store_true",
                    help="print the effective configuration (secrets masked) on stderr and exit")
+    p.add_argument("--check", action="store_true",
+                   help="load the configuration and the policy and try the state directory, then exit: 0 when the "
+                        "server would start ready to trade, 2 (with the error on stderr) when it would start locked "
+                        "or with a state directory it cannot write")
     flagged = {env for _, env in SERVE_FLAGS.values()}
     p.epilog = "environment variables without a flag:\n" + "\n".join(
         f"  {name:<28} {meaning} (default: {default})" for name, (meaning, default) in ENVIRONMENT.items()
@@ -164,6 +168,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def run_serve(args: argparse.Namespace) -> int:
+    """Serve over stdio. A policy or a configuration that cannot be loaded does not stop the server (a client would
+    show only "Connection closed"): it starts locked, shows the error in binance_policy_status and refuses every
+    other call. ``--check`` and ``--show-config`` fail fast instead (exit 2), for scripts."""
     import os
 
     # stdout is the MCP channel: no banner, no update check (it calls pypi.org), no .env surprises.
@@ -173,31 +180,111 @@ def run_serve(args: argparse.Namespace) -> int:
     from binance_mcp.errors import ConfigError
     from binance_mcp.settings import SERVE_FLAGS, load_settings
 
+    check = bool(getattr(args, "check", False))
     flags = {field: getattr(args, field, None) for field, _ in SERVE_FLAGS.values()}
     try:
         settings = load_settings(**flags)
     except ConfigError as exc:
-        print(f"binance-mcp serve: {exc}", file=sys.stderr)
-        return 2
+        text = _env_redact(str(exc))
+        print(f"binance-mcp serve: {text}", file=sys.stderr)
+        if check or getattr(args, "show_config", False):
+            return 2
+        print(LOCKED_NOTE, file=sys.stderr)
+        return _run(_locked_on_config(flags, text))
     logging.getLogger().setLevel(settings.log_level)
     if getattr(args, "show_config", False):
         import json
 
         print(json.dumps(settings.public_view(), indent=2), file=sys.stderr)
         return 0
+    if check:
+        return run_check(settings)
     from binance_mcp.policy.loader import PolicyLoadError
-    from binance_mcp.server import build_server
+    from binance_mcp.server import build_locked_server, build_server
 
     try:
         mcp = build_server(settings)
     except PolicyLoadError as exc:
-        print(f"binance-mcp serve: the policy cannot be loaded, so the server does not start:\n{exc}",
+        print(f"binance-mcp serve: the policy cannot be loaded:\n{exc}\n{LOCKED_NOTE}", file=sys.stderr)
+        mcp = build_locked_server(settings, POLICY_LOCK.format(errors=exc), policy=f"{exc.path} (not loaded)",
+                                  exchange=settings.mode)
+    except ConfigError as exc:
+        text = settings.redact(str(exc))
+        print(f"binance-mcp serve: {text}\n{LOCKED_NOTE}", file=sys.stderr)
+        mcp = build_locked_server(settings, CONFIG_LOCK.format(error=text), policy="not loaded",
+                                  exchange=settings.mode)
+    state_error = mcp.binance_deps.state_error
+    if state_error:
+        print(f"binance-mcp serve: {state_error}", file=sys.stderr)
+    return _run(mcp)
+
+
+LOCKED_NOTE = ("binance-mcp serve: starting LOCKED: only binance_policy_status is listed (it shows this error), every "
+               "other call is refused with POLICY_ERROR and nothing reaches the exchange. Fix it and restart the "
+               "server; `binance-mcp serve --check` exits 2 on it instead.")
+POLICY_LOCK = ("the policy cannot be loaded, so this server is locked: no tool but binance_policy_status runs and "
+               "nothing reaches the exchange. Ask the user to fix the policy file as the errors below say (each names "
+               "the file, line and key; `binance-mcp policy check FILE` shows them too) and to restart the server:\n"
+               "{errors}")
+CONFIG_LOCK = ("the configuration cannot be loaded, so this server is locked: no tool but binance_policy_status "
+               "runs and nothing reaches the exchange. Ask the user to fix this setting (an environment variable of "
+               "the server, or its flag) and to restart the server: {error}")
+
+
+def _run(mcp) -> int:
+    mcp.run(transport="stdio", show_banner=False)
+    return 0
+
+
+def _env_secrets() -> list[str]:
+    import os
+
+    names = ("BINANCE_API_KEY", "BINANCE_API_SECRET", "BINANCE_SECRET_KEY")
+    return [value for value in (os.environ.get(n, "").strip() for n in names) if value]
+
+
+def _env_redact(text: str) -> str:
+    """Before the settings exist, the keys are scrubbed from a message straight from the environment."""
+    from binance_mcp.settings import redact
+
+    return redact(text, _env_secrets())
+
+
+def _locked_on_config(flags: dict, text: str):
+    """A locked server when the settings themselves could not be loaded: safe defaults (paper, no keys, no policy;
+    nothing runs anyway), on the state directory asked for when it can be told, for the audit log."""
+    import os
+    from pathlib import Path
+
+    from binance_mcp.server import build_locked_server
+    from binance_mcp.settings import Settings
+
+    given = flags.get("state_dir") or os.environ.get("BINANCE_MCP_STATE_DIR", "").strip()
+    settings = Settings(state_dir=Path(str(given)).expanduser()) if given else Settings()
+    mcp = build_locked_server(settings, CONFIG_LOCK.format(error=text), policy="not loaded (configuration error)",
+                              exchange="not configured", redact=_env_redact)
+    if mcp.binance_deps.state_error:
+        print(f"binance-mcp serve: {mcp.binance_deps.state_error}", file=sys.stderr)
+    return mcp
+
+
+def run_check(settings) -> int:
+    """``serve --check``: what ``serve`` would find at start-up, as an exit code (the old fail-fast, for scripts)."""
+    from binance_mcp.paths import state_dir_problem
+    from binance_mcp.policy.loader import PolicyLoadError, builtin, load_file
+
+    try:  # as server.load_policy does, without importing FastMCP (a check is run by scripts: it should be quick)
+        loaded = load_file(settings.policy) if settings.policy else builtin("read-only")
+    except PolicyLoadError as exc:
+        print(f"binance-mcp serve --check: the policy cannot be loaded (serve would start locked):\n{exc}",
               file=sys.stderr)
         return 2
-    except ConfigError as exc:
-        print(f"binance-mcp serve: {settings.redact(str(exc))}", file=sys.stderr)
+    problem = state_dir_problem(settings.state_dir)
+    if problem:
+        print(f"binance-mcp serve --check: {problem}", file=sys.stderr)
         return 2
-    mcp.run(transport="stdio", show_banner=False)
+    print(f"binance-mcp serve --check: ready: policy {loaded.source} ({loaded.sha256}), {settings.mode} mode, state "
+          f"directory {settings.state_dir}", file=sys.stderr)
     return 0
 
 

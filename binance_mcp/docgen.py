@@ -57,7 +57,8 @@ def render_tools() -> str:
            "Binance's own; quantities and prices are decimal strings (numbers are accepted); times are epoch "
            "milliseconds in, and both milliseconds and ISO-8601 UTC out. Every result is structured "
            "(`structuredContent`, with an `outputSchema`). Errors start with a code: `INVALID_INPUT` (nothing was "
-           "sent), a policy code (see [policy.md](policy.md)), `EXCHANGE_REJECTED` (with Binance's code and what "
+           "sent), `UNKNOWN_TOOL` (no tool of that name), a policy code (see [policy.md](policy.md)), "
+           "`EXCHANGE_REJECTED` (with Binance's code and what "
            "to do), `EXCHANGE_UNAVAILABLE`, `EXCHANGE_RATE_LIMITED`, `UNKNOWN_SYMBOL`, `ORDER_NOT_PLACED`, "
            "`ORDER_STATUS_UNKNOWN` or `INTERNAL_ERROR` (see [troubleshooting.md](troubleshooting.md)).\n\n",
            "Risk classes drive the default policy and the MCP annotations: **read** (`readOnlyHint`), "
@@ -122,12 +123,14 @@ def render_configuration() -> str:
     out = [HEADER, "# Configuration\n\n",
            "`binance-mcp serve` reads its settings from the environment; most are also a flag, and a flag wins over "
            "its variable. The API keys are read from the environment only (flags show up in process lists). "
-           "`binance-mcp serve --show-config` prints the effective settings, secrets masked. A bad value stops "
-           "start-up with a message that names the variable and what it accepts. Declared in "
+           "`binance-mcp serve --show-config` prints the effective settings, secrets masked. A bad value names the "
+           "variable and what it accepts; over stdio the server then starts locked (only `binance_policy_status`, "
+           "which shows the message; nothing reaches the exchange), while `serve --check` and `--show-config` exit "
+           "2 with it. `serve --check` also loads the policy and tries the state directory. Declared in "
            "`binance_mcp/settings.py`, from which this table, `serve --help` and `--show-config` derive.\n\n",
            _settings_table(flags=True)]
     out.append("\nMode rules: no keys means `paper`; keys need `BINANCE_MCP_MODE=testnet` or `live` (or "
-               "`BINANCE_TESTNET=true`), otherwise start-up stops and says how to choose; "
+               "`BINANCE_TESTNET=true`), otherwise the server starts locked and says how to choose; "
                "`BINANCE_MCP_BASE_URL` with keys needs no mode (reported as `custom`).\n\n")
     parser = build_parser()
     out.append("## Commands\n\n")

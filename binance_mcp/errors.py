@@ -49,6 +49,13 @@ class ExchangeRejected(BinanceMcpError):
         super().__init__(message, remedy=remedy, retry_after=retry_after)
 
 
+class UnknownSymbol(ExchangeRejected):
+    """Binance does not list the symbol on that market (-1121): the same code as the server's own symbol check
+    (``Exchange.symbol_info``), so every tool says UNKNOWN_SYMBOL for a symbol that does not exist."""
+
+    code = "UNKNOWN_SYMBOL"
+
+
 class ExchangeUnavailable(BinanceMcpError):
     """The exchange could not be reached, timed out, or answered with something that is not Binance JSON.
 

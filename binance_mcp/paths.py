@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import uuid
 from pathlib import Path
 
 
@@ -15,3 +16,31 @@ def default_state_dir() -> Path:
 def state_dir_of(given: Path | None) -> Path:
     """The state directory a command works on: ``--state-dir``, else ``BINANCE_MCP_STATE_DIR``, else the default."""
     return given or Path(os.environ.get("BINANCE_MCP_STATE_DIR") or default_state_dir()).expanduser()
+
+
+STATE_FILES = ("audit.jsonl", "state.db")
+
+
+def state_dir_problem(path: Path) -> str | None:
+    """None when the state directory can be created and written, else what is wrong, said for a human (stderr and
+    ``binance_policy_status``). A real write: a small file is created, synced and removed again (modes alone do not
+    tell, e.g. for root or on a read-only mount); the audit log and the state database, where they exist, must open
+    for appending (nothing is written to them here)."""
+    probe = path / f".write-test-{uuid.uuid4().hex[:12]}"
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with open(probe, "xb") as fh:
+            fh.write(b"binance-mcp\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        probe.unlink()
+        for name in STATE_FILES:
+            if (path / name).exists() or (path / name).is_symlink():
+                with open(path / name, "ab"):
+                    pass
+    except OSError as exc:
+        where = f": {exc.filename}" if exc.filename else ""
+        return (f"the state directory {path} cannot be written ({exc.strerror or type(exc).__name__}{where}), so "
+                "calls that change anything (orders, cancels, settings) are denied and audit records may be lost; "
+                "read tools still work. A human must fix BINANCE_MCP_STATE_DIR or the directory's permissions.")
+    return None

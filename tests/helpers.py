@@ -51,13 +51,14 @@ def paper_env(state_dir: Path | str, policy: Path | str, **extra: str) -> dict[s
                         "BINANCE_MCP_POLICY": str(policy), **extra})
 
 
-def stdio_client(env: dict[str, str], **options: Any) -> Client:
+def stdio_client(env: dict[str, str], stderr: Path | None = None, args: tuple[str, ...] = (),
+                 **options: Any) -> Client:
     """fastmcp's client for ``binance-mcp serve`` as a subprocess over stdio (legacy protocol era, as Claude
-    Desktop and most clients speak today)."""
+    Desktop and most clients speak today); ``stderr``: a file that gets the server's stderr."""
     from fastmcp import Client
     from fastmcp.client.transports import StdioTransport
 
-    transport = StdioTransport(command=sys.executable, args=SERVE, env=env)
+    transport = StdioTransport(command=sys.executable, args=[*SERVE, *args], env=env, log_file=stderr)
     return Client(transport, mode="legacy", **options)
 
 

@@ -138,6 +138,12 @@ class Exchange:
 
         return urlparse(self.spot_url).netloc
 
+    @property
+    def where(self) -> str:
+        """The exchange as error texts name it: the paper exchange's port is temporary (a new one each run), so
+        it is never quoted to the agent; ``binance_account_status`` reports it for diagnostics."""
+        return "the paper exchange" if self.settings.mode == "paper" else self.host
+
     # -- requests ---------------------------------------------------------------------------
     async def call(self, method: str, what: str, signed: bool = True, retry: bool | None = None,
                    **params: Any) -> Any:
@@ -219,8 +225,11 @@ class Exchange:
         return translate(exc.code, msg, exc.status_code, what, retry_after)
 
     def _unavailable(self, what: str, why: str, sent: bool = True) -> ExchangeUnavailable:
-        return ExchangeUnavailable(sent, f"{what} did not complete: the exchange at {self.host} is unreachable: {why}. "
+        return ExchangeUnavailable(sent, f"{what} did not complete: {self._named()} is unreachable: {why}. "
                                    "Nothing is known to have changed; check binance_account_status, then retry.")
+
+    def _named(self) -> str:
+        return self.where if self.settings.mode == "paper" else f"the exchange at {self.host}"
 
     async def sync_time(self) -> int:
         import aiohttp
@@ -276,7 +285,7 @@ class Exchange:
         for row in info.get("symbols", []):
             if row.get("symbol") == symbol:
                 return row
-        raise InputError(f"{symbol} is not a {market} symbol on {self.host}; list symbols with "
+        raise InputError(f"{symbol} is not a {market} symbol on {self.where}; list symbols with "
                          f"binance_exchange_info market={market}.", code="UNKNOWN_SYMBOL")
 
 

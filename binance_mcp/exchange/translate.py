@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from binance_mcp.errors import FIX_INPUT, RETRY_LATER, ExchangeRejected
+from binance_mcp.errors import FIX_INPUT, RETRY_LATER, ExchangeRejected, UnknownSymbol
 from binance_mcp.exchange.codes import CODES
+
+UNKNOWN_SYMBOL = -1121  # "Invalid symbol.": reported as UNKNOWN_SYMBOL, like the server's own symbol check
 
 # Messages of -2010 (one code, many meanings): substring -> advice.
 NEW_ORDER_REJECTED = {
@@ -35,4 +37,5 @@ def translate(code: int, msg: str, status: int | None, what: str, retry_after: f
     if retry_after is not None:
         advice += f" Retry after {int(retry_after)} s."
     text = f"{what} was rejected by Binance: {msg} (Binance code {code}). {advice}"
-    return ExchangeRejected(text, binance_code=code, http_status=status, remedy=remedy, retry_after=retry_after)
+    kind = UnknownSymbol if code == UNKNOWN_SYMBOL else ExchangeRejected
+    return kind(text, binance_code=code, http_status=status, remedy=remedy, retry_after=retry_after)

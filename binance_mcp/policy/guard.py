@@ -608,6 +608,21 @@ class PolicyGuard:
         except OSError as exc:  # checked before anything that changes state ran; here the result must still go back
             log.error("audit record of %s (%s) not written: %s: %s", call_id, call.tool, exc, self.redact(str(record)))
 
+    async def audit_refused(self, tool: str, args: Any, code: str, text: str) -> None:
+        """One record for a call refused before the policy saw it (arguments that do not validate: INVALID_INPUT;
+        a tool name the server does not have: UNKNOWN_TOOL). Nothing ran and nothing was reserved; like every
+        record it passes ``redact``."""
+        loaded = self.loaded
+        record = {"call_id": uuid.uuid4().hex[:16], "tool": tool, "args": args,
+                  "decision": {"effect": DENY, "code": code, "rule": "input", "reason": text},
+                  "outcome": {"status": "not_run"}, "duration_ms": 0,
+                  "policy": {"source": loaded.source, "sha256": loaded.sha256, "mode": loaded.policy.mode}}
+        try:  # flushed, not fsynced: nothing was sent
+            await asyncio.get_running_loop().run_in_executor(
+                self.audit_writer.pool(), lambda: self.audit.append(record, sync=False))
+        except OSError as exc:
+            log.error("audit record of a refused call to %s not written: %s", tool[:200], exc)
+
     def _audit_now(self, record: dict) -> None:
         """From a worker thread (policy reload): write directly."""
         try:

@@ -1,13 +1,20 @@
-"""``binance_policy_status``: what the policy lets this agent do, and how much room is left today."""
+"""``binance_policy_status``: what the policy lets this agent do, and how much room is left today.
+
+On a locked server (the policy or the configuration could not be loaded) it is the only tool, and says why:
+``locked`` is true and ``load_error`` has the error. ``state_error`` says when the state directory cannot be
+written (then calls that change anything are denied; reads work).
+"""
 
 from __future__ import annotations
 
+import asyncio
 from decimal import Decimal
 
 from pydantic import BaseModel, Field
 
 from binance_mcp.catalog import ALL_TOOLS
 from binance_mcp.errors import BinanceMcpError
+from binance_mcp.paths import state_dir_problem
 from binance_mcp.policy import engine
 from binance_mcp.policy.state import StateError
 from binance_mcp.tools.models import Dec, NoArgs, Result, ToolDef
@@ -39,7 +46,8 @@ class RateView(BaseModel):
 
 class PolicyStatusResult(Result):
     policy: str
-    mode: str = Field(description="enforce, or shadow (decide and audit, let every call through)")
+    mode: str = Field(description="enforce, shadow (decide and audit, let every call through), or locked (see "
+                                  "load_error)")
     kill_switch: bool
     exchange: str
     tools: list[ToolRuleView] = Field(description="tools this agent may call; denied tools are not listed")
@@ -47,6 +55,12 @@ class PolicyStatusResult(Result):
     daily: list[DailyView]
     rate_limits: list[RateView]
     reload_error: str | None = None
+    locked: bool = Field(False, description="true when the policy or the configuration could not be loaded: "
+                                            "every other tool is refused with POLICY_ERROR until a human fixes it")
+    load_error: str | None = Field(None, description="why the server is locked: file, line and key, and what "
+                                                     "to change")
+    state_error: str | None = Field(None, description="the state directory cannot be written: calls that change "
+                                                      "anything are denied; reads work")
 
 
 def _limits(rule) -> dict[str, str]:
@@ -56,6 +70,16 @@ def _limits(rule) -> dict[str, str]:
     for key, value in rule.limits.model_dump(exclude_none=True).items():
         out[key] = ", ".join(map(str, value)) if isinstance(value, list) else str(value)
     return out
+
+
+STATUS_DESCRIPTION = ("What this server's policy lets you do: allowed tools with their limits, today's used and "
+                      "remaining notional, rate-limit headroom, mode and kill switch. Call it before trading to plan "
+                      "within the limits. If the server is locked (the policy could not be loaded), it says why.")
+
+
+async def _state_error(deps) -> str | None:
+    """The state directory as it is now (tried again, off the event loop); None when it can be written."""
+    return await asyncio.get_running_loop().run_in_executor(None, state_dir_problem, deps.settings.state_dir)
 
 
 def status_tool(guard, settings) -> ToolDef:
@@ -85,13 +109,15 @@ def status_tool(guard, settings) -> ToolDef:
             if not engine.denied_outright(policy, spec.name):
                 for key, path, rl in engine.rate_limits(policy, spec.name):
                     rates.setdefault(key, (path, rl))
+        state_error = await _state_error(deps)
         try:
             used, _ = await guard.store.run(guard.state.view, list(caps), []) if caps else ({}, {})
             usage = {key: await guard.store.run(guard.state.rate_usage, key, rl) for key, (_, rl) in rates.items()}
         except StateError as exc:
+            also = f" ({state_error})" if state_error else ""
             raise BinanceMcpError(f"today's daily sums cannot be read ({exc}), so order tools are denied until a "
-                                  "human fixes the state database; read tools still work.", code="POLICY_ERROR",
-                                  remedy="human") from None
+                                  f"human fixes the state database; read tools still work.{also}",
+                                  code="POLICY_ERROR", remedy="human") from None
         daily = [DailyView(rule=c.rule, cap_usd=c.limit, used_usd=used.get(key, Decimal(0)),
                            remaining_usd=max(c.limit - used.get(key, Decimal(0)), Decimal(0)))
                  for key, c in caps.items()]
@@ -100,8 +126,18 @@ def status_tool(guard, settings) -> ToolDef:
         return PolicyStatusResult(policy=f"{loaded.source} ({loaded.sha256})", mode=policy.mode,
                                   kill_switch=await guard.kill_switch(loaded), exchange=settings.mode, tools=tools,
                                   denied=denied, daily=daily, rate_limits=rate_views,
-                                  reload_error=guard.reload_error)
+                                  reload_error=guard.reload_error, state_error=state_error)
 
-    return ToolDef("binance_policy_status", "What this server's policy lets you do: allowed tools with their "
-                   "limits, today's used and remaining notional, rate-limit headroom, mode and kill switch. Call it "
-                   "before trading to plan within the limits.", NoArgs, PolicyStatusResult, handler)
+    return ToolDef(engine.POLICY_STATUS_TOOL, STATUS_DESCRIPTION, NoArgs, PolicyStatusResult, handler)
+
+
+def locked_status_tool(guard, settings) -> ToolDef:
+    """The status of a locked server (server.LockedGuard): the load error, and nothing allowed but this tool."""
+    async def handler(args: NoArgs, deps) -> PolicyStatusResult:
+        return PolicyStatusResult(
+            policy=guard.policy, mode="locked", kill_switch=False, exchange=guard.exchange,
+            tools=[ToolRuleView(tool=engine.POLICY_STATUS_TOOL, action="allow", rule="locked")],
+            denied=len(ALL_TOOLS) - 1, daily=[], rate_limits=[], locked=True, load_error=guard.text,
+            state_error=await _state_error(deps))
+
+    return ToolDef(engine.POLICY_STATUS_TOOL, STATUS_DESCRIPTION, NoArgs, PolicyStatusResult, handler)

@@ -1,4 +1,5 @@
-"""What a tool handler may use: the exchange adapter and the settings (nothing else reaches the handlers)."""
+"""What a tool handler may use: the exchange adapter, the settings and what start-up found wrong with the state
+directory (nothing else reaches the handlers)."""
 
 from __future__ import annotations
 
@@ -12,3 +13,4 @@ from binance_mcp.settings import Settings
 class Deps:
     exchange: Exchange
     settings: Settings
+    state_error: str | None = None  # the state directory could not be written at start-up (see paths.py)

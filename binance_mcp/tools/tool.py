@@ -1,7 +1,8 @@
 """The FastMCP ``Tool`` that runs a ``ToolDef``: validate and normalise the arguments, run the (guarded)
 handler, and turn our errors into MCP tool errors.
 
-The tool validates *before* the guard sees the arguments, so bad input never reaches the policy or the exchange.
+The tool validates *before* the guard sees the arguments, so bad input never reaches the policy or the exchange;
+it is still audited, through the guard's ``audit_refused`` (INVALID_INPUT).
 """
 
 from __future__ import annotations
@@ -21,6 +22,16 @@ from binance_mcp.tools.models import Args, ToolDef
 from binance_mcp.tools.schemas import tool_schemas
 
 log = logging.getLogger("binance_mcp.tools")
+AUDIT_ARGS_MAX = 2000  # characters of a refused call's arguments kept in its audit record
+Audit = Callable[[str, Any, str, str], Awaitable[None]]  # (tool, arguments, code, text)
+
+
+def audit_args(arguments: Any) -> Any:
+    """A refused call's arguments as they came (they did not validate), cut short when large."""
+    text = json.dumps(arguments if arguments is not None else {}, default=str, separators=(",", ":"))
+    if len(text) <= AUDIT_ARGS_MAX:
+        return json.loads(text)
+    return {"truncated": text[:AUDIT_ARGS_MAX], "length": len(text)}
 
 
 def format_validation_error(tool: str, exc: ValidationError) -> str:
@@ -39,9 +50,11 @@ class BinanceTool(Tool):
 
     tool_def: Any = None
     runner: Any = None  # async (args_model) -> Result
+    audit: Any = None  # the guard's audit_refused: a call whose arguments do not validate is recorded too
 
     @classmethod
-    def build(cls, tool_def: ToolDef, runner: Callable[[Args], Awaitable[BaseModel]]) -> BinanceTool:
+    def build(cls, tool_def: ToolDef, runner: Callable[[Args], Awaitable[BaseModel]],
+              audit: Audit | None = None) -> BinanceTool:
         spec = tool_def.spec
         parameters, output = tool_schemas(tool_def)
         return cls(
@@ -53,6 +66,7 @@ class BinanceTool(Tool):
             annotations=spec.annotations,
             tool_def=tool_def,
             runner=runner,
+            audit=audit,
         )
 
     def get_meta(self) -> dict[str, Any] | None:  # no FastMCP tag metadata: it only costs context
@@ -63,7 +77,13 @@ class BinanceTool(Tool):
             try:
                 args = self.tool_def.args.model_validate(arguments or {})
             except ValidationError as exc:
-                raise InputError(format_validation_error(self.name, exc)) from None
+                error = InputError(format_validation_error(self.name, exc))
+                if self.audit is not None:
+                    try:
+                        await self.audit(self.name, audit_args(arguments), error.code, error.message)
+                    except Exception:  # noqa: BLE001 - the agent still gets its INVALID_INPUT
+                        log.exception("audit record of an invalid call to %s not written", self.name)
+                raise error from None
             try:
                 result = await self.runner(args)
             except (BinanceMcpError, FastMCPError, MCPError):

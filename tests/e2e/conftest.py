@@ -101,6 +101,27 @@ class Paper(PaperSimulator):
             assert fault in [e.get("fault") for e in log], log
         return text
 
+    async def unknown_symbol(self, name: str, args: dict, *words: str) -> str:
+        """A symbol the exchange does not list: UNKNOWN_SYMBOL from every tool, with the hint to
+        binance_exchange_info, and no mention of the paper exchange's temporary port. Either the exchange said so
+        (Binance's -1121, quoted with its code) or the server's own check on exchangeInfo did (no request was
+        refused); nothing was traded."""
+        before = self.state()
+        text = await self.error(name, args)
+        after = self.state()
+        assert text.startswith("UNKNOWN_SYMBOL: "), text
+        assert "binance_exchange_info" in text, text
+        assert "127.0.0.1:" not in text and self.host not in text, text
+        for word in words:
+            assert word in text, f"{word!r} not in {text!r}"
+        log = self.requests(before["last_seq"])
+        if "(Binance code -1121)" in text:
+            assert -1121 in [e["code"] for e in log], log  # the exchange really answered with that code
+        else:
+            assert "is not a" in text and all(e.get("code") in (None, 0) for e in log), (text, log)
+        assert after["orders"] == before["orders"], (before, after)
+        return text
+
     # -- the simulator --------------------------------------------------------------------------
     def sim(self, path: str, body: dict | None = None, method: str | None = None) -> Any:
         answer = super().sim(path, body, method)

@@ -156,7 +156,7 @@ async def test_futures_positions_lists_open_positions_only(paper: Paper):
 
 async def test_futures_positions_failures(paper: Paper):
     await paper.invalid("binance_futures_positions", {"symbol": "BTC/USDT"}, "symbol")
-    await paper.rejected("binance_futures_positions", {"symbol": "XRPUSDT"}, -1121, "Unknown symbol")
+    await paper.unknown_symbol("binance_futures_positions", {"symbol": "XRPUSDT"}, "Unknown symbol")
 
 
 async def test_account_status_reports_the_paper_exchange(paper: Paper):

@@ -146,7 +146,7 @@ async def test_compare_spot_futures(paper: Paper, asked, symbol, futures_price, 
 async def test_compare_failures(paper: Paper):
     await paper.invalid("binance_compare_spot_futures_price", {"symbol": "BTC!"}, "symbol")
     await paper.invalid("binance_compare_spot_futures_price", {}, "symbol")
-    await paper.rejected("binance_compare_spot_futures_price", {"symbol": "ETHBTC"}, -1121)  # no perpetual
+    await paper.unknown_symbol("binance_compare_spot_futures_price", {"symbol": "ETHBTC"})  # no perpetual
 
 
 # -- 33 binance_calculate_funding_cost ------------------------------------------------------------
@@ -177,7 +177,7 @@ async def test_funding_cost_failures(paper: Paper):
     await paper.invalid(tool, {"symbol": BTC, "positionSize": "1", "holdHours": "0"}, "holdHours")
     await paper.invalid(tool, {"symbol": BTC, "positionSize": "1", "holdHours": "8", "fundingRate": "2"},
                         "fundingRate")
-    await paper.rejected(tool, {"symbol": "XRPUSDT", "positionSize": "1", "holdHours": "8"}, -1121)
+    await paper.unknown_symbol(tool, {"symbol": "XRPUSDT", "positionSize": "1", "holdHours": "8"})
 
 
 # -- 34 binance_check_order_precision -------------------------------------------------------------
@@ -280,4 +280,4 @@ async def test_optimal_trade_size_failures(paper: Paper):
     await paper.invalid(tool, {"symbol": BTC, "side": "BUY", "maxPriceImpact": "20"}, "maxPriceImpact")
     await paper.invalid(tool, {"symbol": BTC, "side": "BUY", "maxPriceImpact": "0.001"}, "maxPriceImpact")
     await paper.invalid(tool, {"symbol": BTC, "side": "LONG"}, "side")
-    await paper.rejected(tool, {"symbol": "NOPEUSDT", "side": "BUY"}, -1121)
+    await paper.unknown_symbol(tool, {"symbol": "NOPEUSDT", "side": "BUY"})

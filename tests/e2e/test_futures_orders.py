@@ -100,7 +100,7 @@ async def test_place_order_exchange_rejections(paper: Paper):
     await paper.rejected(PLACE, order(type_="LIMIT", price="110000"), -4016, "too far above the mark price")
     await paper.rejected(PLACE, order(type_="LIMIT", price="97100", timeInForce="GTX"), -5022, "post-only")
     await paper.rejected(PLACE, order(positionSide="LONG"), -4061, "one-way mode")
-    await paper.rejected(PLACE, order(symbol="XRPUSDT", qty="100"), -1121, "Unknown symbol")
+    await paper.unknown_symbol(PLACE, order(symbol="XRPUSDT", qty="100"), "Unknown symbol")
     await paper.rejected(PLACE, order(qty="0.0001"), -1111, "decimals")
     assert paper.state()["orders"]["futures"] == 0 and paper.state()["orders"]["algo"] == 0
 
@@ -156,7 +156,7 @@ async def test_cancel_all_regular_and_conditional(paper: Paper):
 
 async def test_cancel_all_failures(paper: Paper):
     await paper.invalid("binance_futures_cancel_all_orders", {"symbol": "BTC USDT"}, "symbol")
-    await paper.rejected("binance_futures_cancel_all_orders", {"symbol": "XRPUSDT"}, -1121)
+    await paper.unknown_symbol("binance_futures_cancel_all_orders", {"symbol": "XRPUSDT"})
 
 
 async def test_open_orders_lists_both_kinds(paper: Paper):
@@ -176,7 +176,7 @@ async def test_open_orders_lists_both_kinds(paper: Paper):
 
 async def test_open_orders_failures(paper: Paper):
     await paper.invalid("binance_futures_open_orders", {"limit": 1001}, "limit")
-    await paper.rejected("binance_futures_open_orders", {"symbol": "XRPUSDT"}, -1121)
+    await paper.unknown_symbol("binance_futures_open_orders", {"symbol": "XRPUSDT"})
 
 
 async def test_order_history_all_statuses(paper: Paper):
@@ -199,7 +199,7 @@ async def test_order_history_failures(paper: Paper):
     await paper.invalid("binance_futures_order_history", {"symbol": BTC, "startTime": now - 8 * 86_400_000,
                                                           "endTime": now}, "7 days")
     await paper.invalid("binance_futures_order_history", {"symbol": BTC, "orderId": -1}, "orderId")
-    await paper.rejected("binance_futures_order_history", {"symbol": "XRPUSDT"}, -1121)
+    await paper.unknown_symbol("binance_futures_order_history", {"symbol": "XRPUSDT"})
 
 
 async def test_trade_history_reports_realised_pnl(paper: Paper):
@@ -227,4 +227,4 @@ async def test_trade_history_failures(paper: Paper):
                         "endTime must not be before startTime")
     await paper.invalid("binance_futures_trade_history", {"symbol": BTC, "fromId": 3, "endTime": now},
                         "fromId cannot be combined")
-    await paper.rejected("binance_futures_trade_history", {"symbol": "XRPUSDT"}, -1121)
+    await paper.unknown_symbol("binance_futures_trade_history", {"symbol": "XRPUSDT"})

@@ -55,7 +55,7 @@ async def test_change_leverage_failures(paper: Paper):
     # A 0.6 BTC position (about 58k notional) is above the 50k cap of 125x.
     await paper.call(PLACE, {"symbol": BTC, "side": "BUY", "type": "MARKET", "quantity": "0.6"})
     await paper.rejected(tool, {"symbol": BTC, "leverage": 125}, -2027, "lower the leverage")
-    await paper.rejected(tool, {"symbol": "XRPUSDT", "leverage": 5}, -1121)
+    await paper.unknown_symbol(tool, {"symbol": "XRPUSDT", "leverage": 5})
 
 
 async def test_set_margin_type_and_no_op(paper: Paper):
@@ -81,7 +81,7 @@ async def test_set_margin_type_failures(paper: Paper):
     await paper.call(PLACE, {"symbol": BTC, "side": "SELL", "type": "MARKET", "quantity": "0.01"})
     await paper.rejected(tool, {"symbol": BTC, "marginType": "ISOLATED"}, -4048, "close it first")
     assert symbol_config(paper, BTC)["marginType"] == "CROSSED"
-    await paper.rejected(tool, {"symbol": "XRPUSDT", "marginType": "ISOLATED"}, -1121)
+    await paper.unknown_symbol(tool, {"symbol": "XRPUSDT", "marginType": "ISOLATED"})
 
 
 async def test_close_position_flattens_one_symbol_exactly(paper: Paper):
@@ -140,4 +140,4 @@ async def test_close_position_in_hedge_mode(paper: Paper):
 async def test_close_position_failures(paper: Paper):
     await paper.invalid("binance_futures_close_position", {"symbol": BTC, "positionSide": "ALL"}, "positionSide")
     await paper.invalid("binance_futures_close_position", {"symbol": BTC, "quantity": "1"}, "unknown argument")
-    await paper.rejected("binance_futures_close_position", {"symbol": "XRPUSDT"}, -1121)
+    await paper.unknown_symbol("binance_futures_close_position", {"symbol": "XRPUSDT"})

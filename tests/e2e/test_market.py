@@ -52,7 +52,7 @@ async def test_spot_price_follows_the_exchange(paper: Paper):
 async def test_spot_price_failures(paper: Paper):
     await paper.invalid("binance_spot_price", {"symbol": "b"}, "symbol")
     await paper.invalid("binance_spot_price", {"limit": 0}, "limit")
-    await paper.rejected("binance_spot_price", {"symbol": "NOPEUSDT"}, -1121, "Unknown symbol")
+    await paper.unknown_symbol("binance_spot_price", {"symbol": "NOPEUSDT"}, "Unknown symbol")
 
 
 async def test_futures_price_has_last_mark_index_and_funding(paper: Paper):
@@ -73,7 +73,7 @@ async def test_futures_price_has_last_mark_index_and_funding(paper: Paper):
 
 async def test_futures_price_failures(paper: Paper):
     await paper.invalid("binance_futures_price", {"limit": 5001}, "limit")
-    await paper.rejected("binance_futures_price", {"symbol": "XRPUSDT"}, -1121)  # spot only
+    await paper.unknown_symbol("binance_futures_price", {"symbol": "XRPUSDT"})  # spot only
 
 
 async def test_orderbook_matches_the_depth_endpoint(paper: Paper):
@@ -90,7 +90,7 @@ async def test_orderbook_matches_the_depth_endpoint(paper: Paper):
 async def test_orderbook_failures(paper: Paper):
     await paper.invalid("binance_spot_orderbook", {"symbol": BTC, "limit": 7}, "limit")
     await paper.invalid("binance_spot_orderbook", {}, "symbol")
-    await paper.rejected("binance_spot_orderbook", {"symbol": "NOPEUSDT"}, -1121)
+    await paper.unknown_symbol("binance_spot_orderbook", {"symbol": "NOPEUSDT"})
 
 
 async def test_spot_klines_match_the_exchange(paper: Paper):
@@ -108,7 +108,7 @@ async def test_spot_klines_match_the_exchange(paper: Paper):
 async def test_spot_klines_failures(paper: Paper):
     await paper.invalid("binance_spot_klines", {"symbol": BTC, "interval": "2m"}, "interval")
     await paper.invalid("binance_spot_klines", {"symbol": BTC, "interval": "1h", "limit": 1001}, "limit")
-    await paper.rejected("binance_spot_klines", {"symbol": "NOPEUSDT", "interval": "1h"}, -1121)
+    await paper.unknown_symbol("binance_spot_klines", {"symbol": "NOPEUSDT", "interval": "1h"})
 
 
 async def test_futures_klines_last_and_mark(paper: Paper):
@@ -130,7 +130,7 @@ async def test_futures_klines_failures(paper: Paper):
                         "priceType")
     await paper.invalid("binance_futures_klines", {"symbol": BTC, "interval": "1h", "startTime": "yesterday"},
                         "startTime")
-    await paper.rejected("binance_futures_klines", {"symbol": "XRPUSDT", "interval": "1h"}, -1121)
+    await paper.unknown_symbol("binance_futures_klines", {"symbol": "XRPUSDT", "interval": "1h"})
 
 
 async def test_spot_24hr_ticker_matches_the_exchange(paper: Paper):
@@ -147,7 +147,7 @@ async def test_spot_24hr_ticker_matches_the_exchange(paper: Paper):
 
 async def test_spot_24hr_ticker_failures(paper: Paper):
     await paper.invalid("binance_spot_24hr_ticker", {"symbol": "BTC USDT"}, "symbol")
-    await paper.rejected("binance_spot_24hr_ticker", {"symbol": "NOPEUSDT"}, -1121)
+    await paper.unknown_symbol("binance_spot_24hr_ticker", {"symbol": "NOPEUSDT"})
 
 
 async def test_futures_24hr_ticker_matches_the_exchange(paper: Paper):
@@ -163,7 +163,7 @@ async def test_futures_24hr_ticker_matches_the_exchange(paper: Paper):
 
 async def test_futures_24hr_ticker_failures(paper: Paper):
     await paper.invalid("binance_futures_24hr_ticker", {"limit": -1}, "limit")
-    await paper.rejected("binance_futures_24hr_ticker", {"symbol": "XRPUSDT"}, -1121)
+    await paper.unknown_symbol("binance_futures_24hr_ticker", {"symbol": "XRPUSDT"})
 
 
 def raw_filters(row: dict) -> dict:

@@ -104,7 +104,7 @@ async def test_place_order_exchange_rejections(paper: Paper):
     await paper.rejected(tool, limit_buy(qty="0.00001"), -1013, "NOTIONAL", "binance_check_order_precision")
     await paper.rejected(tool, limit_buy(price="90000.001"), -1013, "PRICE_FILTER")
     await paper.rejected(tool, limit_buy(qty="0.000015"), -1013, "LOT_SIZE")
-    await paper.rejected(tool, limit_buy() | {"symbol": "FOOUSDT"}, -1121, "Unknown symbol", "binance_exchange_info")
+    await paper.unknown_symbol(tool, limit_buy() | {"symbol": "FOOUSDT"}, "Unknown symbol", "binance_exchange_info")
     await paper.rejected(tool, {"symbol": BTC, "side": "BUY", "type": "STOP_LOSS_LIMIT", "quantity": "0.001",
                                 "price": "96000", "stopPrice": "96000"}, -2010, "trigger immediately", "stopPrice")
     await paper.rejected(tool, {"symbol": BTC, "side": "BUY", "type": "LIMIT_MAKER", "quantity": "0.001",
@@ -160,7 +160,7 @@ async def test_cancel_all_cancels_one_symbol_only(paper: Paper):
 async def test_cancel_all_failures(paper: Paper):
     await paper.invalid("binance_spot_cancel_all_orders", {}, "symbol")
     await paper.invalid("binance_spot_cancel_all_orders", {"symbol": "B"}, "symbol")
-    await paper.rejected("binance_spot_cancel_all_orders", {"symbol": "ZZZUSDT"}, -1121)
+    await paper.unknown_symbol("binance_spot_cancel_all_orders", {"symbol": "ZZZUSDT"})
 
 
 async def test_open_orders_filter_and_truncation(paper: Paper):
@@ -179,7 +179,7 @@ async def test_open_orders_filter_and_truncation(paper: Paper):
 async def test_open_orders_failures(paper: Paper):
     await paper.invalid("binance_spot_open_orders", {"limit": 0}, "limit")
     await paper.invalid("binance_spot_open_orders", {"symbol": "???"}, "symbol")
-    await paper.rejected("binance_spot_open_orders", {"symbol": "ZZZUSDT"}, -1121)
+    await paper.unknown_symbol("binance_spot_open_orders", {"symbol": "ZZZUSDT"})
 
 
 async def test_order_history_all_statuses_and_filters(paper: Paper):
@@ -212,7 +212,7 @@ async def test_order_history_failures(paper: Paper):
                         "endTime")
     await paper.invalid("binance_spot_order_history", {"symbol": BTC, "limit": 1001}, "limit")
     await paper.invalid("binance_spot_order_history", {}, "symbol")
-    await paper.rejected("binance_spot_order_history", {"symbol": "ZZZUSDT"}, -1121)
+    await paper.unknown_symbol("binance_spot_order_history", {"symbol": "ZZZUSDT"})
 
 
 async def test_trade_history_has_each_fill(paper: Paper):
@@ -241,4 +241,4 @@ async def test_trade_history_failures(paper: Paper):
     await paper.invalid("binance_spot_trade_history", {"symbol": BTC, "fromId": 1, "startTime": now - 1000},
                         "fromId cannot be combined")
     await paper.invalid("binance_spot_trade_history", {"symbol": BTC, "startTime": -5}, "startTime")
-    await paper.rejected("binance_spot_trade_history", {"symbol": "ZZZUSDT"}, -1121)
+    await paper.unknown_symbol("binance_spot_trade_history", {"symbol": "ZZZUSDT"})

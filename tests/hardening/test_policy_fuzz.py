@@ -1,5 +1,7 @@
 """The policy loader on hostile files: it returns a policy or raises PolicyLoadError, nothing else, and the
-server refuses to start (exit code 2, a clear message, nothing on stdout) on every file it cannot load.
+server never trades on a file it cannot load: over stdio it starts locked (only binance_policy_status, which shows
+the error; every other call POLICY_ERROR; a clear message on stderr, nothing but JSON-RPC on stdout), and
+``serve --check`` exits 2 on it.
 
 Hypothesis feeds ``parse_text`` arbitrary text, YAML-syntax soup, arbitrary nested data dumped as YAML and JSON,
 and valid shipped policies with one value replaced. The explicit cases (empty, not YAML, huge, deeply nested, an
@@ -19,8 +21,8 @@ from hypothesis import strategies as st
 
 from binance_mcp.catalog import TOOL_NAMES
 from binance_mcp.policy.loader import MAX_BYTES, LoadedPolicy, PolicyLoadError, parse_text
-from tests.hardening.helpers import COUNTS, serve_cmd
-from tests.helpers import clean_env
+from tests.hardening.helpers import COUNTS, RawStdio, raw_text, serve_cmd
+from tests.helpers import clean_env, read_audit
 
 HERE = Path(__file__).resolve().parents[2]
 SHIPPED = sorted((HERE / "policies").glob("*.yaml"))
@@ -171,34 +173,62 @@ def test_explicit_broken_files_are_refused_by_the_loader(tmp_path):
 SERVE_CASES = ("empty", "not-yaml", "huge", "deeply-nested", "python-object-tag", "alias-bomb", "not-utf8")
 
 
-def test_serve_refuses_to_start_on_each_broken_policy(tmp_path):
-    """All at once (each is a subprocess): exit 2, the reason on stderr, nothing on stdout, no traceback.
+def test_serve_starts_locked_on_each_broken_policy_and_check_refuses_it(tmp_path):
+    """All at once (each is a subprocess). Over stdio: tools/list is binance_policy_status alone, its load_error has
+    the file and the reason, an order is POLICY_ERROR with the same text, stderr says so clearly (no traceback, no
+    dump of the file). ``serve --check``: exit 2, the reason on stderr, nothing on stdout.
 
-    stdin stays open: a server that started anyway would wait on it and the communicate() guard would expire."""
+    stdin of the checks stays open: a check that started a server anyway would wait on it and communicate() would
+    expire."""
     cases = {name: case for name, case in broken_files(tmp_path).items() if name in SERVE_CASES}
     assert len(cases) == len(SERVE_CASES)
     env = clean_env()
-    procs = {}
-    for name, (path, _) in cases.items():
-        procs[name] = subprocess.Popen(serve_cmd(), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                       stderr=subprocess.PIPE, text=True,
-                                       env={**env, "BINANCE_MCP_POLICY": str(path),
-                                            "BINANCE_MCP_STATE_DIR": str(tmp_path / "state" / name)})
+
+    def env_of(name: str) -> dict[str, str]:
+        path, _ = cases[name]
+        return {**env, "BINANCE_MCP_POLICY": str(path), "BINANCE_MCP_STATE_DIR": str(tmp_path / "state" / name)}
+
+    checks = {name: subprocess.Popen([*serve_cmd(), "--check"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE, text=True, env=env_of(name)) for name in cases}
+    servers = {name: RawStdio(env_of(name), tmp_path / f"{name}.stderr") for name in cases}
     try:
-        for name, proc in procs.items():
+        for name, server in servers.items():
+            path, fragment = cases[name]
+            server.initialize()
+            server.send({"jsonrpc": "2.0", "id": 1, "method": "tools/list"})
+            listed = server.wait_for([1])[0]["result"]["tools"]
+            assert [t["name"] for t in listed] == ["binance_policy_status"], name
+            status = server.call("binance_policy_status", {})
+            assert status["isError"] is False, (name, status)
+            shown = status["structuredContent"]
+            assert shown["locked"] is True and str(path) in shown["load_error"], (name, shown)
+            assert fragment in shown["load_error"], (name, shown["load_error"])
+            order = server.call("binance_spot_place_order", {"symbol": "BTCUSDT", "side": "BUY", "type": "MARKET",
+                                                             "quantity": "0.001"})
+            assert order["isError"] is True and raw_text(order) == f"POLICY_ERROR: {shown['load_error']}", name
+            assert server.close() == 0, name
+            err = (tmp_path / f"{name}.stderr").read_text(errors="replace")
+            assert "the policy cannot be loaded" in err and "starting LOCKED" in err and str(path) in err, (name, err)
+            assert "Traceback" not in err, (name, err)
+            assert len(err) < 6000, (name, len(err))  # a clear message, not a dump of the file
+            for line in bytes(server.raw).splitlines():
+                assert json.loads(line)["jsonrpc"] == "2.0", (name, line[:200])  # stdout: JSON-RPC only
+            records = read_audit(tmp_path / "state" / name)
+            assert [r.get("event") or r["decision"]["code"] for r in records] == [
+                "server_locked", "ALLOWED", "POLICY_ERROR"], (name, records)
+            COUNTS["locked starts"] += 1
+        for name, proc in checks.items():
             out, err = proc.communicate(timeout=120)
             path, _ = cases[name]
             assert proc.returncode == 2, (name, err)
-            assert "the policy cannot be loaded, so the server does not start" in err, (name, err)
-            assert str(path) in err, (name, err)
-            assert out == "", name  # nothing on the MCP channel
-            assert "Traceback" not in err, (name, err)
-            assert len(err) < 4000, (name, len(err))  # a clear message, not a dump of the file
-            COUNTS["serve refusals"] += 1
+            assert "the policy cannot be loaded" in err and str(path) in err, (name, err)
+            assert out == "" and "Traceback" not in err and len(err) < 4000, (name, err)
+            COUNTS["serve --check refusals"] += 1
     finally:
-        for proc in procs.values():
+        for server in servers.values():
+            server.close()
+        for proc in checks.values():
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
     assert not (tmp_path / "pwned").exists()
-    assert not any((tmp_path / "state" / name / "audit.jsonl").exists() for name in cases)

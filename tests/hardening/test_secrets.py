@@ -123,7 +123,7 @@ def test_canary_credentials_never_leave_the_process(sim, tmp_path):
     blobs["stdout"] = bytes(server.raw)
     # The run really covered successes and failures of every kind (the scan below is not of an idle server).
     assert outcomes["order"] == outcomes["status"] == outcomes["5xx after order"] == "OK", outcomes
-    assert outcomes["rejected order"] == outcomes["unknown symbol"] == "EXCHANGE_REJECTED", outcomes
+    assert outcomes["rejected order"] == "EXCHANGE_REJECTED" and outcomes["unknown symbol"] == "UNKNOWN_SYMBOL", outcomes
     assert outcomes["bad input"] == "INVALID_INPUT", outcomes
     assert outcomes["5xx read"] in ("EXCHANGE_REJECTED", "EXCHANGE_UNAVAILABLE"), outcomes
     assert outcomes["non-JSON read"] == "EXCHANGE_UNAVAILABLE", outcomes

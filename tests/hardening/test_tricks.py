@@ -2,13 +2,14 @@
 into exactly the plain value Binance expects.
 
 A rejected row must answer INVALID_INPUT, leave the simulator's request log untouched (nothing reached the
-exchange) and leave no audit record (the guard never saw it). An accepted row must send the normalised value: the
+exchange) and leave exactly one audit record, of the refusal (rule ``input``: the policy never decided it). An accepted row must send the normalised value: the
 simulator's own request log shows what arrived, never exponent notation, a float's long expansion, or a look-alike.
 The last test sends raw JSON-RPC lines (NaN, Infinity, 1e400, a 5000-digit number, broken JSON) over stdio.
 """
 
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
@@ -146,9 +147,9 @@ def server(sim, state_dir):
     srv.close()
 
 
-def audit_lines(state_dir) -> int:
+def audit_lines(state_dir) -> list[str]:
     path = state_dir / "state" / "audit.jsonl"
-    return len(path.read_text().splitlines()) if path.exists() else 0
+    return path.read_text().splitlines() if path.exists() else []
 
 
 NUMERIC = re.compile(r"[-+0-9.eE]*[0-9][-+0-9.eE]*")
@@ -177,7 +178,10 @@ def test_trick(server, sim, state_dir, tool, args, expected):
         assert result.is_error and text.startswith("INVALID_INPUT: "), text
         assert "Nothing was sent to the exchange" in text, text
         assert seq(sim) == before, log  # nothing reached the exchange
-        assert audit_lines(state_dir) == audited  # the guard never saw it
+        new = [json.loads(line) for line in audit_lines(state_dir)[len(audited):]]
+        assert [(r["tool"], r["decision"]["code"], r["decision"]["rule"], r["outcome"]) for r in new] == [
+            (tool, "INVALID_INPUT", "input", {"status": "not_run"})], new  # audited; the policy never decided it
+        assert f"INVALID_INPUT: {new[0]['decision']['reason']}" == text
         return
     assert not result.is_error, text
     sent = [e for e in log if e["path"] == PATHS[tool]]

@@ -1,6 +1,6 @@
 """The guard's persistent state and its failure modes: daily sums across a restart, a state database or audit log
-that cannot be written (fail closed for orders, reads keep working), a policy that cannot be loaded at start-up,
-and every registered tool wrapped by the guard."""
+that cannot be written (fail closed for orders, reads keep working), a policy that cannot be loaded at start-up
+(the server starts locked), and every registered tool wrapped by the guard."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from binance_mcp.errors import ExchangeRejected
 from binance_mcp.exchange.codes import definitely_not_executed as _definitely_not_executed
 from binance_mcp.server import OpenGuard, build_server
 from binance_mcp.settings import load_settings
+from tests.helpers import stdio_client
 from tests.policy.test_guard_helpers import LIMIT_NOTIONAL, SERVE, limit_buy, serve, server_env, write_policy
 
 ORDER = "binance_spot_place_order"
@@ -95,7 +96,42 @@ async def test_an_audit_log_that_cannot_be_written_stops_orders_not_reads(tmp_pa
         assert (await paper.ok("binance_spot_balances"))["balances"]
 
 
-def test_a_server_never_starts_on_a_policy_it_cannot_load(tmp_path):
+@pytest.mark.asyncio
+async def test_an_unwritable_state_directory_is_reported_at_start_up_and_reads_still_work(tmp_path):
+    """Root ignores file modes, so the directory is made impossible: its parent is a regular file. The problem is
+    on stderr at start-up (before any call) and in binance_policy_status; reads work, an order is denied."""
+    (tmp_path / "file").write_text("a regular file, not a directory")
+    state = tmp_path / "file" / "state"
+    policy = write_policy(tmp_path / "policy.yaml", "version: 1\ndefault: allow\n")
+    err = tmp_path / "stderr.txt"
+    async with stdio_client(server_env(state, policy), stderr=err, timeout=60) as client:
+        await client.list_tools()  # initialised: start-up is over, no tool has been called yet
+        startup = err.read_text()
+        assert f"the state directory {state} cannot be written" in startup, startup
+        assert "read tools still work" in startup
+        status = (await client.call_tool("binance_policy_status", {})).structured_content
+        assert status["locked"] is False and status["mode"] == "enforce"
+        assert status["state_error"] and str(state) in status["state_error"], status
+        assert "Not a directory" in status["state_error"]
+        price = await client.call_tool("binance_spot_price", {"symbol": "BTCUSDT"}, raise_on_error=False)
+        assert not price.is_error and price.structured_content["prices"][0]["symbol"] == "BTCUSDT"
+        balances = await client.call_tool("binance_spot_balances", {}, raise_on_error=False)
+        assert not balances.is_error and balances.structured_content["balances"]
+        order = await client.call_tool(ORDER, limit_buy(), raise_on_error=False)
+        assert order.is_error and order.content[0].text.startswith("POLICY_ERROR: "), order.content[0].text
+
+
+@pytest.mark.asyncio
+async def test_a_writable_state_directory_reports_no_state_error(tmp_path):
+    policy = write_policy(tmp_path / "policy.yaml", "version: 1\ndefault: allow\n")
+    async with serve(tmp_path / "state", policy) as paper:
+        assert (await paper.status())["state_error"] is None
+        assert sorted(p.name for p in (tmp_path / "state").iterdir() if p.name.startswith(".write-test")) == []
+
+
+@pytest.mark.asyncio
+async def test_a_server_never_trades_on_a_policy_it_cannot_load(tmp_path):
+    """Over stdio it starts locked (tests/policy/test_locked.py has the whole contract); ``serve --check`` exits 2."""
     broken = write_policy(tmp_path / "broken.yaml", """\
         version: 1
         default: allow
@@ -104,12 +140,18 @@ def test_a_server_never_starts_on_a_policy_it_cannot_load(tmp_path):
             limits: {max_leverage: 5}
         """)
     for policy, where in ((broken, f"{broken}:5"), (tmp_path / "missing.yaml", "no such policy file")):
-        proc = subprocess.run([sys.executable, *SERVE], env=server_env(tmp_path / "state", policy),
-                              stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60)
+        env = server_env(tmp_path / "state", policy)
+        async with stdio_client(env, timeout=60) as client:
+            assert [t.name for t in await client.list_tools()] == ["binance_policy_status"]
+            status = (await client.call_tool("binance_policy_status", {})).structured_content
+            assert status["locked"] is True and where in status["load_error"], status
+            r = await client.call_tool(ORDER, limit_buy(), raise_on_error=False)
+            assert r.is_error and r.content[0].text == f"POLICY_ERROR: {status['load_error']}"
+        proc = subprocess.run([sys.executable, *SERVE, "--check"], env=env, stdin=subprocess.DEVNULL,
+                              capture_output=True, text=True, timeout=60)
         assert proc.returncode == 2, proc.stderr
-        assert "the policy cannot be loaded, so the server does not start" in proc.stderr
-        assert where in proc.stderr, proc.stderr
-        assert proc.stdout == ""  # nothing on the MCP channel
+        assert "the policy cannot be loaded" in proc.stderr and where in proc.stderr, proc.stderr
+        assert proc.stdout == ""
 
 
 def guard_gaps(tools) -> list[str]:
