@@ -134,13 +134,15 @@ async def _session(env: dict[str, str], out: Out) -> int:
                                 "~194 USD)", "binance_spot_place_order", gated)
         approval_id = _approval_id(text) if not ok else None
         if approval_id:
-            out(f"\n   A human approves it out of band, in another terminal:\n"
-                 f"   $ binance-mcp approvals approve {approval_id}")
+            out(f"\n   A human approves it out of band, in another terminal, with the command the refusal carries.\n"
+                f"   It shows the order and asks y/N; the demo answers for them with --yes:\n"
+                f"   $ binance-mcp approvals approve {approval_id} --yes")
             proc = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "binance_mcp", "approvals", "approve", approval_id, env=env,
-                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+                sys.executable, "-m", "binance_mcp", "approvals", "approve", approval_id, "--yes", env=env,
+                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, stdin=asyncio.subprocess.DEVNULL)
             stdout, stderr = await proc.communicate()
-            out("   " + (stdout or stderr).decode().strip())
+            for line in (stdout or stderr).decode().strip().splitlines():
+                out("   " + line)
             ok, order2 = await s.call("The agent repeats the same call: the approval is consumed, the order runs once",
                                       "binance_spot_place_order", gated)
             if ok:
