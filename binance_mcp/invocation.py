@@ -67,7 +67,7 @@ def _script(argv0: str) -> Path | None:
     return None
 
 
-def _importable_without_help(executable: str) -> bool:
+def importable_without_help(executable: str) -> bool:
     """Does ``executable`` import this very package with no PYTHONPATH and no working-directory help?"""
     probe = "import binance_mcp, sys; sys.stdout.write(binance_mcp.__file__)"
     try:
@@ -80,7 +80,7 @@ def _importable_without_help(executable: str) -> bool:
     return Path(out.stdout).resolve().parent.parent == PACKAGE_ROOT
 
 
-def program_of(argv0: str, executable: str, importable: Callable[[str], bool] = _importable_without_help) -> Program:
+def program_of(argv0: str, executable: str, importable: Callable[[str], bool] = importable_without_help) -> Program:
     """The rule of this module's docstring, for a process started as ``argv0`` by ``executable``."""
     script = _script(argv0)
     if script is not None:
