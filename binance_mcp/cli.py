@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import signal
 import sys
 
@@ -145,6 +146,26 @@ def main(argv: list[str] | None = None) -> int:
         argv = ["serve", *argv]  # serve is the default subcommand
     parser = build_parser(serve_flags=argv[0] == "serve")  # approvals and audit start without the settings
     args = parser.parse_args(argv)
+    try:
+        status = _run(args)
+        sys.stdout.flush()  # inside the try: a reader that went away fails this flush, not the one at exit
+        return status
+    except BrokenPipeError:
+        return _reader_went_away()
+
+
+def _reader_went_away() -> int:
+    """stdout's reader closed the pipe (``binance-mcp audit | head -1``): stop quietly, as other commands do.
+    stdout is pointed at /dev/null first, so that Python's own flush at exit does not report the pipe either."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # pragma: no cover - no stdout file descriptor at all
+        pass
+    return 0
+
+
+def _run(args: argparse.Namespace) -> int:
     command = args.command or "serve"
     if command == "simulator":
         return run_simulator(args)
@@ -232,6 +253,7 @@ CONFIG_LOCK = ("the configuration cannot be loaded, so this server is locked: no
 
 
 def _run(mcp) -> int:
+    quiet_fastmcp()
     mcp.run(transport="stdio", show_banner=False)
     return 0
 
@@ -286,6 +308,30 @@ def run_check(settings) -> int:
     print(f"binance-mcp serve --check: ready: policy {loaded.source} ({loaded.sha256}), {settings.mode} mode, state "
           f"directory {settings.state_dir}", file=sys.stderr)
     return 0
+
+
+def quiet_fastmcp() -> None:
+    """FastMCP gives its ``fastmcp`` logger a handler of its own at INFO ("Starting MCP server ... with transport
+    'stdio'" on every start): route it through ours instead, so that BINANCE_MCP_LOG_LEVEL (WARNING by default)
+    decides what reaches stderr, in one format. FastMCP also logs "Error calling tool ..." at ERROR for every error
+    result a tool returns on purpose (a policy denial, an exchange rejection: the agent's answer, and in the audit
+    log): those count as INFO. A tool that crashed is still an error, with its traceback."""
+    fastmcp_log = logging.getLogger("fastmcp")
+    for handler in fastmcp_log.handlers[:]:
+        fastmcp_log.removeHandler(handler)
+    fastmcp_log.setLevel(logging.NOTSET)
+    fastmcp_log.propagate = True
+    server_log = logging.getLogger("fastmcp.server.server")
+    if not any(isinstance(f, _ToolErrorsAreAnswers) for f in server_log.filters):
+        server_log.addFilter(_ToolErrorsAreAnswers())
+
+
+class _ToolErrorsAreAnswers(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info or not str(record.msg).startswith("Error calling tool"):
+            return True
+        record.levelno, record.levelname = logging.INFO, "INFO"
+        return logging.getLogger().isEnabledFor(logging.INFO)
 
 
 def serve_main() -> int:

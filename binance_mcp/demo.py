@@ -74,7 +74,7 @@ def _approval_id(text: object) -> str | None:
 async def _audit_trail(env: dict[str, str], out: Out) -> None:
     out("\nThe audit trail of this session (binance-mcp audit):")
     proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "binance_mcp", "audit", "--limit", "40",
-                                                env=env, stdout=asyncio.subprocess.PIPE,
+                                                env=env, cwd=env["BINANCE_MCP_STATE_DIR"], stdout=asyncio.subprocess.PIPE,
                                                 stderr=asyncio.subprocess.PIPE)
     stdout, stderr = await proc.communicate()
     for line in (stdout or stderr).decode().splitlines():
@@ -85,7 +85,8 @@ async def _session(env: dict[str, str], out: Out) -> int:
     from fastmcp import Client
     from fastmcp.client.transports import StdioTransport
 
-    transport = StdioTransport(command=sys.executable, args=["-m", "binance_mcp", "serve"], env=env)
+    transport = StdioTransport(command=sys.executable, args=["-m", "binance_mcp", "serve"], env=env,
+                               cwd=env["BINANCE_MCP_STATE_DIR"])
     started = time.monotonic()
     async with Client(transport, mode="legacy") as client:
         tools = await client.list_tools()
@@ -134,13 +135,16 @@ async def _session(env: dict[str, str], out: Out) -> int:
                                 "~194 USD)", "binance_spot_place_order", gated)
         approval_id = _approval_id(text) if not ok else None
         if approval_id:
-            out(f"\n   A human approves it out of band, in another terminal:\n"
-                 f"   $ binance-mcp approvals approve {approval_id}")
+            out(f"\n   A human approves it out of band, in another terminal, with the command the refusal carries.\n"
+                f"   It shows the order and asks y/N; the demo answers for them with --yes:\n"
+                f"   $ binance-mcp approvals approve {approval_id} --yes")
             proc = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "binance_mcp", "approvals", "approve", approval_id, env=env,
-                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+                sys.executable, "-m", "binance_mcp", "approvals", "approve", approval_id, "--yes", env=env,
+                cwd=env["BINANCE_MCP_STATE_DIR"],
+                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, stdin=asyncio.subprocess.DEVNULL)
             stdout, stderr = await proc.communicate()
-            out("   " + (stdout or stderr).decode().strip())
+            for line in (stdout or stderr).decode().strip().splitlines():
+                out("   " + line)
             ok, order2 = await s.call("The agent repeats the same call: the approval is consumed, the order runs once",
                                       "binance_spot_place_order", gated)
             if ok:
@@ -204,11 +208,23 @@ async def _session(env: dict[str, str], out: Out) -> int:
     return 0
 
 
+def child_env(state: str) -> dict[str, str]:
+    """The environment of the demo's server and commands: no keys, no mode, no policy of the user's; the demo's
+    state directory. They run in that directory, so that ``python -m binance_mcp`` imports the package this demo
+    runs (not a checkout that happens to be the working directory), through PYTHONPATH when only that finds it."""
+    from binance_mcp.invocation import PACKAGE_ROOT, importable_without_help
+
+    env = {k: v for k, v in os.environ.items() if k not in SECRET_VARS}
+    env["BINANCE_MCP_STATE_DIR"] = state
+    if not importable_without_help(sys.executable):
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(PACKAGE_ROOT), env.get("PYTHONPATH")) if p)
+    return env
+
+
 def run_demo(out: Out) -> int:
     """Run the demo, writing what a person reads through ``out`` (the CLI passes a stdout printer)."""
     with tempfile.TemporaryDirectory(prefix="binance-mcp-demo-") as state:
-        env = {k: v for k, v in os.environ.items() if k not in SECRET_VARS}
-        env["BINANCE_MCP_STATE_DIR"] = state
+        env = child_env(state)
         policy = os.path.join(state, "demo-policy.yaml")
         with open(policy, "w", encoding="utf-8") as fh:
             fh.write(DEMO_POLICY)

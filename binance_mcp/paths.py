@@ -44,3 +44,8 @@ def state_dir_problem(path: Path) -> str | None:
                 "calls that change anything (orders, cancels, settings) are denied and audit records may be lost; "
                 "read tools still work. A human must fix BINANCE_MCP_STATE_DIR or the directory's permissions.")
     return None
+
+
+# The shipped policies a BINANCE_MCP_POLICY value (or a `policy` command's file argument) may name instead of a path;
+# pyproject.toml force-includes each file into the wheel (binance_mcp/_policies).
+BUILTIN_POLICIES = ("read-only", "spot-trader", "futures-reduce-only", "policylayer-binance")

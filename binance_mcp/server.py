@@ -197,10 +197,18 @@ class CallGate(Middleware):
 
 
 def load_policy(settings: Settings):
-    """The policy file from the settings, else the built-in read-only policy. Raises PolicyLoadError."""
-    from binance_mcp.policy.loader import builtin, load_file
+    """The policy the settings name (a file, or a built-in policy's name), else the built-in read-only policy.
+    Raises PolicyLoadError."""
+    from binance_mcp.policy.loader import builtin, load_named
 
-    return load_file(settings.policy) if settings.policy else builtin("read-only")
+    return load_named(settings.policy) if settings.policy else builtin("read-only")
+
+
+def policy_file(settings: Settings):
+    """The policy file to watch for changes: None for a built-in policy (it ships with the code)."""
+    from binance_mcp.policy.loader import builtin_name
+
+    return None if settings.policy is None or builtin_name(settings.policy) else settings.policy
 
 
 def account_id(settings: Settings) -> str:
@@ -220,7 +228,7 @@ def make_guard(settings: Settings, exchange: Exchange):
     from binance_mcp.policy.guard import PolicyGuard
 
     return PolicyGuard(load_policy(settings), settings.state_dir, ExchangeFacts(exchange),
-                       policy_path=settings.policy, redact=settings.redact, approval_ttl=settings.approval_ttl,
+                       policy_path=policy_file(settings), redact=settings.redact, approval_ttl=settings.approval_ttl,
                        elicit_timeout=settings.approval_timeout, account=account_id(settings),
                        stale_after=2 * settings.timeout + 20)
 

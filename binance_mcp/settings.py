@@ -16,6 +16,7 @@ scrubs them from any text (logs, audit, errors, ``--show-config``).
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from contextvars import ContextVar
 from decimal import Decimal
@@ -29,7 +30,7 @@ from pydantic_core import PydanticUseDefault
 from pydantic_settings import BaseSettings, EnvSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
 
 from binance_mcp.errors import ConfigError
-from binance_mcp.paths import default_state_dir
+from binance_mcp.paths import BUILTIN_POLICIES, default_state_dir
 
 Mode = Literal["paper", "testnet", "live", "custom"]  # custom: a base URL and no mode; never an input
 
@@ -77,8 +78,10 @@ class Settings(BaseSettings):
         description="any Binance-compatible base URL, e.g. a `binance-mcp simulator` you run yourself; "
                     "spot at <url>/api, futures at <url>/fapi",
         invalid="{env}={value!r} is not an http(s) URL such as http://127.0.0.1:8765.")
-    policy: Path | None = setting(env="BINANCE_MCP_POLICY", shown="built-in read-only",
-                                  description="policy file (YAML or JSON)")
+    policy: Path | None = setting(
+        env="BINANCE_MCP_POLICY", shown="built-in read-only",
+        description="policy file (YAML or JSON), or the name of a built-in policy: read-only, spot-trader, "
+                    "futures-reduce-only or policylayer-binance")
     state_dir: Path = setting(default_factory=default_state_dir, env="BINANCE_MCP_STATE_DIR",
                               shown="~/.local/state/binance-mcp",
                               description="directory for the state database, audit log and approvals")
@@ -145,6 +148,15 @@ class Settings(BaseSettings):
     def _home(cls, value: Path | None) -> Path | None:
         return value.expanduser() if value is not None else None
 
+    @field_validator("policy", mode="before")
+    @classmethod
+    def _name_or_path(cls, value: Any) -> Any:
+        """A built-in policy's name stays a bare name; anything else is a path, made absolute (``./spot-trader`` is
+        a file, and the server finds it again whatever its working directory)."""
+        if isinstance(value, (str, Path)) and str(value) and str(value) not in BUILTIN_POLICIES:
+            return Path(value).expanduser().absolute()
+        return value
+
     @classmethod
     def settings_customise_sources(cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,
                                    env_settings: PydanticBaseSettingsSource,
@@ -203,12 +215,21 @@ class Settings(BaseSettings):
 _ENVIRON: ContextVar[Mapping[str, str] | None] = ContextVar("binance_mcp_environ", default=None)
 
 
+# A ${user_config.KEY} placeholder left as it is: Claude Desktop passes it for an MCP Bundle field left blank.
+UNEXPANDED = re.compile(r"\$\{user_config\.[^}]*\}")
+
+
+def _given(value: str | None) -> bool:
+    return bool(value and value.strip() and not UNEXPANDED.fullmatch(value.strip()))
+
+
 class _Environment(EnvSettingsSource):
-    """The environment load_settings was given (os.environ by default): values stripped, empty ones unset."""
+    """The environment load_settings was given (os.environ by default): values stripped; empty ones, and an
+    unexpanded ``${user_config.KEY}`` of an MCP Bundle, unset."""
 
     def _load_env_vars(self) -> Mapping[str, str | None]:
         environ = _ENVIRON.get() or {}
-        return {name: value.strip() for name, value in environ.items() if value and value.strip()}
+        return {name: value.strip() for name, value in environ.items() if _given(value)}
 
 
 def _extra(field: FieldInfo) -> dict[str, Any]:

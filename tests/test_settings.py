@@ -283,3 +283,25 @@ def test_a_bad_setting_exits_2_with_the_message_on_stderr(monkeypatch, capsys):
     code, out, err = show_config(monkeypatch, capsys, {}, "--timeout", "x")
     assert code == 2 and out == ""
     assert err == f"binance-mcp serve: {nan('BINANCE_MCP_TIMEOUT')}\n"
+
+
+# -- what an MCP Bundle and a client config pass ---------------------------------------------------------
+def test_an_unexpanded_bundle_placeholder_counts_as_unset():
+    """Claude Desktop passes ${user_config.KEY} as it is for a bundle field left blank."""
+    s = load_settings({"BINANCE_API_KEY": "${user_config.api_key}", "BINANCE_API_SECRET": " ${user_config.api_secret} ",
+                       "BINANCE_MCP_MODE": "paper", "BINANCE_MCP_POLICY": "${user_config.policy}"})
+    assert s.mode == "paper" and s.api_key is None and s.api_secret is None and s.policy is None
+    with pytest.raises(ConfigError) as e:  # a real key with a blank secret is still half a pair
+        load_settings({**KEYS, "BINANCE_API_SECRET": "${user_config.api_secret}", "BINANCE_MCP_MODE": "testnet"})
+    assert str(e.value) == PAIR
+    kept = load_settings({"BINANCE_MCP_POLICY": "/x/${user_config.policy}.yaml"})  # only a whole placeholder
+    assert kept.policy == Path("/x/${user_config.policy}.yaml")
+
+
+def test_a_builtin_policy_name_stays_a_name_and_any_other_value_is_an_absolute_path(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert load_settings({"BINANCE_MCP_POLICY": "spot-trader"}).policy == Path("spot-trader")
+    assert load_settings({"BINANCE_MCP_POLICY": "./spot-trader"}).policy == tmp_path / "spot-trader"
+    assert load_settings({"BINANCE_MCP_POLICY": "mine.yaml"}).policy == tmp_path / "mine.yaml"
+    assert load_settings({}, policy="read-only").policy == Path("read-only")  # the --policy flag alike
+    assert load_settings({"BINANCE_MCP_POLICY": "~/p.yaml"}).policy == Path.home() / "p.yaml"

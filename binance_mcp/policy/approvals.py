@@ -4,8 +4,9 @@ Two channels:
 - MCP elicitation, when the client declared the capability on a connection that allows server requests:
   the user sees the normalised order and the rule that asked; only an explicit yes runs the call, once.
 - Out of band, for every other client (Claude Desktop has no elicitation): the call is denied with
-  APPROVAL_REQUIRED and an approval id; a human runs ``binance-mcp approvals approve <id>`` from a
-  terminal; the agent's identical repeat call (same normalised arguments, before expiry) consumes it.
+  APPROVAL_REQUIRED, an approval id and the command a human pastes into a terminal (``<this program> approvals
+  approve <id> [--state-dir DIR]``, see binance_mcp.invocation), which shows the order and asks them to confirm;
+  the agent's identical repeat call (same normalised arguments, before expiry) consumes it.
 
 Approvals live in the state database, are single-use, bound to a hash of the tool and its normalised
 arguments, and expire. No tool can approve anything.
@@ -24,6 +25,9 @@ from datetime import datetime, timezone
 from decimal import Decimal
 from typing import Any
 
+from pydantic import BaseModel, ConfigDict, Field, create_model
+
+from binance_mcp.invocation import approvals_command
 from binance_mcp.policy.engine import ALLOW, DENY, Call, Decision
 from binance_mcp.policy.state import StateError, StateStore
 
@@ -80,9 +84,9 @@ LABELS = (("tool", "tool"), ("symbol", "symbol"), ("side", "side"), ("type", "ty
           ("leverage", "leverage"), ("marginType", "margin type"))
 
 
-def prompt(s: dict, decision: Decision) -> str:
-    """The elicitation message: the normalised order, field by field, and the rule that asked."""
-    lines = [f"Approve this order? {describe(s)}."]
+def order_lines(s: dict) -> list[str]:
+    """The normalised order, field by field (the elicitation prompt and ``approvals approve`` show the same)."""
+    lines = []
     for key, label in LABELS:
         if key in s:
             lines.append(f"  {label}: {s[key]}")
@@ -90,9 +94,29 @@ def prompt(s: dict, decision: Decision) -> str:
             lines.append("  price: market (the exchange fills it at the best available price)")
     if "notional_usd" in s:
         lines.append(f"  notional: {s['notional_usd']} USD (computed by the server)")
+    return lines
+
+
+def prompt(s: dict, decision: Decision) -> str:
+    """The elicitation message: the normalised order, field by field, and the rule that asked."""
+    lines = [f"Approve this order? {describe(s)}.", *order_lines(s)]
     lines.append(f"Asked by policy rule {decision.rule}: {decision.reason}")
     lines.append("Answer yes only if you, the human, want it sent to the exchange.")
     return "\n".join(lines)
+
+
+def answer_type(s: dict) -> type[BaseModel]:
+    """The elicitation form: one checkbox whose title says what ticking it approves (FastMCP's plain ``bool`` has
+    the untitled ``value``). The field keeps the name ``value``, as for ``bool``; the model's own title is left
+    out of the schema (strict clients refuse unknown top-level keys)."""
+    title = f"Yes, send this once: {describe(s)}"
+    return create_model("OrderApproval", __config__=ConfigDict(json_schema_extra=_no_title),
+                        value=(bool, Field(title=title, strict=True, description="Tick to approve this one order; leave it "
+                                                                        "unticked, decline or cancel to refuse it.")))
+
+
+def _no_title(schema: dict[str, Any]) -> None:
+    schema.pop("title", None)
 
 
 @dataclass
@@ -273,14 +297,14 @@ class Approver:
         text = prompt(s, decision)
         await self._event("approval_requested", None, call, channel="elicitation", summary=s, rule=decision.rule)
         try:
-            result = await asyncio.wait_for(ctx.elicit(text, response_type=bool), self.elicit_timeout)
+            result = await asyncio.wait_for(ctx.elicit(text, response_type=answer_type(s)), self.elicit_timeout)
         except asyncio.TimeoutError:
             return await self._denied(decision, call, "no answer within "
                                       f"{self.elicit_timeout:g} s", "timeout")
         except Exception as exc:  # noqa: BLE001 - an error is not a yes
             return await self._denied(decision, call, f"the approval prompt failed ({type(exc).__name__})", "error")
         action = getattr(result, "action", None)
-        data = getattr(result, "data", None)
+        data = getattr(getattr(result, "data", None), "value", None)
         if action == "accept" and data is True:
             await self._event("approval_granted", None, call, channel="elicitation", summary=s)
             return Decision(ALLOW, "ALLOWED", decision.rule, f"approved by the user (elicitation) under {decision.rule}",
@@ -325,9 +349,13 @@ class Approver:
             approval = await self.run(self.store.create, call, decision)
             await self._event("approval_requested", approval, call, channel="out_of_band", rule=decision.rule)
         minutes = max(1, round((_ts(approval.expires_at) - self.store.clock()) / 60))
+        state_dir = self.store.state.path.parent
+        approve, deny = await asyncio.get_running_loop().run_in_executor(  # the first time may run a subprocess
+            None, lambda: (approvals_command("approve", approval.id, state_dir),
+                           approvals_command("deny", approval.id, state_dir)))
         return Decision(
             DENY, "APPROVAL_REQUIRED", decision.rule,
-            f"{decision.reason} Approval id {approval.id}: ask the user to review and run `binance-mcp approvals "
-            f"approve {approval.id}` (or `binance-mcp approvals deny {approval.id}`) in a terminal, then repeat this "
-            f"exact call within {minutes} minutes. Order: {describe(approval.summary)}.",
+            f"{decision.reason} Approval id {approval.id}: ask the user to run this in a terminal, exactly as it "
+            f"is: `{approve}` (it shows them the order and asks them to confirm; `{deny}` refuses it), then repeat "
+            f"this exact call within {minutes} minutes. Order: {describe(approval.summary)}.",
             {**decision.facts, "approval_id": approval.id}, decision.steps)

@@ -1,5 +1,9 @@
 """``binance-mcp approvals list | show | approve | deny``: a human answers, from a terminal, the orders an agent
-asked for (the out-of-band channel of ``approvals.py``). Works on the server's state directory; no FastMCP."""
+asked for (the out-of-band channel of ``approvals.py``). Works on the server's state directory; no FastMCP.
+
+The command to approve comes to the human from the agent, so ``approve`` first shows the order and asks y/N on a
+terminal; without a terminal it approves nothing unless ``--yes`` is given. Approval is by id only: there is no
+"approve the latest" that could be run without reading the order."""
 
 from __future__ import annotations
 
@@ -9,19 +13,30 @@ from pathlib import Path
 
 from binance_mcp.paths import state_dir_of
 
+STATE_DIR_HELP = "the server's state directory (default: BINANCE_MCP_STATE_DIR, else ~/.local/state/binance-mcp)"
+VERBS = {"show": "show one approval: the order in full and the rule that asked",
+         "approve": "show the order and, after a yes on the terminal (or --yes), approve it for one call",
+         "deny": "refuse one approval; the agent is told"}
+
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     ap = sub.add_parser("approvals", help="list, show, approve or deny orders waiting for a human",
                         description="Approve or deny, from a terminal, the orders an agent asked for. Works on the "
                                     "same state directory as the server (BINANCE_MCP_STATE_DIR).")
-    ap.add_argument("--state-dir", type=Path, default=None,
-                    help="default: BINANCE_MCP_STATE_DIR or the user state dir")
+    ap.add_argument("--state-dir", type=Path, default=None, help=STATE_DIR_HELP)
     apsub = ap.add_subparsers(dest="approvals_command", required=True)
     lst = apsub.add_parser("list", help="pending approvals (--all: every status)")
     lst.add_argument("--all", action="store_true")
-    for verb in ("show", "approve", "deny"):
-        v = apsub.add_parser(verb, help=f"{verb} one approval")
+    lst.add_argument("--state-dir", type=Path, default=argparse.SUPPRESS, help=STATE_DIR_HELP)
+    for verb, text in VERBS.items():
+        v = apsub.add_parser(verb, help=text, description=text[0].upper() + text[1:] + ".")
         v.add_argument("id")
+        # Also after the id, as the APPROVAL_REQUIRED text writes it (SUPPRESS keeps the value given before).
+        v.add_argument("--state-dir", type=Path, default=argparse.SUPPRESS, help=STATE_DIR_HELP)
+        if verb == "approve":
+            v.add_argument("--yes", action="store_true",
+                           help="approve without the question (required when there is no terminal to ask on); "
+                                "the order is shown all the same")
 
 
 def run(ns: argparse.Namespace) -> int:
@@ -64,6 +79,13 @@ def run(ns: argparse.Namespace) -> int:
             print(f"  rule:     {a.rule}")
             print(f"  created:  {a.created_at}   expires: {a.expires_at}")
             return 0
+        if ns.approvals_command == "approve":
+            if a.status != "pending":
+                print(f"approval {a.id} is {a.status}, not pending", file=sys.stderr)
+                return 1
+            review(a)
+            if not confirmed(a, ns.yes):
+                return 1
         try:
             decided = store.decide(ns.id, ns.approvals_command == "approve")
         except ValueError as exc:
@@ -82,3 +104,34 @@ def run(ns: argparse.Namespace) -> int:
     except StateError as exc:
         print(str(exc), file=sys.stderr)
         return 1
+
+
+def review(a) -> None:
+    """What the human approves: the order, field by field, the rule that asked and the expiry."""
+    from binance_mcp.policy.approvals import describe, order_lines
+
+    print(f"Approval {a.id} asks to send this order once: {describe(a.summary)}")
+    for line in order_lines(a.summary):
+        print(line)
+    print(f"  asked by policy rule: {a.rule}")
+    print(f"  expires: {a.expires_at} (the agent must repeat the exact call before then)")
+    sys.stdout.flush()
+
+
+def confirmed(a, yes: bool) -> bool:
+    """--yes, or a y on the terminal. Without a terminal and without --yes nothing is approved."""
+    if yes:
+        return True
+    if not sys.stdin.isatty():
+        print(f"binance-mcp approvals approve: approval {a.id} was NOT approved: there is no terminal to ask on. "
+              "Read the order above; to approve it without the question, run the same command with --yes.",
+              file=sys.stderr)
+        return False
+    try:
+        answer = input("Approve it? Type y to approve, anything else to leave it pending [y/N]: ")
+    except EOFError:
+        answer = ""
+    if answer.strip().lower() in ("y", "yes"):
+        return True
+    print(f"Not approved: approval {a.id} is still pending (`approvals deny {a.id}` refuses it).")
+    return False

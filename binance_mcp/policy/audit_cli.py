@@ -7,6 +7,7 @@ import argparse
 import json
 import sys
 from datetime import datetime, timezone
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
 from binance_mcp.paths import state_dir_of
@@ -49,15 +50,43 @@ def run(ns: argparse.Namespace) -> int:
     if not records:
         print(f"no audit records in {state / 'audit.jsonl'} match")
         return 0
-    print(f"{'time (UTC)':<24} {'tool':<34} {'effect':<17} {'code':<26} {'outcome':<10} detail")
+    print(HEADER)
     for r in records:
-        if "event" in r:
-            detail = r.get("approval_id", "") + (" " + str(r.get("channel")) if r.get("channel") else "")
-            print(f"{r['time'][:23]:<24} {r.get('tool', ''):<34} {'event':<17} {r['event']:<26} {'':<10} {detail}")
-            continue
-        d, o = r.get("decision", {}), r.get("outcome", {})
-        detail = o.get("order_id") or o.get("error") or (d.get("reason", "")[:60] if d.get("effect") != "allow" else "")
-        shadow = " (shadow)" if r.get("shadow") else ""
-        print(f"{r['time'][:23]:<24} {r['tool']:<34} {d.get('effect', '') + shadow:<17} {d.get('code', ''):<26} "
-              f"{o.get('status', ''):<10} {detail}")
+        print(row(r))
     return 0
+
+
+COLUMNS = (("time (UTC)", 23), ("tool", 34), ("effect", 16), ("code", 25), ("outcome", 9), ("symbol", 10),
+           ("side", 4), ("quantity", 10), ("notional USD", 12))
+HEADER = " ".join(f"{name:<{width}}" for name, width in COLUMNS) + " detail"
+
+
+def order_of(r: dict) -> tuple[str, str, str, str]:
+    """Symbol, side, quantity and notional (USD) of an order call or approval event; blanks where there is none."""
+    args = r.get("summary") or r.get("args") or {}
+    facts = (r.get("decision") or {}).get("facts") or {}
+    quantity = args.get("quantity") or (f"{args['quoteOrderQty']} quote" if args.get("quoteOrderQty") else "")
+    if not quantity and args.get("closePosition") in (True, "true"):
+        quantity = "close"
+    notional = args.get("notional_usd") or facts.get("notional_usd") or ""
+    if notional:
+        try:
+            notional = format(Decimal(str(notional)).quantize(Decimal("0.01")), "f")
+        except (InvalidOperation, ValueError):
+            notional = str(notional)
+    return str(args.get("symbol", "")), str(args.get("side", "")), str(quantity), str(notional)
+
+
+def row(r: dict) -> str:
+    """One record as a table row; the detail (order id, error, or the whole reason of a refusal) is never cut."""
+    symbol, side, quantity, notional = order_of(r)
+    if "event" in r:
+        effect, code, outcome = "event", r["event"], ""
+        detail = " ".join(str(x) for x in (r.get("approval_id"), r.get("channel")) if x)
+    else:
+        d, o = r.get("decision") or {}, r.get("outcome") or {}
+        effect = d.get("effect", "") + (" (shadow)" if r.get("shadow") else "")
+        code, outcome = d.get("code", ""), o.get("status", "")
+        detail = str(o.get("order_id") or o.get("error") or (d.get("reason", "") if d.get("effect") != "allow" else ""))
+    cells = (r.get("time", "")[:23], r.get("tool", ""), effect, code, outcome, symbol, side, quantity, notional)
+    return " ".join(f"{str(c):<{w}}" for c, (_, w) in zip(cells, COLUMNS, strict=True)) + " " + detail.replace("\n", " ")

@@ -19,7 +19,7 @@ from binance_mcp.catalog import ALL_TOOLS, BY_NAME
 from binance_mcp.policy import engine
 from binance_mcp.policy.engine import Call, Counters, Decision, Facts
 from binance_mcp.policy.facts import FactError, gather
-from binance_mcp.policy.loader import LoadedPolicy, PolicyLoadError, load_file
+from binance_mcp.policy.loader import LoadedPolicy, PolicyLoadError, load_named
 from binance_mcp.policy.model import Policy
 
 
@@ -28,9 +28,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                        description="Tools for policy authors; none of them calls an exchange.")
     psub = p.add_subparsers(dest="policy_command", required=True)
     c = psub.add_parser("check", help="load errors with line numbers, or the effective rule of every tool")
-    c.add_argument("files", nargs="+", type=Path)
+    c.add_argument("files", nargs="+", metavar="FILE",
+                   help="a policy file, or a built-in policy's name (read-only, spot-trader, futures-reduce-only, "
+                        "policylayer-binance)")
     e = psub.add_parser("explain", help="the decision for one call and every step that led to it")
-    e.add_argument("file", type=Path)
+    e.add_argument("file", help="a policy file, or a built-in policy's name")
     e.add_argument("--tool", required=True)
     e.add_argument("--args", default="{}", help="the call's arguments as JSON")
     e.add_argument("--price", action="append", default=[], metavar="SYMBOL=PRICE",
@@ -45,7 +47,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                         description="Each case: name, tool, args, expect (a code) and optionally rule (the rule "
                                     "path that must decide), prices {SYMBOL: price}, positions {SYMBOL: amount}, "
                                     "leverage {SYMBOL: n}, open_orders, used {account: USD}, kill_switch.")
-    t.add_argument("file", type=Path)
+    t.add_argument("file", help="a policy file, or a built-in policy's name")
     t.add_argument("cases", type=Path)
     psub.add_parser("schema", help="JSON Schema of the policy format (for editor completion)")
 
@@ -92,11 +94,11 @@ def warnings(loaded: LoadedPolicy) -> list[str]:
     return out
 
 
-def cmd_check(files: list[Path]) -> int:
+def cmd_check(files: list[str]) -> int:
     status = 0
     for f in files:
         try:
-            loaded = load_file(f)
+            loaded = load_named(f)
         except PolicyLoadError as exc:
             print(f"{f}: INVALID", file=sys.stdout)
             for line in exc.errors:
@@ -227,7 +229,7 @@ def cmd_explain(ns: argparse.Namespace) -> int:
     import asyncio
 
     try:
-        loaded = load_file(ns.file)
+        loaded = load_named(ns.file)
         args = json.loads(ns.args)
         src = StaticFacts(_pairs(ns.price, "--price"), _pairs(ns.position, "--position"),
                           _pairs(ns.leverage, "--leverage", int), ns.open_orders)
@@ -256,7 +258,7 @@ def cmd_test(ns: argparse.Namespace) -> int:
     import asyncio
 
     try:
-        loaded = load_file(ns.file)
+        loaded = load_named(ns.file)
     except PolicyLoadError as exc:
         print(str(exc), file=sys.stderr)
         return 2

@@ -18,6 +18,7 @@ import yaml
 from pydantic import ValidationError
 
 from binance_mcp.catalog import BY_NAME, FUTURES_ORDER_TOOLS, NOTIONAL_TOOLS, ORDER_TOOLS, RISK_CLASSES
+from binance_mcp.paths import BUILTIN_POLICIES
 from binance_mcp.policy.model import Account, ApprovalAbove, Limits, Policy, RateLimit, Rule
 
 MAX_BYTES = 256 * 1024
@@ -298,6 +299,23 @@ def load_file(path: str | Path) -> LoadedPolicy:
     except OSError as exc:
         raise PolicyLoadError(str(p), [f"{p}: cannot read: {exc.strerror}"]) from None
     return parse_text(text, str(p))
+
+
+BUILTIN_NAMES = BUILTIN_POLICIES
+
+
+def builtin_name(value: str | Path | None) -> str | None:
+    """The shipped policy ``value`` names, when it is exactly one of BUILTIN_NAMES (no directory, no suffix);
+    None for anything else, which is a path. The settings turn any other value into an absolute path, so
+    ``BINANCE_MCP_POLICY=./spot-trader`` is the file of that name (a bare ``Path("./x")`` would read ``x``)."""
+    text = value if isinstance(value, str) else str(value) if value is not None else ""
+    return text if text in BUILTIN_NAMES else None
+
+
+def load_named(value: str | Path) -> LoadedPolicy:
+    """A built-in policy by its name, else the file at ``value``."""
+    name = builtin_name(value)
+    return builtin(name) if name else load_file(value)
 
 
 def shipped_path(name: str) -> Path:

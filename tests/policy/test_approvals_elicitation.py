@@ -44,9 +44,11 @@ class Human:
         self.asked: list[str] = []
         self.gate: asyncio.Event | None = None  # when set: wait for it before answering
         self.before_answer = None
+        self.schemas: list[dict] = []  # the form each question came with (requestedSchema)
 
     async def __call__(self, message, response_type, params, context):
         self.asked.append(message)
+        self.schemas.append(params.requested_schema)
         if self.gate is not None:
             await self.gate.wait()
         if self.before_answer is not None:
@@ -126,6 +128,17 @@ async def test_yes_runs_the_order_once_and_the_prompt_shows_it(s: Session):
     assert len(s.human.asked) == 2
 
 
+async def test_the_checkbox_says_what_ticking_it_approves(s: Session):
+    assert not (await s.call(ORDER, limit_buy(qty="0.001", price="90000"))).is_error
+    (schema,) = s.human.schemas
+    assert schema["type"] == "object" and schema["required"] == ["value"] and "title" not in schema, schema
+    box = schema["properties"]["value"]
+    assert box["type"] == "boolean"
+    assert box["title"] == ("Yes, send this once: BUY 0.001 BTCUSDT LIMIT @ 90000 (~97.00 USD) via "
+                            "binance_spot_place_order"), box
+    assert "approve" in box["description"]
+
+
 @pytest.mark.parametrize("answer, why", [("decline", "the user declined"), ("cancel", "the user cancelled"),
                                          ("no", "the user did not tick yes"),
                                          ("raise", "the approval prompt failed")])
@@ -184,7 +197,7 @@ async def test_a_client_without_elicitation_gets_an_out_of_band_approval(tmp_pat
         r = await client.call_tool(ORDER, limit_buy(qty="0.002", price="90000"), raise_on_error=False)
         text = r.content[0].text
         assert r.is_error and text.startswith("APPROVAL_REQUIRED: "), text
-        assert "binance-mcp approvals approve " in text
+        assert " approvals approve " in text and " --state-dir " in text, text
     events = [e for e in read_audit(tmp_path / "state") if "event" in e]
     assert [e["event"] for e in events] == ["approval_requested"] and events[0]["channel"] == "out_of_band"
     assert Decimal(events[0]["summary"]["notional_usd"]) == Decimal("194.00")

@@ -6,10 +6,14 @@ from __future__ import annotations
 
 import asyncio
 import re
+import shlex
+import tempfile
+from pathlib import Path
 
 import pytest
 import pytest_asyncio
 
+from tests.helpers import clean_env
 from tests.policy.test_guard_helpers import Paper, cli, limit_buy, serve, write_policy
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -38,16 +42,34 @@ def paper(server: Paper) -> Paper:
     return server
 
 
+ASKED = re.compile(r"Approval id ([a-z0-9]{8}): ask the user to run this in a terminal, exactly as it is: "
+                   r"`([^`]+ approvals approve ([a-z0-9]{8}) --state-dir [^`]+)` \(it shows them the order and asks "
+                   r"them to confirm; `([^`]+ approvals deny ([a-z0-9]{8}) --state-dir [^`]+)` refuses it\)")
+COMMANDS: dict[str, tuple[str, str]] = {}  # approval id -> (approve, deny) commands, as the text gave them
+
+
 async def required(paper: Paper, args: dict) -> str:
-    """A call that needs approval: APPROVAL_REQUIRED with an id and the command to run; returns the id."""
+    """A call that needs approval: APPROVAL_REQUIRED with an id and the commands to paste; returns the id."""
     text = await paper.denied(ORDER, args, "APPROVAL_REQUIRED")
-    m = re.search(r"Approval id ([a-z0-9]{8}): ask the user to review and run `binance-mcp approvals approve "
-                  r"([a-z0-9]{8})` \(or `binance-mcp approvals deny ([a-z0-9]{8})`\)", text)
-    assert m and m.group(1) == m.group(2) == m.group(3), text
+    m = ASKED.search(text)
+    assert m and m.group(1) == m.group(3) == m.group(5), text
+    assert m.group(2).endswith(f"--state-dir {shlex.quote(str(paper.state_dir))}"), m.group(2)  # not the default
     record = paper.calls(ORDER)[-1]
     assert record["decision"]["code"] == "APPROVAL_REQUIRED" and record["outcome"] == {"status": "not_run"}
     assert record["decision"]["facts"]["approval_id"] == m.group(1)
+    COMMANDS[m.group(1)] = (m.group(2), m.group(4))
     return m.group(1)
+
+
+async def paste(command: str, *extra: str, tmp: Path | None = None) -> tuple[int, str, str]:
+    """The command as a human pastes it into a shell: another directory, no BINANCE_MCP_STATE_DIR, no PYTHONPATH,
+    no terminal (so ``approve`` needs --yes). (exit code, stdout, stderr)"""
+    env = {k: v for k, v in clean_env().items() if k not in ("BINANCE_MCP_STATE_DIR", "PYTHONPATH")}
+    proc = await asyncio.create_subprocess_exec(
+        "/bin/sh", "-c", " ".join([command, *extra]), env=env, cwd=str(tmp or tempfile.gettempdir()),
+        stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    out, err = await asyncio.wait_for(proc.communicate(), 60)
+    return proc.returncode, out.decode(), err.decode()
 
 
 def events(paper: Paper, approval_id: str) -> list[str]:
@@ -70,8 +92,21 @@ async def test_an_approved_call_runs_exactly_once(paper: Paper):
                   "price          90000", "notional_usd   97.00", f"rule:     {RULE}"):
         assert field in shown, shown
 
-    rc, out, err = await cli(paper.state_dir, "approvals", "approve", first)
-    assert rc == 0 and out.startswith(f"approved {first}: BUY 0.001 BTCUSDT LIMIT"), out + err
+    # The command exactly as printed: without a terminal it shows the order and approves nothing ...
+    approve, _ = COMMANDS[first]
+    rc, out, err = await paste(approve)
+    assert rc == 1 and "was NOT approved: there is no terminal to ask on" in err and "--yes" in err, out + err
+    assert f"Approval {first} asks to send this order once: BUY 0.001 BTCUSDT LIMIT @ 90000" in out, out
+    rc, shown, _ = await cli(paper.state_dir, "approvals", "show", first)
+    assert f"approval {first}: pending" in shown
+    assert events(paper, first) == ["approval_requested"]
+    # ... and with --yes it approves, after showing the order.
+    rc, out, err = await paste(approve, "--yes")
+    assert rc == 0, out + err
+    for line in ("  symbol: BTCUSDT", "  side: BUY", "  type: LIMIT", "  quantity: 0.001", "  price: 90000",
+                 "  notional: 97.00 USD (computed by the server)", f"  asked by policy rule: {RULE}"):
+        assert line in out.splitlines(), out
+    assert out.splitlines()[-1].startswith(f"approved {first}: BUY 0.001 BTCUSDT LIMIT"), out
     assert paper.state()["order_requests"] == start  # approving sends nothing
 
     # Any change needs its own approval; the approved one stays for the exact call.
@@ -101,10 +136,11 @@ async def test_a_denied_approval_is_refused(paper: Paper):
     order = limit_buy(qty="0.0013", price="90000")
     start = paper.state()["order_requests"]
     approval = await required(paper, order)
-    rc, out, err = await cli(paper.state_dir, "approvals", "deny", approval)
+    approve, deny = COMMANDS[approval]
+    rc, out, err = await paste(deny)  # denying asks nothing
     assert rc == 0 and out.startswith(f"denied {approval}: "), out + err
     (text, (rc, _, err)) = await asyncio.gather(paper.denied(ORDER, order, "APPROVAL_DENIED"),
-                                                cli(paper.state_dir, "approvals", "approve", approval))
+                                                paste(approve, "--yes"))
     assert f"the user denied approval {approval}" in text, text
     assert rc == 1 and "not pending" in err, err  # a denial cannot be turned into an approval
     again = await required(paper, order)  # the denial was reported: a new request
