@@ -14,8 +14,12 @@ from pathlib import Path
 
 sys.dont_write_bytecode = True  # write nothing outside a temp dir (no __pycache__ in the repository)
 REPO = Path(__file__).resolve().parent.parent
-if str(REPO) not in sys.path:  # run from anywhere: the package and policies/ are found next to bench/
-    sys.path.insert(0, str(REPO))
+# The code measured: the tree this script is in, or BENCH_TREE (another checkout or export, e.g. the code before a
+# change, measured by the same script). It goes first on sys.path, and first on the PYTHONPATH of every server
+# subprocess (bench_env), so neither an editable install nor the caller's PYTHONPATH decides what is measured.
+CODE = Path(os.environ["BENCH_TREE"]).resolve() if os.environ.get("BENCH_TREE") else REPO
+if not sys.path or sys.path[0] != str(CODE):
+    sys.path.insert(0, str(CODE))
 
 
 def pct(values: list[float], p: float) -> float:
@@ -72,15 +76,21 @@ def git_state() -> str:
 
     BENCH_SOURCE replaces this line, for a run from a tree that is not a git checkout (e.g. an export of one commit:
     ``git archive HEAD | tar -x -C DIR``, then ``PYTHONPATH=DIR BENCH_SOURCE="git abc1234, clean export"
-    python DIR/bench/<name>.py``; PYTHONPATH makes the server subprocesses import that tree too)."""
-    import subprocess
-
+    python DIR/bench/<name>.py``). BENCH_TREE=DIR runs this checkout's scripts on the code in DIR instead."""
     if os.environ.get("BENCH_SOURCE"):
         return os.environ["BENCH_SOURCE"]
+    where = "" if CODE == REPO else f" (BENCH_TREE {CODE}; the bench scripts from {REPO})"
+    return tree_state(CODE) + where
+
+
+def tree_state(tree: Path) -> str:
+    """``git <short HEAD>`` of ``tree``, and how many files under its binance_mcp/ differ from it."""
+    import subprocess
+
     try:
-        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True,
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=tree, capture_output=True, text=True,
                               check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--", "binance_mcp"], cwd=REPO, capture_output=True,
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "binance_mcp"], cwd=tree, capture_output=True,
                                text=True, check=True).stdout.splitlines()
     except (OSError, subprocess.CalledProcessError):
         return "git: unknown"
@@ -108,10 +118,24 @@ def temp_dir(prefix: str) -> Path:
     return path
 
 
-def bench_env(**extra: str) -> dict[str, str]:
-    """Environment for a server subprocess: ours minus BINANCE_*, no banner, no update check, no .env file."""
+def bench_env(tree: Path | None = None, **extra: str) -> dict[str, str]:
+    """Environment for a server subprocess: ours minus BINANCE_*, no banner, no update check, no .env file, and
+    ``tree`` (default: the code measured, CODE) first on PYTHONPATH, so `python -m binance_mcp` imports it."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("BINANCE_", "FASTMCP_"))}
     env.update(FASTMCP_SHOW_SERVER_BANNER="false", FASTMCP_CHECK_FOR_UPDATES="off", FASTMCP_ENV_FILE=os.devnull,
                PYTHONDONTWRITEBYTECODE="1")
+    rest = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p and Path(p).resolve() != REPO]
+    env["PYTHONPATH"] = os.pathsep.join([str(tree or CODE), *rest])
+    env["BENCH_TREE"] = str(tree or CODE)  # bench/ours_variant.py (via this module) imports that tree too
     env.update(extra)
     return env
+
+
+def old_tree(path: str | None) -> Path | None:
+    """The --old DIR of a script: a checkout of the code before a change, run beside the code measured."""
+    if path is None:
+        return None
+    tree = Path(path).resolve()
+    if not (tree / "binance_mcp" / "__init__.py").exists():
+        raise SystemExit(f"--old {path}: no binance_mcp/ package there")
+    return tree

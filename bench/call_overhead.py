@@ -15,10 +15,16 @@ rounds (the order of the kinds rotates every round, each kind runs --per calls p
   direct-order  await AsyncClient.create_order(LIMIT BUY 0.001 BTCUSDT @ 60000 GTC, FULL, client id): one POST
                 /api/v3/order (rests on the book: far under the market). Cancelled right after, untimed.
   ours-order    client.call_tool("binance_spot_place_order", same order) to a second server whose policy is
-                `default: allow` plus binance_spot_place_order.limits.max_notional_usd: 1000 (the notional of a LIMIT
-                BUY is quantity x price: no price request). Also one POST; cancelled after, untimed, through the
-                same server. Since 8fc6440 the guard checks the state database (BEGIN IMMEDIATE) and writes two
-                audit records per trading call, each fsynced: "sending" before the POST and the outcome after it.
+                `default: allow` plus binance_spot_place_order.limits.max_notional_usd: 1000. Up to 8f36d8c the
+                notional of a LIMIT BUY was quantity x price: no price request, one POST. Since e7e0fd5 an order is
+                priced where it can fill (the higher of its limit and the ask) with prices at most 0.3 s old and
+                dropped when an order on the symbol is answered, and the book is checked against the last price:
+                GET /api/v3/depth?limit=5 + GET /api/v3/ticker/price + the POST, on every order. Cancelled after,
+                untimed, through the same server. The guard decides and reserves in one state-store transaction
+                (604d816), in a worker thread, and fsyncs the "sending" record (one fsync per trading call).
+  direct-order-priced  the same three requests as ours-order now makes, straight: get_order_book(limit=5),
+                get_symbol_ticker, create_order. (ours-order - direct-order-priced) is our overhead with the
+                exchange requests equal on both sides.
   bare          client.call_tool("echo", {"x": "hi"}) to bench/bare_server.py (FastMCP, one trivial tool) over stdio.
   nothing       await echo("hi") on a local coroutine with the bare tool's body, timed the same way: what the
                 bare tool's work costs without any server -- the harness's zero (timer + one await).
@@ -26,6 +32,11 @@ rounds (the order of the kinds rotates every round, each kind runs --per calls p
   ours-*-nofsync  the audit lines are written and flushed but not fsynced (for the read, which is no longer
                   fsynced, this server differs from ours-read in nothing: its gap to ours-read is the noise floor)
   ours-*-noguard  no policy guard at all (OpenGuard): FastMCP + our tool layer + exchange adapter
+  ours-order-nolimit  the order to a server with the read server's policy (`default: allow`, no limit): the
+                  guard's whole path (decision, commit transaction, in-flight record, fsync, settle), no facts
+  (--old DIR, the code before a change, started from DIR with the same environment, interleaved in the same
+  rounds: the before and after side meet the same machine load)
+  old-read / old-order  as ours-read / ours-order, with DIR's `python -m binance_mcp serve`
   ours-read-raw / bare-raw   call_tool_mcp instead of call_tool: without fastmcp's client-side result parsing
   ours-status   binance_policy_status on the read server: guarded and audited, no exchange request
   ping          client.ping() to the bare server: one JSON-RPC round trip over stdio that runs no tool (not in the
@@ -33,9 +44,11 @@ rounds (the order of the kinds rotates every round, each kind runs --per calls p
 
 Ratio = (ours - direct) / (bare - nothing), on medians, for the read and the order path. Target: at most 1.15,
 i.e. our server (guard, validation, audit, result models, larger schemas) adds at most 15 % to what a bare
-FastMCP tool call costs over stdio.
+FastMCP tool call costs over stdio. With --old, the same ratio for the old server, and the difference: the target
+"does not regress" compares the two (a ratio moves by +-0.1-0.2 from run to run here: judge over several runs).
 
-    /work/venv/bin/python bench/call_overhead.py [--quick] [--rounds R] [--per K] [--no-ablations] [--profile]
+    /work/main/.venv/bin/python bench/call_overhead.py [--quick] [--rounds R] [--per K] [--no-ablations] [--profile]
+                                                       [--old DIR]
 
 --profile afterwards runs bench/ours_variant.py --profile (the real server process under cProfile, from its 21st
 tool call on) for 1,000 reads and 1,000 place + cancel pairs, and prints its cumulative profile.
@@ -52,7 +65,7 @@ import uuid
 from pathlib import Path
 
 import _common  # noqa: F401 - puts the repository on sys.path
-from _common import REPO, bench_env, machine, median, pct, table, temp_dir, verdict
+from _common import REPO, bench_env, machine, median, old_tree, pct, table, temp_dir, tree_state, verdict
 from binance import AsyncClient
 from fastmcp import Client
 from fastmcp.client.transports import StdioTransport
@@ -61,6 +74,7 @@ from binance_mcp.simulator.config import SimConfig
 from binance_mcp.simulator.runner import start_in_thread
 
 TARGET = 1.15
+NO_REGRESSION = 0.10  # with --old: the new ratio may exceed the old one by this much (this harness's noise floor)
 SYMBOL = "BTCUSDT"
 ORDER = {"symbol": SYMBOL, "side": "BUY", "type": "LIMIT", "quantity": "0.001", "price": "60000", "timeInForce": "GTC"}
 ALLOW_ALL = "version: 1\ndefault: allow\n"
@@ -74,12 +88,14 @@ def sim_config() -> SimConfig:
                      futures_orders_per_minute=10**9)
 
 
-def ours_client(sim, tmp: Path, name: str, policy_text: str, *switches: str) -> Client:
-    """`binance-mcp serve` over stdio in custom mode; with switches, bench/ours_variant.py (an ablation)."""
+def ours_client(sim, tmp: Path, name: str, policy_text: str, *switches: str, tree: Path | None = None) -> Client:
+    """`binance-mcp serve` over stdio in custom mode; with switches, bench/ours_variant.py (an ablation). ``tree``:
+    the checkout whose code the server runs (default: the code measured)."""
     pol = tmp / f"{name}.yaml"
     pol.write_text(policy_text)
-    env = bench_env(BINANCE_MCP_BASE_URL=sim.base_url, BINANCE_API_KEY=sim.api_key, BINANCE_API_SECRET=sim.api_secret,
-                    BINANCE_MCP_POLICY=str(pol), BINANCE_MCP_STATE_DIR=str(tmp / f"state-{name}"))
+    env = bench_env(tree, BINANCE_MCP_BASE_URL=sim.base_url, BINANCE_API_KEY=sim.api_key,
+                    BINANCE_API_SECRET=sim.api_secret, BINANCE_MCP_POLICY=str(pol),
+                    BINANCE_MCP_STATE_DIR=str(tmp / f"state-{name}"))
     args = [str(REPO / "bench" / "ours_variant.py"), *switches] if switches else ["-m", "binance_mcp", "serve"]
     return Client(StdioTransport(command=sys.executable, args=args, env=env, cwd=str(tmp), keep_alive=False,
                                  log_file=tmp / f"{name}.stderr.log"), mode="legacy")
@@ -139,7 +155,7 @@ async def validation_ms(client: Client, tool: str, args: dict, n: int = 500) -> 
     return (time.perf_counter() - t) / n * 1000
 
 
-async def run(rounds: int, per: int, ablations: bool) -> dict[str, list[float]]:
+async def run(rounds: int, per: int, ablations: bool, old: Path | None) -> dict[str, list[float]]:
     sim = start_in_thread(sim_config())
     tmp = temp_dir("bench-overhead-")
     direct = direct_client(sim)
@@ -148,13 +164,18 @@ async def run(rounds: int, per: int, ablations: bool) -> dict[str, list[float]]:
     servers = {"read": (ALLOW_ALL, ()), "order": (NOTIONAL, ())}
     if ablations:
         servers |= {"read-nofsync": (ALLOW_ALL, ("--no-fsync",)), "read-noguard": (ALLOW_ALL, ("--no-guard",)),
-                    "order-nofsync": (NOTIONAL, ("--no-fsync",)), "order-noguard": (NOTIONAL, ("--no-guard",))}
+                    "order-nofsync": (NOTIONAL, ("--no-fsync",)), "order-noguard": (NOTIONAL, ("--no-guard",)),
+                    "order-nolimit": (ALLOW_ALL, ())}
     try:
         async with contextlib.AsyncExitStack() as stack:
             bare = await stack.enter_async_context(bare_client(tmp))
             ours = {name: await stack.enter_async_context(ours_client(sim, tmp, name, text, *sw))
                     for name, (text, sw) in servers.items()}
-            for c in (bare, *ours.values()):
+            olds = {}
+            if old is not None:
+                olds = {name: await stack.enter_async_context(ours_client(sim, tmp, f"old-{name}", text, tree=old))
+                        for name, text in (("read", ALLOW_ALL), ("order", NOTIONAL))}
+            for c in (bare, *ours.values(), *olds.values()):
                 await c.list_tools()  # what a real client does first (and fastmcp needs the output schemas)
 
             def timed(call, after=None):
@@ -180,12 +201,18 @@ async def run(rounds: int, per: int, ablations: bool) -> dict[str, list[float]]:
             async def direct_cancel(order_id):
                 await direct.cancel_order(symbol=SYMBOL, orderId=order_id)
 
+            async def direct_order_priced():  # what ours-order sends since e7e0fd5: the book, the last price, the order
+                await direct.get_order_book(symbol=SYMBOL, limit=5)
+                await direct.get_symbol_ticker(symbol=SYMBOL)
+                return await direct_order()
+
             async def bare_echo():
                 r = await bare.call_tool("echo", {"x": "hi"})
                 assert r.data == "hi"
 
             kinds = [("nothing", timed(lambda: echo("hi"))), ("ping", timed(bare.ping)), ("bare", timed(bare_echo)),
-                     ("direct-read", timed(direct_read)), ("direct-order", timed(direct_order, direct_cancel))]
+                     ("direct-read", timed(direct_read)), ("direct-order", timed(direct_order, direct_cancel)),
+                     ("direct-order-priced", timed(direct_order_priced, direct_cancel))]
             async def bare_raw():
                 await bare.call_tool_mcp("echo", {"x": "hi"})
 
@@ -197,11 +224,12 @@ async def run(rounds: int, per: int, ablations: bool) -> dict[str, list[float]]:
 
             kinds += [("bare-raw", timed(bare_raw)), ("ours-read-raw", timed(ours_read_raw)),
                       ("ours-status", timed(ours_status))]
-            for name, client in ours.items():
-                if name.startswith("read"):
-                    kinds.append((f"ours-{name}", timed(read_call(client))))
-                else:
-                    kinds.append((f"ours-{name}", timed(*order_call(client))))
+            for prefix, group in (("ours", ours), ("old", olds)):
+                for name, client in group.items():
+                    if name.startswith("read"):
+                        kinds.append((f"{prefix}-{name}", timed(read_call(client))))
+                    else:
+                        kinds.append((f"{prefix}-{name}", timed(*order_call(client))))
             for _, fn in kinds:  # warm up: connections, time sync, caches, imports on first use
                 for _ in range(5):
                     await fn()
@@ -282,19 +310,24 @@ def main() -> int:
     ap.add_argument("--per", type=int, default=None)
     ap.add_argument("--no-ablations", action="store_true", help="skip the ours-*-nofsync / ours-*-noguard servers")
     ap.add_argument("--profile", action="store_true", help="also cProfile the server process (read and order)")
+    ap.add_argument("--old", metavar="DIR", default=None,
+                    help="also run DIR's server (the code before a change) as old-read / old-order, interleaved")
     args = ap.parse_args()
+    old = old_tree(args.old)
     rounds = args.rounds or (6 if args.quick else 30)
     per = args.per or (5 if args.quick else 10)
     t0 = time.perf_counter()
-    s = asyncio.run(run(rounds, per, not args.no_ablations))
+    s = asyncio.run(run(rounds, per, not args.no_ablations, old))
     val = {k.split(":", 1)[1]: v[0] for k, v in list(s.items()) if k.startswith("validate:")}
     s = {k: v for k, v in s.items() if not k.startswith("validate:")}
     m = {k: median(v) for k, v in s.items()}
-    order = ["nothing", "ping", "bare", "bare-raw", "ours-status", "direct-read", "ours-read", "ours-read-raw", "ours-read-nofsync",
-             "ours-read-noguard",
-             "direct-order", "ours-order", "ours-order-nofsync", "ours-order-noguard"]
+    order = ["nothing", "ping", "bare", "bare-raw", "ours-status", "direct-read", "ours-read", "old-read", "ours-read-raw",
+             "ours-read-nofsync", "ours-read-noguard", "direct-order", "direct-order-priced", "ours-order", "old-order",
+             "ours-order-nofsync", "ours-order-noguard", "ours-order-nolimit"]
     rows = [[k, median(v), pct(v, 10), pct(v, 90), pct(v, 99), len(v)] for k, v in s.items()]
     print(f"call_overhead  {machine()}")
+    if old is not None:
+        print(f"old-*: {tree_state(old)} at {old}")
     print(f"{rounds} interleaved rounds x {per} calls per kind; times in ms, measured in the client "
           f"(wall {time.perf_counter() - t0:.0f} s)\n")
     print(table(["kind", "median ms", "p10", "p90", "p99", "n"], sorted(rows, key=lambda r: order.index(r[0]))))
@@ -306,11 +339,22 @@ def main() -> int:
         ratio = add / base
         print(f"{path:5}: ours - direct = {add:.3f} ms; (ours - direct) / (bare - nothing) = {ratio:.2f}  "
               f"-> target <= {TARGET}: {verdict(ratio <= TARGET)}")
-        for variant in ("nofsync", "noguard"):
+        for variant in ("nofsync", "noguard", "nolimit"):
             k = f"ours-{path}-{variant}"
             if k in m:
                 r = (m[k] - m[f"direct-{path}"]) / base
-                print(f"        {k:20} ratio {r:.2f}  (part switched off: {m[f'ours-{path}'] - m[k]:+.3f} ms)")
+                what = "no limit, so no facts" if variant == "nolimit" else "part switched off"
+                print(f"        {k:20} ratio {r:.2f}  ({what}: {m[f'ours-{path}'] - m[k]:+.3f} ms)")
+        if path == "order":
+            r = (m["ours-order"] - m["direct-order-priced"]) / base
+            print(f"        vs direct-order-priced (the same 3 requests straight: book, last price, order): "
+                  f"ours - direct = {m['ours-order'] - m['direct-order-priced']:.3f} ms, ratio {r:.2f}; the two "
+                  f"price requests cost {m['direct-order-priced'] - m['direct-order']:+.3f} ms straight")
+        if f"old-{path}" in m:
+            r_old = (m[f"old-{path}"] - m[f"direct-{path}"]) / base
+            print(f"        old-{path:15} ratio {r_old:.2f}  (new - old: {ratio - r_old:+.2f} in the ratio, "
+                  f"{m[f'ours-{path}'] - m[f'old-{path}']:+.3f} ms per call) -> no regression (new - old <= "
+                  f"{NO_REGRESSION}): {verdict(ratio - r_old <= NO_REGRESSION)}")
     st = (m["ours-status"] - m["nothing"]) / base
     print(f"ours-status (binance_policy_status: guarded, audited, no exchange request) vs bare echo: "
           f"{st:.2f} x  ({m['ours-status'] - m['bare']:+.3f} ms)")

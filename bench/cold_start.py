@@ -3,7 +3,7 @@
 Each run spawns the server with subprocess.Popen and speaks raw MCP JSON-RPC on its stdin/stdout (newline-
 delimited, no client library, so the client adds next to nothing): initialize -> notifications/initialized ->
 tools/list. The time is from just before Popen to the tools/list answer parsed. Then stdin is closed and the
-process reaped (untimed). Runs alternate ours / bare.
+process reaped (untimed). Runs alternate ours / bare (with --old, the three rotate).
 
   ours   python -m binance_mcp serve: paper mode (no keys), the default (built-in read-only) policy, a fresh
          state dir per run. Paper mode starts no simulator before the first exchange call, so none starts here.
@@ -16,9 +16,12 @@ Also printed: where our start-up time goes (python alone, import fastmcp, import
 `serve`'s imports, build_server), and `python -X importtime -c "import binance_mcp.server"`: the biggest imports
 by cumulative time, to point at lazy-import opportunities.
 
-    /work/venv/bin/python bench/cold_start.py [--quick] [--n N] [--profile]
+    /work/main/.venv/bin/python bench/cold_start.py [--quick] [--n N] [--profile] [--old DIR]
 
 --profile also prints a cProfile of load_settings + build_server (the start-up work after the imports).
+--old DIR adds a third server to the alternation: `python -m binance_mcp serve` from the checkout DIR (the code
+before a change), same environment, so before and after meet the same machine load; printed: its ratio to bare
+and its gap to ours.
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ import time
 from pathlib import Path
 
 import _common  # noqa: F401 - puts the repository on sys.path
-from _common import REPO, bench_env, machine, median, pct, table, temp_dir, verdict
+from _common import REPO, bench_env, machine, median, old_tree, pct, table, temp_dir, tree_state, verdict
 
 TARGET = 1.15
 INIT = {"jsonrpc": "2.0", "id": 1, "method": "initialize",
@@ -41,8 +44,8 @@ INITIALIZED = {"jsonrpc": "2.0", "method": "notifications/initialized"}
 LIST = {"jsonrpc": "2.0", "id": 2, "method": "tools/list"}
 
 
-def env_for(tmp: Path, **extra: str) -> dict[str, str]:
-    env = bench_env(PYTHONPYCACHEPREFIX=str(tmp / "pycache"), **extra)
+def env_for(tmp: Path, tree: Path | None = None, **extra: str) -> dict[str, str]:
+    env = bench_env(tree, PYTHONPYCACHEPREFIX=str(tmp / "pycache"), **extra)
     env.pop("PYTHONDONTWRITEBYTECODE", None)  # bytecode goes to the temp prefix: compiled once, like an install
     return env
 
@@ -179,7 +182,9 @@ def main() -> int:
     ap.add_argument("--quick", action="store_true", help="5 runs each instead of 20")
     ap.add_argument("--n", type=int, default=None, help="runs of each server")
     ap.add_argument("--profile", action="store_true", help="also cProfile build_server in a fresh process")
+    ap.add_argument("--old", metavar="DIR", default=None, help="also start DIR's server (the code before a change)")
     args = ap.parse_args()
+    old = old_tree(args.old)
     n = args.n or (5 if args.quick else 20)
     tmp = temp_dir("bench-cold-")
     env = env_for(tmp)
@@ -187,20 +192,28 @@ def main() -> int:
     bare_cmd = [sys.executable, str(REPO / "bench" / "bare_server.py")]
     t_all = time.perf_counter()
 
-    def ours_env(i: int) -> dict[str, str]:
-        return {**env, "BINANCE_MCP_STATE_DIR": str(tmp / f"state-{i}")}
+    old_env = env_for(tmp, tree=old) if old is not None else None
+
+    def ours_env(i: int, base: dict[str, str] = env) -> dict[str, str]:
+        return {**base, "BINANCE_MCP_STATE_DIR": str(tmp / f"state-{i}")}
 
     # warm-up: compile bytecode into the temp prefix, fill the OS page cache
     for i in range(2):
         one_run(ours_cmd, ours_env(-1 - i), tmp)
         one_run(bare_cmd, env, tmp)
-    ours, bare = [], []
+        if old_env is not None:
+            one_run(ours_cmd, ours_env(-10 - i, old_env), tmp)
+    times: dict[str, list[float]] = {"ours": [], "bare": [], "old": []}
+    ours, bare, olds = times["ours"], times["bare"], times["old"]
     ntools = {}
     for i in range(n):
-        pair = [("ours", lambda i=i: one_run(ours_cmd, ours_env(i), tmp)), ("bare", lambda: one_run(bare_cmd, env, tmp))]
-        for name, fn in (pair if i % 2 == 0 else pair[::-1]):
+        kinds = [("ours", lambda i=i: one_run(ours_cmd, ours_env(i), tmp)), ("bare", lambda: one_run(bare_cmd, env, tmp))]
+        if old_env is not None:
+            kinds.append(("old", lambda i=i: one_run(ours_cmd, ours_env(1000 + i, old_env), tmp)))
+        k0 = i % len(kinds)
+        for name, fn in kinds[k0:] + kinds[:k0]:  # the order rotates every run
             dt, k = fn()
-            (ours if name == "ours" else bare).append(dt * 1000)
+            times[name].append(dt * 1000)
             ntools[name] = k
     ph = phases(env, tmp, 3 if args.quick else 7)
     imports = importtime(env, tmp, "import binance_mcp.server")
@@ -215,6 +228,11 @@ def main() -> int:
     ratio = mo / mb
     print(f"\nratio ours / bare = {ratio:.3f}  -> target <= {TARGET}: {verdict(ratio <= TARGET)}  "
           f"(ours takes {mo - mb:+.0f} ms more)\n")
+    if olds:
+        mold = median(olds)
+        print(f"old: {tree_state(old)} at {old}: median {mold:,.0f} ms (min {min(olds):,.0f}, p90 {pct(olds, 90):,.0f}),"
+              f" {ntools['old']} tools listed; ratio old / bare = {mold / mb:.3f}; ours - old = {mo - mold:+.0f} ms "
+              f"(ours / old = {mo / mold:.3f})\n")
     print(table(["phase of our start-up (separate processes, medians)", "ms"], [[k, v * 1000] for k, v in ph]))
     print()
     total = max(r[0] for r in imports)

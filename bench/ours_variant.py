@@ -1,14 +1,17 @@
 """`binance-mcp serve` with one part switched off, for ablation measurements (call_overhead.py, growth.py,
 reads_next_to_orders.py).
 
-Nothing in binance_mcp/ is changed: the switches patch the running process only.
+Nothing in binance_mcp/ is changed: the switches patch the running process only. The server imports the tree
+that BENCH_TREE names (set by _common.bench_env; default: the tree this script is in).
 
     python bench/ours_variant.py [--no-fsync] [--no-guard] [--profile FILE] [serve flags...]
 
   --no-fsync      the audit log is written and flushed but not fsynced (binance_mcp.policy.audit uses os.fsync)
   --no-guard      build_server gets the OpenGuard (no policy, no facts, no state, no audit): FastMCP + our tools
   --profile FILE  run the server under cProfile and write the stats to FILE when it exits (stdin closed); the
-                  profiler starts at the 21st tool call, so one-time imports and caches are left out
+                  profiler starts at the 21st tool call, so one-time imports and caches are left out. It sees
+                  the event loop's thread only: since 604d816 the guard's SQLite work runs in a worker thread and
+                  the audit writes (and their fsync) in another, which the profile does not show
 """
 
 from __future__ import annotations
@@ -51,7 +54,10 @@ def main() -> int:
         return cli_main(["serve", *argv])
     import cProfile
 
-    from binance_mcp.tools.tool import BinanceTool
+    try:
+        from binance_mcp.tools.tool import BinanceTool
+    except ImportError:  # a tree from before the split of tools/base.py (c5d75df)
+        from binance_mcp.tools.base import BinanceTool
 
     prof = cProfile.Profile()
     seen = [0]

@@ -39,20 +39,23 @@ Targets (ratios, since absolute times drift on a shared machine):
   p50(D) / p50(A)          informative, should be near 1: a read does not wait for the state database's lock
 
     PYTHONPATH=. /work/main/.venv/bin/python bench/reads_next_to_orders.py [--quick] [--rounds R] [--d-every K] [--hold S]
-                                                                           [--no-fsync]
+                                                                           [--no-fsync] [--old DIR]
 
 --quick: 60 rounds, D every 10th (60 samples of A, B, C; 6 of D), about 20 s. Full: 800 rounds, D every 25th
 (800 samples of A, B, C; 32 of D), 2.5-4.5 minutes on 2 cores (the longer at load 6). The server imports the tree this script is in
-(its directory's parent is put first on its PYTHONPATH); the output names it. BENCH_SOURCE replaces the git line
-(see _common.git_state). --no-fsync (an ablation, informative): the server is bench/ours_variant.py --no-fsync.
+(its directory's parent is put first on its PYTHONPATH; BENCH_TREE names another one); the output names it.
+BENCH_SOURCE replaces the git line (see _common.git_state). --no-fsync (an ablation, informative): the server is
+bench/ours_variant.py --no-fsync. --old DIR (before / after under the same load): a second server runs DIR's
+code, with its own session, paper exchange and state dir; every round runs its conditions on both servers, the
+first of the two alternating from round to round. About twice as long.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
-import os
 import subprocess
 import sys
 import time
@@ -60,7 +63,7 @@ import urllib.request
 from pathlib import Path
 
 import _common  # noqa: F401 - puts the repository on sys.path
-from _common import REPO, bench_env, machine, median, pct, table, temp_dir, verdict
+from _common import REPO, bench_env, machine, median, old_tree, pct, table, temp_dir, tree_state, verdict
 from fastmcp import Client
 from fastmcp.client.transports import StdioTransport
 
@@ -263,78 +266,80 @@ class Bench:
         return dt
 
 
-async def run(rounds: int, d_every: int, hold: float, warmup: int, no_fsync: bool) -> tuple[Bench, dict]:
-    tmp = temp_dir("bench-reads-orders-")
-    pol = tmp / "policy.yaml"
+async def start(stack: contextlib.AsyncExitStack, tmp: Path, name: str, tree: Path, no_fsync: bool
+                ) -> tuple[Bench, dict]:
+    """One paper-mode server running ``tree``'s code, its session, and a Bench on it."""
+    pol = tmp / f"policy-{name}.yaml"
     pol.write_text(POLICY)
-    state = tmp / "state"
-    # The server imports the tree this script is in, even where an editable install points elsewhere.
-    path = os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p)
-    env = bench_env(BINANCE_MCP_STATE_DIR=str(state), BINANCE_MCP_PAPER_TICK_SECONDS="0", BINANCE_MCP_POLICY=str(pol),
-                    PYTHONPATH=path)
+    state = tmp / f"state-{name}"
+    # The server imports ``tree`` (first on its PYTHONPATH), even where an editable install points elsewhere.
+    env = bench_env(tree, BINANCE_MCP_STATE_DIR=str(state), BINANCE_MCP_PAPER_TICK_SECONDS="0",
+                    BINANCE_MCP_POLICY=str(pol))
     meta: dict = {"server_code": subprocess.run(
         [sys.executable, "-c", "import binance_mcp; print(binance_mcp.__file__)"], env=env, cwd=str(tmp),
-        capture_output=True, text=True, check=True).stdout.strip()}
+        capture_output=True, text=True, check=True).stdout.strip(), "tree": tree}
     args = [str(REPO / "bench" / "ours_variant.py"), "--no-fsync"] if no_fsync else ["-m", "binance_mcp", "serve"]
     client = Client(StdioTransport(command=sys.executable, args=args, env=env, cwd=str(tmp),
-                                   keep_alive=False, log_file=tmp / "server.stderr.log"), mode="legacy")
-    async with client:
-        await client.list_tools()  # what a real client does first (and fastmcp needs the output schemas)
-        status = (await client.call_tool("binance_account_status", {})).structured_content
-        assert status["connected"] and status["exchange"] == "paper", status
-        sim = Sim(status["host"])
-        await sim.fresh()
-        bench = Bench(client, sim, state / "state.db", hold)
-        conds = {"A": bench.cond_a, "B": bench.cond_b, "C": bench.cond_c, "D": bench.cond_d}
+                                   keep_alive=False, log_file=tmp / f"server-{name}.stderr.log"), mode="legacy")
+    await stack.enter_async_context(client)
+    await client.list_tools()  # what a real client does first (and fastmcp needs the output schemas)
+    status = (await client.call_tool("binance_account_status", {})).structured_content
+    assert status["connected"] and status["exchange"] == "paper", status
+    sim = Sim(status["host"])
+    await sim.fresh()
+    return Bench(client, sim, state / "state.db", 0.0), meta
+
+
+async def run(rounds: int, d_every: int, hold: float, warmup: int, no_fsync: bool, old: Path | None
+              ) -> tuple[dict[str, Bench], dict]:
+    """Every round runs A, B, C (and D every d_every-th round) on each server; with ``old``, the two servers take
+    turns within the round (the first one alternates), so both meet the same load."""
+    tmp = temp_dir("bench-reads-orders-")
+    trees = {"new": _common.CODE} | ({"old": old} if old is not None else {})
+    benches: dict[str, Bench] = {}
+    meta: dict = {}
+    async with contextlib.AsyncExitStack() as stack:
+        for name, tree in trees.items():
+            benches[name], meta[name] = await start(stack, tmp, name, tree, no_fsync)
+            benches[name].hold = hold
         t = time.perf_counter()
-        for _ in range(warmup):  # time sync, exchangeInfo, the state database, imports on first use
-            for k in "ABC":
-                await conds[k]()
-        assert bench.state_db.exists(), bench.state_db
-        await bench.start_locker()
-        try:
+        for bench in benches.values():
+            conds = {"A": bench.cond_a, "B": bench.cond_b, "C": bench.cond_c}
+            for _ in range(warmup):  # time sync, exchangeInfo, the state database, imports on first use
+                for k in "ABC":
+                    await conds[k]()
+            assert bench.state_db.exists(), bench.state_db
+            await bench.start_locker()
+            stack.push_async_callback(bench.stop_locker)
             await bench.cond_d()
             bench.info.clear()
-            meta["warmup_s"] = time.perf_counter() - t
-            t = time.perf_counter()
-            for r in range(rounds):
-                kinds = ["A", "B", "C"] + (["D"] if r % d_every == d_every - 1 else [])
-                k0 = r % len(kinds)
+            for k in bench.samples:
+                bench.samples[k].clear()
+        meta["warmup_s"] = time.perf_counter() - t
+        t = time.perf_counter()
+        names = list(benches)
+        for r in range(rounds):
+            kinds = ["A", "B", "C"] + (["D"] if r % d_every == d_every - 1 else [])
+            k0 = r % len(kinds)
+            for name in (names if r % 2 == 0 else names[::-1]):
+                bench = benches[name]
+                conds = {"A": bench.cond_a, "B": bench.cond_b, "C": bench.cond_c, "D": bench.cond_d}
                 for k in kinds[k0:] + kinds[:k0]:
                     bench.samples[k].append(await conds[k]())
-            meta["measure_s"] = time.perf_counter() - t
-        finally:
-            await bench.stop_locker()
-    return bench, meta
+        meta["measure_s"] = time.perf_counter() - t
+    return benches, meta
 
 
-def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--quick", action="store_true", help="60 rounds, D every 10th, instead of 800 and every 25th")
-    ap.add_argument("--rounds", type=int, default=None)
-    ap.add_argument("--d-every", type=int, default=None, help="condition D in every K-th round (each takes --hold s)")
-    ap.add_argument("--hold", type=float, default=1.0, help="seconds the other process holds the lock in D (1.0)")
-    ap.add_argument("--no-fsync", action="store_true", help="ablation: the server is bench/ours_variant.py --no-fsync "
-                    "(audit records written and flushed, never fsynced)")
-    args = ap.parse_args()
-    rounds = args.rounds or (60 if args.quick else 800)
-    d_every = args.d_every or (10 if args.quick else 25)
-    t0 = time.perf_counter()
-    bench, meta = asyncio.run(run(rounds, d_every, args.hold, 5 if args.quick else 20, args.no_fsync))
+LABEL = {"A": "A alone", "B": f"B next to {N_BACKGROUND} reads", "C": f"C next to {N_BACKGROUND} orders",
+         "D": "D next to a locked state db + 1 order"}
+
+
+def report(bench: Bench) -> dict[str, float]:
+    """The tables and diagnostics of one server; returns its ratios."""
     s, info = bench.samples, bench.info
     p50 = {k: median(v) for k, v in s.items()}
     p99 = {k: pct(v, 99) for k, v in s.items()}
-    label = {"A": "A alone", "B": f"B next to {N_BACKGROUND} reads", "C": f"C next to {N_BACKGROUND} orders",
-             "D": "D next to a locked state db + 1 order"}
-    print(f"reads_next_to_orders  {machine()}")
-    print(f"{rounds} interleaved rounds (A, B, C each round, rotating; D every {d_every}th round, lock held "
-          f"{args.hold:g} s); one paper-mode server, one stdio session; the timed call is binance_spot_price "
-          f"{SYMBOL}, in ms, measured in the client (wall {time.perf_counter() - t0:.0f} s: warm-up "
-          f"{meta['warmup_s']:.0f} s, measured rounds {meta['measure_s']:.0f} s)")
-    server = "bench/ours_variant.py --no-fsync (ABLATION: no audit fsync)" if args.no_fsync else \
-        "python -m binance_mcp serve"
-    print(f"server: {server}, paper mode, code from {Path(meta['server_code']).parent}\n")
-    rows = [[label[k], p50[k], pct(v, 90), p99[k], max(v) if v else float("nan"), len(v)] for k, v in s.items()]
+    rows = [[LABEL[k], p50[k], pct(v, 90), p99[k], max(v) if v else float("nan"), len(v)] for k, v in s.items()]
     print(table(["condition", "p50 ms", "p90", "p99", "max", "n"], rows))
     print("background calls on the server's stdin before each read was sent: " +
           ("verified (mcp dispatcher write count)" if bench.wire.verified else
@@ -362,10 +367,51 @@ def main() -> int:
     print(f"p50(C) / p50(A) = {p50['C'] / p50['A']:.2f}  (informative: what {N_BACKGROUND} orders in flight cost a "
           f"read at the median; p50(B) / p50(A) = {p50['B'] / p50['A']:.2f}, p99(B) / p99(A) = "
           f"{p99['B'] / p99['A']:.2f})")
+    out = {"C/B p99": c_b, "C/A p50": p50["C"] / p50["A"], "B/A p50": p50["B"] / p50["A"], "A p50": p50["A"],
+           "A p99": p99["A"], "B p99": p99["B"], "C p99": p99["C"]}
     if s["D"]:
         print(f"p50(D) / p50(A) = {p50['D'] / p50['A']:.2f}  (should be near 1: a read need not wait for the state "
               f"database's lock; {p50['D']:.1f} ms against the {median(info['D:lock_left_ms']):.0f} ms the lock was "
               f"still held)")
+        out["D/A p50"] = p50["D"] / p50["A"]
+        out["D p50"] = p50["D"]
+    return out
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--quick", action="store_true", help="60 rounds, D every 10th, instead of 800 and every 25th")
+    ap.add_argument("--rounds", type=int, default=None)
+    ap.add_argument("--d-every", type=int, default=None, help="condition D in every K-th round (each takes --hold s)")
+    ap.add_argument("--hold", type=float, default=1.0, help="seconds the other process holds the lock in D (1.0)")
+    ap.add_argument("--no-fsync", action="store_true", help="ablation: the server is bench/ours_variant.py --no-fsync "
+                    "(audit records written and flushed, never fsynced)")
+    ap.add_argument("--old", metavar="DIR", default=None,
+                    help="a second server with DIR's code (the code before a change), its own session and paper "
+                         "exchange; every round runs on both, in alternating order")
+    args = ap.parse_args()
+    old = old_tree(args.old)
+    rounds = args.rounds or (60 if args.quick else 800)
+    d_every = args.d_every or (10 if args.quick else 25)
+    t0 = time.perf_counter()
+    benches, meta = asyncio.run(run(rounds, d_every, args.hold, 5 if args.quick else 20, args.no_fsync, old))
+    print(f"reads_next_to_orders  {machine()}")
+    print(f"{rounds} interleaved rounds (A, B, C each round, rotating; D every {d_every}th round, lock held "
+          f"{args.hold:g} s); {'two paper-mode servers (new, old), each' if old else 'one paper-mode server,'} one "
+          f"stdio session; the timed call is binance_spot_price {SYMBOL}, in ms, measured in the client (wall "
+          f"{time.perf_counter() - t0:.0f} s: warm-up {meta['warmup_s']:.0f} s, measured rounds {meta['measure_s']:.0f} s)")
+    server = "bench/ours_variant.py --no-fsync (ABLATION: no audit fsync)" if args.no_fsync else \
+        "python -m binance_mcp serve"
+    ratios = {}
+    for name, bench in benches.items():
+        m = meta[name]
+        head = f"{name}: {tree_state(m['tree'])}, " if old else ""
+        print(f"\n=== {head}server: {server}, paper mode, code from {Path(m['server_code']).parent}\n")
+        ratios[name] = report(bench)
+    if old:
+        print("\nnew vs old, same rounds:")
+        for key in ratios["new"]:
+            print(f"  {key:8}  new {ratios['new'][key]:8.2f}  old {ratios['old'][key]:8.2f}")
     return 0
 
 

@@ -49,6 +49,10 @@ class AuditLog:
                 self._fh.write("\n")
                 self._fh.flush()
 
+    @property
+    def is_open(self) -> bool:
+        return self._fh is not None
+
     def ready(self) -> None:
         """Raise OSError unless records can be appended (checked before a call that changes anything runs)."""
         with self._lock:

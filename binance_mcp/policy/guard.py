@@ -589,6 +589,8 @@ class PolicyGuard:
 
     # -- audit ------------------------------------------------------------------------------
     async def _audit_ready(self) -> None:
+        if self.audit.is_open:  # ready() would do nothing more: save the thread hop
+            return
         await asyncio.get_running_loop().run_in_executor(self.audit_writer.pool(), self.audit.ready)
 
     async def _record(self, call_id: str, call: Call, decision: Decision, loaded: LoadedPolicy, outcome: dict,
