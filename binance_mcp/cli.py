@@ -211,7 +211,7 @@ def run_serve(args: argparse.Namespace) -> int:
         if check or getattr(args, "show_config", False):
             return 2
         print(LOCKED_NOTE, file=sys.stderr)
-        return _run(_locked_on_config(flags, text))
+        return _serve_stdio(_locked_on_config(flags, text))
     logging.getLogger().setLevel(settings.log_level)
     if getattr(args, "show_config", False):
         import json
@@ -237,7 +237,7 @@ def run_serve(args: argparse.Namespace) -> int:
     state_error = mcp.binance_deps.state_error
     if state_error:
         print(f"binance-mcp serve: {state_error}", file=sys.stderr)
-    return _run(mcp)
+    return _serve_stdio(mcp)
 
 
 LOCKED_NOTE = ("binance-mcp serve: starting LOCKED: only binance_policy_status is listed (it shows this error), every "
@@ -252,7 +252,7 @@ CONFIG_LOCK = ("the configuration cannot be loaded, so this server is locked: no
                "the server, or its flag) and to restart the server: {error}")
 
 
-def _run(mcp) -> int:
+def _serve_stdio(mcp) -> int:
     quiet_fastmcp()
     mcp.run(transport="stdio", show_banner=False)
     return 0
