@@ -132,7 +132,7 @@ def read_call(client: Client):
 def order_call(client: Client):
     async def call():
         r = await client.call_tool("binance_spot_place_order", ORDER)
-        return r.structured_content["order_id"]
+        return r.structured_content["orderId"]
 
     async def cancel(order_id):
         await client.call_tool("binance_spot_cancel_order", {"symbol": SYMBOL, "orderId": order_id})
@@ -255,7 +255,7 @@ async def validation_ms_place(client: Client, n: int = 500) -> float:
 
     r = await client.call_tool_mcp("binance_spot_place_order", ORDER)
     await client.call_tool("binance_spot_cancel_order", {"symbol": SYMBOL,
-                                                          "orderId": r.structured_content["order_id"]})
+                                                          "orderId": r.structured_content["orderId"]})
     session = client.session
     validator = session._output_schema_validator("binance_spot_place_order",
                                                  session._tool_output_schemas["binance_spot_place_order"])

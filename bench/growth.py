@@ -151,7 +151,7 @@ async def part_a(tmp: Path, calls: int) -> dict:
                 t = time.perf_counter()
                 if k == 9:
                     r = await client.call_tool("binance_spot_place_order", ORDER)
-                    order_id = r.structured_content["order_id"]
+                    order_id = r.structured_content["orderId"]
                 elif k == 0 and order_id is not None:
                     await client.call_tool("binance_spot_cancel_order", {"symbol": BTC, "orderId": order_id})
                     order_id = None

@@ -32,31 +32,31 @@ class ToolSpec:
 
 
 def annotations_for(risk: Risk, title: str) -> ToolAnnotations:
-    """MCP hints from the risk class. Read tools say only what differs from the spec's defaults."""
+    """MCP hints from the risk class. openWorldHint is left at the spec's default (true: every tool reaches the
+    exchange); the rest are said even where they equal a default, so a client need not know the defaults."""
     from mcp_types import ToolAnnotations
 
     if risk == "read":
-        return ToolAnnotations(read_only_hint=True, open_world_hint=True)
-    return ToolAnnotations(read_only_hint=False, destructive_hint=True, idempotent_hint=risk == "destructive",
-                           open_world_hint=True)
+        return ToolAnnotations(read_only_hint=True)
+    return ToolAnnotations(read_only_hint=False, destructive_hint=True, idempotent_hint=risk == "destructive")
 
 
 _S = ToolSpec
 CATALOG: tuple[ToolSpec, ...] = (
-    _S(1, "binance_account_info", "account", "read", "Spot account summary"),
+    _S(1, "binance_account_info", "account", "read", "Spot account"),
     _S(2, "binance_spot_balances", "account", "read", "Spot balances"),
     _S(3, "binance_spot_place_order", "spot", "financial", "Place a spot order", "spot", order=True, notional=True),
     _S(4, "binance_spot_cancel_order", "spot", "destructive", "Cancel a spot order"),
-    _S(5, "binance_spot_cancel_all_orders", "spot", "destructive", "Cancel all spot orders on a symbol"),
+    _S(5, "binance_spot_cancel_all_orders", "spot", "destructive", "Cancel all spot orders"),
     _S(6, "binance_spot_open_orders", "spot", "read", "Open spot orders"),
     _S(7, "binance_spot_order_history", "spot", "read", "Spot order history"),
     _S(8, "binance_spot_trade_history", "spot", "read", "Spot trade history"),
-    _S(9, "binance_portfolio_account", "account", "read", "Futures margin overview"),
-    _S(10, "binance_futures_positions", "account", "read", "Open futures positions"),
+    _S(9, "binance_portfolio_account", "account", "read", "Futures account"),
+    _S(10, "binance_futures_positions", "account", "read", "Futures positions"),
     _S(11, "binance_futures_place_order", "futures", "financial", "Place a futures order", "futures", order=True,
        notional=True),
     _S(12, "binance_futures_cancel_order", "futures", "destructive", "Cancel a futures order"),
-    _S(13, "binance_futures_cancel_all_orders", "futures", "destructive", "Cancel all futures orders on a symbol"),
+    _S(13, "binance_futures_cancel_all_orders", "futures", "destructive", "Cancel all futures orders"),
     _S(14, "binance_futures_open_orders", "futures", "read", "Open futures orders"),
     _S(15, "binance_futures_order_history", "futures", "read", "Futures order history"),
     _S(16, "binance_futures_trade_history", "futures", "read", "Futures trade history"),
@@ -65,19 +65,19 @@ CATALOG: tuple[ToolSpec, ...] = (
     _S(19, "binance_futures_close_position", "futures", "financial", "Close a futures position", "futures",
        notional=True, reduces=True),
     _S(20, "binance_spot_price", "market", "read", "Spot price"),
-    _S(21, "binance_futures_price", "market", "read", "Futures last, mark and index price"),
+    _S(21, "binance_futures_price", "market", "read", "Futures prices"),
     _S(22, "binance_spot_orderbook", "market", "read", "Spot order book"),
     _S(23, "binance_spot_klines", "market", "read", "Spot candles"),
     _S(24, "binance_futures_klines", "market", "read", "Futures candles"),
     _S(25, "binance_spot_24hr_ticker", "market", "read", "Spot 24h statistics"),
     _S(26, "binance_futures_24hr_ticker", "market", "read", "Futures 24h statistics"),
     _S(27, "binance_exchange_info", "market", "read", "Trading rules"),
-    _S(28, "binance_server_time", "market", "read", "Exchange server time"),
-    _S(29, "binance_account_status", "account", "read", "Connection diagnostics"),
-    _S(30, "binance_calculate_position_size", "analysis", "read", "Risk-based position size"),
+    _S(28, "binance_server_time", "market", "read", "Server time"),
+    _S(29, "binance_account_status", "account", "read", "Diagnostics"),
+    _S(30, "binance_calculate_position_size", "analysis", "read", "Position size"),
     _S(31, "binance_analyze_portfolio_risk", "analysis", "read", "Portfolio risk"),
-    _S(32, "binance_compare_spot_futures_price", "analysis", "read", "Spot vs perpetual basis"),
-    _S(33, "binance_calculate_funding_cost", "analysis", "read", "Funding cost estimate"),
+    _S(32, "binance_compare_spot_futures_price", "analysis", "read", "Spot vs futures basis"),
+    _S(33, "binance_calculate_funding_cost", "analysis", "read", "Funding cost"),
     _S(34, "binance_check_order_precision", "analysis", "read", "Check order precision"),
     _S(35, "binance_get_optimal_trade_size", "analysis", "read", "Optimal trade size"),
 )

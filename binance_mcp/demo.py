@@ -108,21 +108,22 @@ async def _session(env: dict[str, str], out: Out) -> int:
                                  "binance_spot_place_order",
                                  {"symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT", "quantity": "0.001",
                                   "price": str(limit_price)})
-        order_id = order.get("order_id") if ok else None
+        order_id = order.get("orderId") if ok else None
         if ok:
             out(f"   <- order {order_id} {order['status']}: it rests on the book and locks "
-                 f"{_money(Decimal(order['price']) * Decimal(order['quantity']))} USDT")
+                 f"{_money(limit_price * Decimal('0.001'))} USDT")
 
         ok, opened = await s.call("Open orders", "binance_spot_open_orders", {"symbol": "BTCUSDT"})
         if ok:
             for o in opened["orders"]:
-                out(f"   <- {o['order_id']}: {o['side']} {o['quantity']} @ {o['price']} ({o['status']})")
+                out(f"   <- {o['orderId']}: {o['side']} {o['origQty']} @ {o['price']} ({o['status']})")
 
         if order_id:
             ok, cancelled = await s.call("Cancel it", "binance_spot_cancel_order",
                                          {"symbol": "BTCUSDT", "orderId": order_id})
             if ok:
-                out(f"   <- order {cancelled['order_id']} {cancelled['status']}; the USDT is free again")
+                out(f"   <- order {cancelled['orderId']} CANCELED ({cancelled['executedQty']} had filled); the USDT is "
+                     "free again")
 
         await s.call("Over the policy's 500 USD per-order limit: buy 0.01 BTC (~970 USD)",
                      "binance_spot_place_order", {"symbol": "BTCUSDT", "side": "BUY", "type": "MARKET",
@@ -148,21 +149,21 @@ async def _session(env: dict[str, str], out: Out) -> int:
             ok, order2 = await s.call("The agent repeats the same call: the approval is consumed, the order runs once",
                                       "binance_spot_place_order", gated)
             if ok:
-                out(f"   <- order {order2['order_id']} {order2['status']}")
+                out(f"   <- order {order2['orderId']} {order2['status']}")
                 ok, c = await s.call("Tidy up: cancel all BTCUSDT orders", "binance_spot_cancel_all_orders",
                                      {"symbol": "BTCUSDT"})
                 if ok:
-                    out(f"   <- cancelled {c['count']} order(s)")
+                    out(f"   <- cancelled {len(c['cancelled'])} order(s)")
         small = {"symbol": "ETHUSDT", "side": "BUY", "type": "LIMIT", "quantity": "0.01",
                  "price": str(Decimal("3000.00"))}
         ok, o = await s.call("A third order this minute (the policy allows 3 a minute)", "binance_spot_place_order",
                              small)
         if ok:
-            out(f"   <- order {o['order_id']} {o['status']}")
+            out(f"   <- order {o['orderId']} {o['status']}")
         await s.call("One order too many this minute", "binance_spot_place_order", small)
         ok, c = await s.call("Cancel the ETHUSDT orders", "binance_spot_cancel_all_orders", {"symbol": "ETHUSDT"})
         if ok:
-            out(f"   <- cancelled {c['count']} order(s)")
+            out(f"   <- cancelled {len(c['cancelled'])} order(s)")
         ok, status = await s.call("What may the agent still do? (binance_policy_status)", "binance_policy_status")
         if ok:
             for d in status["daily"]:
@@ -173,35 +174,38 @@ async def _session(env: dict[str, str], out: Out) -> int:
         ok, lev = await s.call("Futures leverage on BTCUSDT to 5x", "binance_futures_change_leverage",
                                {"symbol": "BTCUSDT", "leverage": 5})
         if ok:
-            out(f"   <- leverage {lev['leverage']}x, positions up to {_money(lev['max_notional'])} USDT notional")
+            out(f"   <- leverage {lev['leverage']}x, positions up to {_money(lev['maxNotionalValue'])} USDT notional")
 
         ok, fut = await s.call("Open a small long: market buy 0.002 BTCUSDT perpetual", "binance_futures_place_order",
                                {"symbol": "BTCUSDT", "side": "BUY", "type": "MARKET", "quantity": "0.002"})
         if ok:
-            out(f"   <- {fut['status']}: bought {fut['executed_qty']} at {_money(fut['avg_price'] or 0)}")
+            out(f"   <- {fut['status']}: bought {fut.get('executedQty', 0)} at {_money(fut.get('avgPrice', 0))}")
 
         ok, pos = await s.call("Futures positions", "binance_futures_positions")
         if ok:
             for p in pos["positions"]:
-                out(f"   <- {p['symbol']} {p['side']} {p['size']} entry {_money(p['entry_price'])} mark "
-                     f"{_money(p['mark_price'])} PnL {_money(p['unrealized_pnl'])} liq. {_money(p['liquidation_price'])}"
-                     f" at {p['leverage']}x {p['margin_type']}")
+                amt = Decimal(p["positionAmt"])
+                out(f"   <- {p['symbol']} {'LONG' if amt > 0 else 'SHORT'} {abs(amt)} entry {_money(p['entryPrice'])}"
+                     f" mark {_money(p['markPrice'])} PnL {_money(p['unrealizedProfit'])}"
+                     f" liq. {_money(p['liquidationPrice'])}"
+                     f" at {p.get('leverage')}x {p.get('marginType')}")
 
         ok, closed = await s.call("Close the position at market", "binance_futures_close_position",
                                   {"symbol": "BTCUSDT"})
         if ok:
             for o in closed["closed"]:
-                out(f"   <- {o['side']} {o['executed_qty']} reduce-only at {_money(o['avg_price'] or 0)}: {o['status']}")
+                out(f"   <- {o['side']} {o['executedQty']} reduce-only at {_money(o.get('avgPrice', 0))}: {o['status']}")
 
         ok, acct = await s.call("Futures wallet after the round trip (fees and PnL included)",
                                 "binance_portfolio_account")
         if ok:
-            out(f"   <- wallet {_money(acct['wallet'])} USDT, available {_money(acct['available'])} USDT")
+            out(f"   <- wallet {_money(acct['totalWalletBalance'])} USDT, available "
+                 f"{_money(acct['availableBalance'])} USDT")
 
         ok, status = await s.call("Connection diagnostics", "binance_account_status")
         if ok:
             out(f"   <- connected={status['connected']} exchange={status['exchange']} host={status['host']} "
-                 f"clock drift {status['clock_drift_ms']} ms")
+                 f"clock drift {status.get('clockDriftMs')} ms")
     await _audit_trail(env, out)
     out(f"\nDone in {time.monotonic() - started:.1f} s. This was the embedded paper exchange: no account, no "
          "network, no real money.")

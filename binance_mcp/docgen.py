@@ -58,7 +58,10 @@ def render_tools() -> str:
            "The server exposes the 35 Binance tools below, plus `binance_policy_status`. Argument names are "
            "Binance's own; quantities and prices are decimal strings (numbers are accepted); times are epoch "
            "milliseconds in, and both milliseconds and ISO-8601 UTC out. Every result is structured "
-           "(`structuredContent`, with an `outputSchema`). Errors start with a code: `INVALID_INPUT` (nothing was "
+           "(`structuredContent`, with an `outputSchema`) and uses Binance's field names, the same as the arguments, "
+           "so a value passes back under the name it came with (a result's `clientOrderId` is Binance's "
+           "`origClientOrderId` in a cancel); a field that is not set is left out, never null; long series (candles, "
+           "trades) are rows under one column header. Errors start with a code: `INVALID_INPUT` (nothing was "
            "sent), `UNKNOWN_TOOL` (no tool of that name), a policy code (see [policy.md](policy.md)), "
            "`EXCHANGE_REJECTED` (with Binance's code and what "
            "to do), `EXCHANGE_UNAVAILABLE`, `EXCHANGE_RATE_LIMITED`, `UNKNOWN_SYMBOL`, `ORDER_NOT_PLACED`, "
@@ -88,11 +91,39 @@ def render_tools() -> str:
 
 
 def _fields(model: type[BaseModel]) -> str:
-    parts = []
-    for name, field in model.model_fields.items():
-        desc = f" ({field.description})" if field.description else ""
-        parts.append(f"`{name}`{desc}")
-    return ", ".join(parts) + "."
+    """The result's fields, with what a list holds: each item's fields, or a row's columns."""
+    schema = model.model_json_schema(mode="serialization")
+    defs = schema.get("$defs", {})
+
+    def resolve(node: dict) -> dict:
+        while "$ref" in node:
+            node = defs[node["$ref"].split("/")[-1]]
+        return node
+
+    notes = [schema.get("description", "")]
+
+    def describe(props: dict) -> str:
+        parts = []
+        for name, prop in props.items():
+            desc = prop.get("description", "")  # the field's own (a model's docstring is a note below)
+            prop = resolve(prop)
+            options = [resolve(o) for o in prop.get("anyOf", [prop])]
+            inner = next((o for o in options if o.get("type") in ("array", "object")), prop)
+            items = resolve(inner.get("items", {})) if inner.get("type") == "array" else inner
+            if "const" in prop:
+                desc = "always " + ", ".join(f"`{c}`" for c in prop["const"])
+            elif items.get("properties"):
+                notes.append(items.get("description", ""))
+                desc = "; ".join(x for x in (desc, "each: " + describe(items["properties"])) if x)
+            elif items.get("prefixItems"):
+                row = ("rows in the order of `columns`" if "columns" in props
+                       else f"arrays of {len(items['prefixItems'])}")
+                desc = "; ".join(x for x in (desc, row) if x)
+            parts.append(f"`{name}`" + (f" ({desc})" if desc else ""))
+        return ", ".join(parts)
+
+    text = describe(schema.get("properties", {})) + "."
+    return " ".join([text, *dict.fromkeys(" ".join(n.split()) for n in notes if n)])
 
 
 def _settings_table(flags: bool) -> str:

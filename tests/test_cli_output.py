@@ -54,7 +54,7 @@ async def test_audit_shows_symbol_side_quantity_and_notional_and_the_whole_reaso
 
     (ok,) = [r for r in rows if " ok " in r and SPOT in r]
     assert (cell(ok, "symbol"), cell(ok, "side"), cell(ok, "quantity")) == ("BTCUSDT", "BUY", "0.001"), ok
-    assert cell(ok, "notional USD") == "97.00" and cell(ok, "detail") == str(placed["order_id"]), ok
+    assert cell(ok, "notional USD") == "97.00" and cell(ok, "detail") == str(placed["orderId"]), ok
     (denied,) = [r for r in rows if "NOTIONAL_OVER_LIMIT" in r]
     assert (cell(denied, "symbol"), cell(denied, "side"), cell(denied, "quantity")) == ("BTCUSDT", "SELL", "0.01")
     assert re.fullmatch(r"9\d\d\.\d\d", cell(denied, "notional USD")), denied

@@ -665,11 +665,12 @@ def _context() -> Any:
 
 
 def _order_ids(result: BaseModel) -> dict:
+    """The ids of the order a call placed or cancelled, under the audit record's keys (results: Binance's names)."""
     out = {}
-    for field in ("order_id", "algo_id", "client_order_id"):
+    for field, key in (("orderId", "order_id"), ("algoId", "algo_id"), ("clientOrderId", "client_order_id")):
         value = getattr(result, field, None)
         if value is not None:
-            out[field] = value
+            out[key] = value
     return out
 
 

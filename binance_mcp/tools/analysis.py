@@ -12,7 +12,7 @@ from binance_mcp.errors import InputError
 from binance_mcp.exchange.filters import SymbolRules
 from binance_mcp.tools.account import fetch_positions
 from binance_mcp.tools.deps import Deps
-from binance_mcp.tools.models import Args, D, Dec, Positive, Result, Symbol, ToolDef, iso
+from binance_mcp.tools.models import Args, D, Dec, Positive, Result, Symbol, ToolDef
 
 Market = Literal["spot", "futures"]
 FUNDING_INTERVAL_MS = 8 * 3_600_000
@@ -39,17 +39,12 @@ class PositionSizeArgs(Args):
 
 
 class PositionSizeResult(Result):
-    symbol: str
-    market: str
-    side: str = Field(description="LONG when the stop is below entry, else SHORT")
-    quantity: Dec = Field(description="rounded down to the step size")
+    quantity: Dec
     notional: Dec
-    margin_required: Dec
-    risk_at_stop: Dec = Field(description="loss if stopped out at this quantity")
-    meets_min_qty: bool
-    meets_min_notional: bool
-    step_size: Dec
-    min_notional: Dec
+    marginRequired: Dec
+    riskAtStop: Dec
+    meetsMinQty: bool
+    meetsMinNotional: bool
 
 
 async def position_size(args: PositionSizeArgs, deps: Deps) -> PositionSizeResult:
@@ -58,10 +53,8 @@ async def position_size(args: PositionSizeArgs, deps: Deps) -> PositionSizeResul
     qty = r.floor_qty(args.riskAmount / per_unit)
     notional = qty * args.entryPrice
     return PositionSizeResult(
-        symbol=args.symbol, market=args.market, side="LONG" if args.stopLossPrice < args.entryPrice else "SHORT",
-        quantity=qty, notional=notional, margin_required=notional / args.leverage, risk_at_stop=qty * per_unit,
-        meets_min_qty=qty >= r.min_qty and qty > 0, meets_min_notional=notional >= r.min_notional,
-        step_size=r.step_size, min_notional=r.min_notional,
+        quantity=qty, notional=notional, marginRequired=notional / args.leverage, riskAtStop=qty * per_unit,
+        meetsMinQty=qty >= r.min_qty and qty > 0, meetsMinNotional=notional >= r.min_notional,
     )
 
 
@@ -71,25 +64,19 @@ class NoArgs(Args):
 
 class PositionRisk(BaseModel):
     symbol: str
-    side: str
-    size: Dec
-    mark_price: Dec
-    liquidation_price: Dec
-    distance_to_liquidation_pct: Dec | None = Field(description="|mark - liquidation| / mark x 100; none when "
-                                                                "there is no liquidation price")
-    unrealized_pnl: Dec
+    positionSide: str
+    distanceToLiquidationPct: Dec | None = None
+    unrealizedProfit: Dec
 
 
 class PortfolioRiskResult(Result):
-    margin_balance: Dec
-    initial_margin: Dec
-    margin_usage_pct: Dec = Field(description="initial margin / margin balance x 100")
-    risk_level: str = Field(description="LOW < 50 % <= MEDIUM < 80 % <= HIGH")
-    total_unrealized_pnl: Dec
+    marginUsagePct: Dec
+    riskLevel: str
+    totalUnrealizedProfit: Dec
     positions: list[PositionRisk]
     winners: int
     losers: int
-    spot_holdings: int = Field(description="spot assets with a non-zero balance")
+    spotHoldings: int
 
 
 def risk_level(pct: Decimal) -> str:
@@ -104,17 +91,16 @@ async def portfolio_risk(args: NoArgs, deps: Deps) -> PortfolioRiskResult:
     usage = (initial / margin_balance * 100).quantize(CENT) if margin_balance > 0 else Decimal(0)
     rows = []
     for p in positions:
-        dist = (abs(p.mark_price - p.liquidation_price) / p.mark_price * 100).quantize(CENT) if (
-            p.liquidation_price > 0 and p.mark_price > 0) else None
-        rows.append(PositionRisk(symbol=p.symbol, side=p.side, size=p.size, mark_price=p.mark_price,
-                                 liquidation_price=p.liquidation_price, distance_to_liquidation_pct=dist,
-                                 unrealized_pnl=p.unrealized_pnl))
+        dist = (abs(p.markPrice - p.liquidationPrice) / p.markPrice * 100).quantize(CENT) if (
+            p.liquidationPrice > 0 and p.markPrice > 0) else None
+        rows.append(PositionRisk(symbol=p.symbol, positionSide=p.positionSide, distanceToLiquidationPct=dist,
+                                 unrealizedProfit=p.unrealizedProfit))
     return PortfolioRiskResult(
-        margin_balance=margin_balance, initial_margin=initial, margin_usage_pct=usage, risk_level=risk_level(usage),
-        total_unrealized_pnl=sum((p.unrealized_pnl for p in positions), Decimal(0)), positions=rows,
-        winners=sum(1 for p in positions if p.unrealized_pnl > 0),
-        losers=sum(1 for p in positions if p.unrealized_pnl < 0),
-        spot_holdings=sum(1 for b in spot.get("balances", []) if D(b["free"]) + D(b["locked"]) != 0),
+        marginUsagePct=usage, riskLevel=risk_level(usage),
+        totalUnrealizedProfit=sum((p.unrealizedProfit for p in positions), Decimal(0)), positions=rows,
+        winners=sum(1 for p in positions if p.unrealizedProfit > 0),
+        losers=sum(1 for p in positions if p.unrealizedProfit < 0),
+        spotHoldings=sum(1 for b in spot.get("balances", []) if D(b["free"]) + D(b["locked"]) != 0),
     )
 
 
@@ -124,15 +110,12 @@ class CompareArgs(Args):
 
 class CompareResult(Result):
     symbol: str
-    spot_price: Dec
-    futures_price: Dec = Field(description="perpetual last price")
-    mark_price: Dec
-    basis: Dec = Field(description="futures last - spot")
-    basis_pct: Dec
-    premium: str = Field(description="PREMIUM, DISCOUNT or FLAT (futures vs spot)")
-    funding_rate: Dec
-    next_funding_time: int
-    next_funding_time_iso: str | None
+    spotPrice: Dec
+    futuresPrice: Dec
+    basis: Dec
+    basisPct: Dec
+    premium: str
+    fundingRate: Dec
 
 
 def _full_symbol(symbol: str) -> str:
@@ -149,10 +132,9 @@ async def compare_prices(args: CompareArgs, deps: Deps) -> CompareResult:
     s, f = D(spot["price"]), D(fut["price"])
     basis = f - s
     pct = (basis / s * 100).quantize(Decimal("0.0001"))
-    return CompareResult(symbol=symbol, spot_price=s, futures_price=f, mark_price=D(mark["markPrice"]), basis=basis,
-                         basis_pct=pct, premium="PREMIUM" if basis > 0 else "DISCOUNT" if basis < 0 else "FLAT",
-                         funding_rate=D(mark["lastFundingRate"]), next_funding_time=int(mark["nextFundingTime"]),
-                         next_funding_time_iso=iso(int(mark["nextFundingTime"])))
+    return CompareResult(symbol=symbol, spotPrice=s, futuresPrice=f, basis=basis, basisPct=pct,
+                         premium="PREMIUM" if basis > 0 else "DISCOUNT" if basis < 0 else "FLAT",
+                         fundingRate=D(mark["lastFundingRate"]))
 
 
 class FundingArgs(Args):
@@ -170,17 +152,12 @@ class FundingArgs(Args):
 
 
 class FundingResult(Result):
-    symbol: str
-    position_size: Dec
-    mark_price: Dec
-    notional: Dec
-    funding_rate: Dec
-    funding_events: int = Field(description="funding times within the hold period")
-    cost_per_event: Dec = Field(description="> 0 paid, < 0 received")
-    total_cost: Dec = Field(description="> 0 paid, < 0 received")
-    direction: str = Field(description="PAY, RECEIVE or NONE")
-    next_funding_time: int
-    next_funding_time_iso: str | None
+    """(Left out: the notional, the cost per event, which fundingEvents and totalCost give, and the next funding
+    time, which binance_futures_price gives.)"""
+
+    fundingRate: Dec
+    fundingEvents: int
+    totalCost: Dec
 
 
 async def funding_cost(args: FundingArgs, deps: Deps) -> FundingResult:
@@ -195,10 +172,7 @@ async def funding_cost(args: FundingArgs, deps: Deps) -> FundingResult:
     notional = args.positionSize * mark
     per = notional * rate
     total = per * events
-    return FundingResult(symbol=args.symbol, position_size=args.positionSize, mark_price=mark, notional=notional,
-                         funding_rate=rate, funding_events=events, cost_per_event=per, total_cost=total,
-                         direction="PAY" if total > 0 else "RECEIVE" if total < 0 else "NONE",
-                         next_funding_time=nxt, next_funding_time_iso=iso(nxt))
+    return FundingResult(fundingRate=rate, fundingEvents=events, totalCost=total)
 
 
 class PrecisionArgs(Args):
@@ -215,13 +189,11 @@ class Check(BaseModel):
 
 
 class PrecisionResult(Result):
-    symbol: str
-    market: str
     passes: bool
     checks: list[Check]
-    valid_price: Dec = Field(description="nearest valid price")
-    valid_quantity: Dec = Field(description="nearest valid quantity")
-    reference_price: Dec = Field(description="current price (mark price for futures) used for the price band")
+    validPrice: Dec
+    validQuantity: Dec
+    referencePrice: Dec
 
 
 async def check_precision(args: PrecisionArgs, deps: Deps) -> PrecisionResult:
@@ -233,28 +205,23 @@ async def check_precision(args: PrecisionArgs, deps: Deps) -> PrecisionResult:
         t = await deps.exchange.call("get_symbol_ticker", "Reading the price", signed=False, symbol=args.symbol)
         ref = D(t["price"])
     checks = r.checks(args.price, args.quantity, ref)
-    return PrecisionResult(symbol=args.symbol, market=args.market, passes=all(c["passed"] for c in checks),
-                           checks=[Check(**c) for c in checks], valid_price=r.round_price(args.price),
-                           valid_quantity=r.nearest_qty(args.quantity), reference_price=ref)
+    return PrecisionResult(passes=all(c["passed"] for c in checks),
+                           checks=[Check(**c) for c in checks], validPrice=r.round_price(args.price),
+                           validQuantity=r.nearest_qty(args.quantity), referencePrice=ref)
 
 
 class OptimalArgs(Args):
     symbol: Symbol
     side: Literal["BUY", "SELL"]
-    maxPriceImpact: Decimal = Field(Decimal("1.0"), ge=Decimal("0.01"), le=10, allow_inf_nan=False,
-                                    description="percent the average fill may move from the best price")
+    maxPriceImpact: Decimal = Field(Decimal("1.0"), ge=Decimal("0.01"), le=10, allow_inf_nan=False)
 
 
 class OptimalResult(Result):
-    symbol: str
-    side: str
-    best_price: Dec
-    quantity: Dec = Field(description="largest quantity within the impact, rounded down to the step size")
-    notional: Dec
-    avg_price: Dec
-    impact_pct: Dec
-    levels_used: int
-    book_exhausted: bool = Field(description="true when all 1000 levels fit: more may be possible")
+    bestPrice: Dec
+    quantity: Dec
+    avgPrice: Dec
+    impactPct: Dec
+    bookExhausted: bool = Field(description="all 1000 levels fit: more may be possible")
 
 
 def optimal_size(levels: list[tuple[Decimal, Decimal]], buy: bool, impact_pct: Decimal, step: Decimal
@@ -308,26 +275,26 @@ async def optimal_trade_size(args: OptimalArgs, deps: Deps) -> OptimalResult:
     qty, cost, used, exhausted = optimal_size(levels, args.side == "BUY", args.maxPriceImpact, r.step_size)
     best = levels[0][0]
     avg = cost / qty if qty else best
-    return OptimalResult(symbol=args.symbol, side=args.side, best_price=best, quantity=qty, notional=cost,
-                         avg_price=avg, impact_pct=(abs(avg - best) / best * 100).quantize(Decimal("0.0001")),
-                         levels_used=used, book_exhausted=exhausted)
+    return OptimalResult(bestPrice=best, quantity=qty,
+                         avgPrice=avg, impactPct=(abs(avg - best) / best * 100).quantize(Decimal("0.0001")),
+                         bookExhausted=exhausted)
 
 
 TOOLS = [
-    ToolDef("binance_calculate_position_size", "Risk-based size: the quantity whose stop-out loses riskAmount, "
-            "rounded down to the step size, with notional, margin at leverage and min-notional check.",
+    ToolDef("binance_calculate_position_size", "Risk-based size: the quantity (step-rounded) whose stop-out loses "
+            "riskAmount, with notional, margin at leverage and min qty/notional checks.",
             PositionSizeArgs, PositionSizeResult, position_size),
-    ToolDef("binance_analyze_portfolio_risk", "Futures margin usage %, risk level, distance to liquidation per "
-            "position, winners/losers, total unrealized PnL, spot holdings count.", NoArgs, PortfolioRiskResult,
-            portfolio_risk),
-    ToolDef("binance_compare_spot_futures_price", "Spot vs perpetual price for an asset or symbol: basis, basis %, "
-            "premium or discount, funding rate.", CompareArgs, CompareResult, compare_prices),
-    ToolDef("binance_calculate_funding_cost", "Funding paid or received for a position held N hours at the current "
-            "(or given) rate, with the number of funding events.", FundingArgs, FundingResult, funding_cost),
-    ToolDef("binance_check_order_precision", "Check price and quantity against tick size, step size, min/max "
-            "quantity, min notional and the price band; gives the nearest valid values.", PrecisionArgs,
-            PrecisionResult, check_precision),
-    ToolDef("binance_get_optimal_trade_size", "Largest spot quantity whose average fill stays within "
-            "maxPriceImpact % of the best price, walking the order book (depth 1000).", OptimalArgs, OptimalResult,
-            optimal_trade_size),
+    ToolDef("binance_analyze_portfolio_risk", "Futures margin usage % and risk level (LOW < 50 % <= MEDIUM < 80 % <= "
+            "HIGH), distance to liquidation per position, winners/losers, total unrealized PnL, spot holdings count.",
+            NoArgs, PortfolioRiskResult, portfolio_risk),
+    ToolDef("binance_compare_spot_futures_price", "Spot vs perpetual price for an asset or symbol: basis (futures - "
+            "spot), basis %, premium or discount, funding rate.", CompareArgs, CompareResult, compare_prices),
+    ToolDef("binance_calculate_funding_cost", "Funding paid (+) or received (-) for a position held N hours at the "
+            "current (or given) rate, with the number of funding events.", FundingArgs, FundingResult, funding_cost),
+    ToolDef("binance_check_order_precision", "Check price and quantity against tick and step size, min/max quantity, "
+            "min notional and the price band (around the mark price for futures); gives the nearest valid values.",
+            PrecisionArgs, PrecisionResult, check_precision),
+    ToolDef("binance_get_optimal_trade_size", "Largest spot quantity (step-rounded) whose average fill stays within "
+            "maxPriceImpact % of the best price, over 1000 book levels.", OptimalArgs,
+            OptimalResult, optimal_trade_size),
 ]

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import Field, model_validator
 
-from binance_mcp.errors import ExchangeRejected
+from binance_mcp.errors import ExchangeRejected, InputError
 from binance_mcp.exchange.orders import client_order_id, place_once
 from binance_mcp.tools.deps import Deps
 from binance_mcp.tools.models import (
@@ -18,7 +18,9 @@ from binance_mcp.tools.models import (
     Result,
     Symbol,
     ToolDef,
+    client_id,
     dec_str,
+    header,
     iso,
 )
 from binance_mcp.tools.spot import HistoryArgs, SymbolArgs, TradesArgs
@@ -36,16 +38,14 @@ class FuturesOrderArgs(Args):
     symbol: Symbol
     side: Literal["BUY", "SELL"]
     type: FuturesType
-    quantity: Positive | None = Field(None, description="contracts in base asset; not with closePosition")
-    price: Positive | None = Field(None, description="LIMIT, STOP, TAKE_PROFIT")
-    stopPrice: Positive | None = Field(None, description="trigger price of STOP*/TAKE_PROFIT*")
-    timeInForce: Literal["GTC", "IOC", "FOK", "GTX"] | None = Field(None, description="LIMIT/STOP/TAKE_PROFIT; "
-                                                                                      "GTX = post-only")
+    quantity: Positive | None = Field(None, description="base asset; not with closePosition")
+    price: Positive | None = None
+    stopPrice: Positive | None = None
+    timeInForce: Literal["GTC", "IOC", "FOK", "GTX"] | None = Field(None, description="GTX = post-only")
     positionSide: Literal["BOTH", "LONG", "SHORT"] | None = Field(None, description="LONG/SHORT in hedge mode only")
     reduceOnly: bool | None = Field(None, description="only shrink the position (one-way mode)")
-    closePosition: bool | None = Field(None, description="STOP_MARKET/TAKE_PROFIT_MARKET: close the whole position "
-                                                         "when triggered")
-    newClientOrderId: str | None = Field(None, pattern=CLIENT_ID)
+    closePosition: bool | None = Field(None, description="*_MARKET: close the whole position when triggered")
+    newClientOrderId: client_id(CLIENT_ID) | None = None
 
     @model_validator(mode="after")
     def _by_type(self) -> FuturesOrderArgs:
@@ -75,53 +75,87 @@ class FuturesOrderArgs(Args):
 
 
 class FuturesOrder(Result):
+    """An order as the open-order and history tools list it: a regular one has an orderId, a conditional one
+    (STOP*, TAKE_PROFIT*) an algoId."""
+
     symbol: str
-    order_id: int | None = Field(None, description="regular orders")
-    algo_id: int | None = Field(None, description="conditional orders (STOP*, TAKE_PROFIT*)")
-    client_order_id: str
-    conditional: bool
+    orderId: int | None = None
+    algoId: int | None = None
+    clientOrderId: str
     side: str
-    position_side: str | None = None
+    positionSide: str | None = None
     type: str
     status: str
     price: Dec | None = None
-    quantity: Dec | None = None
-    executed_qty: Dec | None = None
-    avg_price: Dec | None = None
-    stop_price: Dec | None = None
-    reduce_only: bool | None = None
-    close_position: bool | None = None
-    time_in_force: str | None = None
-    update_time: int | None = None
-    update_time_iso: str | None = None
+    origQty: Dec | None = None
+    executedQty: Dec | None = None
+    avgPrice: Dec | None = None
+    stopPrice: Dec | None = None
+    reduceOnly: bool | None = None
+    closePosition: bool | None = None
+    updateTime: int | None = None
+    updateTimeIso: str | None = None
+
+
+class PlacedOrder(Result):
+    """What placing found out (the order's terms are the call's own arguments)."""
+
+    orderId: int | None = None
+    algoId: int | None = None
+    clientOrderId: str
+    status: str
+    executedQty: Dec | None = None
+    avgPrice: Dec | None = None
+    note: str | None = None  # set when the answer was lost and the order was found by its client id (it says so)
+
+
+class CancelledOrder(Result):
+    """A cancelled order: its ids and how much of it had filled (its status is CANCELED: a cancel that did not
+    happen is an error)."""
+
+    orderId: int | None = None
+    algoId: int | None = None
+    clientOrderId: str
+    executedQty: Dec | None = None
+
+
+class ClosingOrder(Result):
+    """An order that closed (part of) a position: its side and size are the server's, so they are given."""
+
+    orderId: int
+    clientOrderId: str
+    side: str
+    positionSide: str | None = None
+    status: str
+    executedQty: Dec
+    avgPrice: Dec | None = None
     note: str | None = None
 
 
-def regular_from(o: dict) -> FuturesOrder:
-    stop = D(o.get("stopPrice"))
-    return FuturesOrder(
-        symbol=o["symbol"], order_id=int(o["orderId"]), client_order_id=o.get("clientOrderId", ""),
-        conditional=False, side=o["side"], position_side=o.get("positionSide"),
-        type=o.get("origType") or o["type"], status=o["status"], price=D(o.get("price")),
-        quantity=D(o.get("origQty")), executed_qty=D(o.get("executedQty")),
-        avg_price=D(o.get("avgPrice")) if D(o.get("avgPrice")) else None, stop_price=stop or None,
-        reduce_only=o.get("reduceOnly"), close_position=o.get("closePosition"), time_in_force=o.get("timeInForce"),
-        update_time=o.get("updateTime"), update_time_iso=iso(o.get("updateTime")),
-    )
+def regular_from(o: dict, model: type[Result] = FuturesOrder, **extra) -> Any:
+    return model.pick(dict(
+        symbol=o["symbol"], orderId=int(o["orderId"]), clientOrderId=o.get("clientOrderId", ""),
+        side=o["side"], positionSide=o.get("positionSide"),
+        type=o.get("origType") or o["type"], status=o["status"], price=D(o.get("price")) or None,
+        origQty=D(o.get("origQty")) or None, executedQty=D(o.get("executedQty")),
+        avgPrice=D(o.get("avgPrice")) or None, stopPrice=D(o.get("stopPrice")) or None,
+        reduceOnly=o.get("reduceOnly"), closePosition=o.get("closePosition"),
+        updateTime=o.get("updateTime"), updateTimeIso=iso(o.get("updateTime")),
+    ), **extra)
 
 
-def algo_from(a: dict) -> FuturesOrder:
+def algo_from(a: dict, model: type[Result] = FuturesOrder, **extra) -> Any:
     t = a.get("updateTime") or a.get("createTime")
-    return FuturesOrder(
-        symbol=a["symbol"], algo_id=int(a["algoId"]), client_order_id=a.get("clientAlgoId", ""), conditional=True,
-        side=a["side"], position_side=a.get("positionSide"), type=a.get("orderType") or a.get("type", ""),
-        status=a.get("algoStatus", ""), price=D(a.get("price")), quantity=D(a.get("quantity")),
-        stop_price=D(a.get("triggerPrice")), reduce_only=a.get("reduceOnly"), close_position=a.get("closePosition"),
-        time_in_force=a.get("timeInForce"), update_time=t, update_time_iso=iso(t),
-    )
+    return model.pick(dict(
+        symbol=a["symbol"], algoId=int(a["algoId"]), clientOrderId=a.get("clientAlgoId", ""),
+        side=a["side"], positionSide=a.get("positionSide"), type=a.get("orderType") or a.get("type", ""),
+        status=a.get("algoStatus", ""), price=D(a.get("price")) or None, origQty=D(a.get("quantity")) or None,
+        stopPrice=D(a.get("triggerPrice")) or None, reduceOnly=a.get("reduceOnly"),
+        closePosition=a.get("closePosition"), updateTime=t, updateTimeIso=iso(t),
+    ), **extra)
 
 
-async def place_order(args: FuturesOrderArgs, deps: Deps) -> FuturesOrder:
+async def place_order(args: FuturesOrderArgs, deps: Deps) -> PlacedOrder:
     cid = args.newClientOrderId or client_order_id()
     params: dict = {"symbol": args.symbol, "side": args.side, "type": args.type}
     for name in ("quantity", "price", "stopPrice"):
@@ -141,56 +175,64 @@ async def place_order(args: FuturesOrderArgs, deps: Deps) -> FuturesOrder:
         params["clientAlgoId"] = cid
         a, note = await place_once(deps.exchange, "futures_create_order", what, cid, "futures_get_order",
                                    {"clientAlgoId": cid}, **params)
-        return algo_from(a).model_copy(update={"note": note})
+        return algo_from(a, PlacedOrder, note=note)
     params["newClientOrderId"] = cid
     params["newOrderRespType"] = "RESULT"
     o, note = await place_once(deps.exchange, "futures_create_order", what, cid, "futures_get_order",
                                {"symbol": args.symbol, "origClientOrderId": cid}, **params)
-    return regular_from(o).model_copy(update={"note": note})
+    return regular_from(o, PlacedOrder, note=note)
 
 
 class FuturesCancelArgs(Args):
     symbol: Symbol
-    orderId: int | None = Field(None, ge=1, description="orderId, or algoId of a conditional order")
-    origClientOrderId: str | None = Field(None, pattern=CLIENT_ID)
+    orderId: int | None = Field(None, ge=1)
+    algoId: int | None = Field(None, ge=1)
+    origClientOrderId: client_id(CLIENT_ID) | None = None
 
     @model_validator(mode="after")
     def _one(self) -> FuturesCancelArgs:
-        if self.orderId is None and self.origClientOrderId is None:
-            raise ValueError("give orderId or origClientOrderId (see binance_futures_open_orders)")
+        if self.orderId is None and self.algoId is None and self.origClientOrderId is None:
+            raise ValueError("give orderId, algoId or origClientOrderId (see binance_futures_open_orders)")
+        if self.algoId is not None and (self.orderId is not None or self.origClientOrderId is not None):
+            raise ValueError("algoId names the order on its own: remove orderId and origClientOrderId")
         return self
 
 
-async def cancel_order(args: FuturesCancelArgs, deps: Deps) -> FuturesOrder:
+async def cancel_order(args: FuturesCancelArgs, deps: Deps) -> CancelledOrder:
     what = f"Cancelling futures order on {args.symbol}"
-    try:
-        o = await deps.exchange.call("futures_cancel_order", what, symbol=args.symbol, orderId=args.orderId,
-                                     origClientOrderId=args.origClientOrderId)
-        return regular_from(o)
-    except ExchangeRejected as exc:
-        if exc.binance_code not in (-2011, -2013):
-            raise
-        not_regular = exc
-    # Not a regular open order: try the conditional (algo) order with the same id. The algo endpoints take no
+    not_regular: ExchangeRejected | None = None
+    if args.algoId is None:
+        try:
+            o = await deps.exchange.call("futures_cancel_order", what, symbol=args.symbol, orderId=args.orderId,
+                                         origClientOrderId=args.origClientOrderId)
+            return regular_from(o, CancelledOrder)
+        except ExchangeRejected as exc:
+            if exc.binance_code not in (-2011, -2013):
+                raise
+            not_regular = exc
+    # A conditional (algo) order: by algoId, or not a regular open order with that id. The algo endpoints take no
     # symbol, so the order found must be checked against it: never cancel another symbol's order.
-    params = {"algoId": args.orderId} if args.orderId is not None else {"clientAlgoId": args.origClientOrderId}
+    algo_id = args.algoId if args.algoId is not None else args.orderId
+    params = {"algoId": algo_id} if algo_id is not None else {"clientAlgoId": args.origClientOrderId}
     try:
         existing = await deps.exchange.call("futures_get_order", what, **params)
     except ExchangeRejected as exc:
-        if exc.binance_code == -2013:  # neither a regular nor a conditional order: report the cancel's answer
+        if exc.binance_code == -2013 and not_regular is not None:  # neither: report the cancel's answer
             raise not_regular from None
         raise
     if existing.get("symbol") != args.symbol:
-        raise not_regular
+        if not_regular is not None:
+            raise not_regular
+        raise InputError(f"{what}: there is no conditional order {algo_id} on {args.symbol} (that id belongs to "
+                         "another symbol); nothing was cancelled. Check the id and symbol with "
+                         "binance_futures_open_orders.")
     await deps.exchange.call("futures_cancel_order", what, **params)
     existing["algoStatus"] = "CANCELED"
-    return algo_from(existing)
+    return algo_from(existing, CancelledOrder)
 
 
 class FuturesCancelAllResult(Result):
-    symbol: str
-    cancelled: list[FuturesOrder]
-    count: int
+    cancelled: list[CancelledOrder]
 
 
 async def cancel_all(args: SymbolArgs, deps: Deps) -> FuturesCancelAllResult:
@@ -201,9 +243,9 @@ async def cancel_all(args: SymbolArgs, deps: Deps) -> FuturesCancelAllResult:
         await deps.exchange.call("futures_cancel_all_open_orders", what, symbol=args.symbol)
     if algo:
         await deps.exchange.call("futures_cancel_all_open_orders", what, symbol=args.symbol, conditional=True)
-    cancelled = [regular_from({**o, "status": "CANCELED"}) for o in regular]
-    cancelled += [algo_from({**a, "algoStatus": "CANCELED"}) for a in algo]
-    return FuturesCancelAllResult(symbol=args.symbol, cancelled=cancelled, count=len(cancelled))
+    cancelled = [regular_from({**o, "status": "CANCELED"}, CancelledOrder) for o in regular]
+    cancelled += [algo_from({**a, "algoStatus": "CANCELED"}, CancelledOrder) for a in algo]
+    return FuturesCancelAllResult(cancelled=cancelled)
 
 
 class FuturesOpenArgs(Args):
@@ -213,7 +255,6 @@ class FuturesOpenArgs(Args):
 
 class FuturesOrderList(Result):
     orders: list[FuturesOrder]
-    count: int
     total: int
     truncated: bool
 
@@ -224,7 +265,7 @@ async def open_orders(args: FuturesOpenArgs, deps: Deps) -> FuturesOrderList:
     algo = await deps.exchange.call("futures_get_open_orders", what, symbol=args.symbol, conditional=True)
     orders = [regular_from(o) for o in regular] + [algo_from(a) for a in algo]
     shown = orders[: args.limit]
-    return FuturesOrderList(orders=shown, count=len(shown), total=len(orders), truncated=len(orders) > len(shown))
+    return FuturesOrderList(orders=shown, total=len(orders), truncated=len(orders) > len(shown))
 
 
 class FuturesHistoryArgs(HistoryArgs):
@@ -236,33 +277,25 @@ async def order_history(args: FuturesHistoryArgs, deps: Deps) -> FuturesOrderLis
                                     symbol=args.symbol, orderId=args.orderId, startTime=args.startTime,
                                     endTime=args.endTime, limit=args.limit)
     orders = [regular_from(o) for o in rows]
-    return FuturesOrderList(orders=orders, count=len(orders), total=len(orders), truncated=len(orders) >= args.limit)
+    return FuturesOrderList(orders=orders, total=len(orders), truncated=len(orders) >= args.limit)
 
 
 class FuturesTradesArgs(TradesArgs):
     max_window: ClassVar[tuple[int, str]] = (WEEK_MS, "7 days")
 
 
-class FuturesTrade(BaseModel):
-    id: int
-    order_id: int
-    side: str
-    position_side: str
-    price: Dec
-    qty: Dec
-    quote_qty: Dec
-    realized_pnl: Dec
-    commission: Dec
-    commission_asset: str
-    maker: bool
-    time: int
-    time_iso: str | None
+# As spot's: numbers and flags first, then the strings.
+FUTURES_TRADE_COLUMNS = ("id", "orderId", "time", "maker", "side", "positionSide", "price", "qty", "quoteQty",
+                         "realizedPnl", "commission", "commissionAsset")
+FuturesTrade = tuple[int, int, int, bool, str, str, Dec, Dec, Dec, Dec, Dec, str]
 
 
 class FuturesTradeList(Result):
-    symbol: str
+    """As the spot trades: rows, oldest first; page on with fromId = the last id + 1."""
+
+    columns: header(*FUTURES_TRADE_COLUMNS)
     trades: list[FuturesTrade]
-    count: int
+    total: int
     truncated: bool
 
 
@@ -270,29 +303,27 @@ async def trade_history(args: FuturesTradesArgs, deps: Deps) -> FuturesTradeList
     rows = await deps.exchange.call("futures_account_trades", f"Reading futures trades of {args.symbol}",
                                     symbol=args.symbol, startTime=args.startTime, endTime=args.endTime,
                                     fromId=args.fromId, limit=args.limit)
-    trades = [FuturesTrade(id=t["id"], order_id=t["orderId"], side=t["side"], position_side=t.get("positionSide", ""),
-                           price=D(t["price"]), qty=D(t["qty"]), quote_qty=D(t["quoteQty"]),
-                           realized_pnl=D(t.get("realizedPnl")), commission=D(t["commission"]),
-                           commission_asset=t["commissionAsset"], maker=t["maker"], time=t["time"],
-                           time_iso=iso(t["time"])) for t in rows]
-    return FuturesTradeList(symbol=args.symbol, trades=trades, count=len(trades), truncated=len(trades) >= args.limit)
+    trades = [(int(t["id"]), int(t["orderId"]), int(t["time"]), bool(t["maker"]), t["side"], t.get("positionSide", ""),
+               D(t["price"]), D(t["qty"]), D(t["quoteQty"]), D(t.get("realizedPnl")), D(t["commission"]),
+               t["commissionAsset"]) for t in rows]
+    return FuturesTradeList(columns=FUTURES_TRADE_COLUMNS, trades=trades, total=len(trades),
+                            truncated=len(trades) >= args.limit)
 
 
 class LeverageArgs(Args):
     symbol: Symbol
-    leverage: int = Field(ge=1, le=125, description="1-125; the symbol's bracket may cap it lower")
+    leverage: int = Field(ge=1, le=125, description="the symbol's bracket may cap it lower")
 
 
 class LeverageResult(Result):
-    symbol: str
     leverage: int
-    max_notional: Dec = Field(description="largest position notional allowed at this leverage")
+    maxNotionalValue: Dec
 
 
 async def change_leverage(args: LeverageArgs, deps: Deps) -> LeverageResult:
     r = await deps.exchange.call("futures_change_leverage", f"Setting {args.symbol} leverage to {args.leverage}x",
                                  symbol=args.symbol, leverage=args.leverage)
-    return LeverageResult(symbol=r["symbol"], leverage=int(r["leverage"]), max_notional=D(r.get("maxNotionalValue")))
+    return LeverageResult(leverage=int(r["leverage"]), maxNotionalValue=D(r.get("maxNotionalValue")))
 
 
 class MarginTypeArgs(Args):
@@ -301,9 +332,7 @@ class MarginTypeArgs(Args):
 
 
 class MarginTypeResult(Result):
-    symbol: str
-    margin_type: str
-    changed: bool = Field(description="false when it was already set (a no-op, not an error)")
+    changed: bool
 
 
 async def set_margin_type(args: MarginTypeArgs, deps: Deps) -> MarginTypeResult:
@@ -312,9 +341,9 @@ async def set_margin_type(args: MarginTypeArgs, deps: Deps) -> MarginTypeResult:
                                  f"{args.marginType}", symbol=args.symbol, marginType=args.marginType)
     except ExchangeRejected as exc:
         if exc.binance_code == -4046:
-            return MarginTypeResult(symbol=args.symbol, margin_type=args.marginType, changed=False)
+            return MarginTypeResult(changed=False)
         raise
-    return MarginTypeResult(symbol=args.symbol, margin_type=args.marginType, changed=True)
+    return MarginTypeResult(changed=True)
 
 
 class CloseArgs(Args):
@@ -323,9 +352,7 @@ class CloseArgs(Args):
 
 
 class CloseResult(Result):
-    symbol: str
-    closed: list[FuturesOrder]
-    count: int
+    closed: list[ClosingOrder]
     note: str | None = None
 
 
@@ -335,7 +362,7 @@ async def close_position(args: CloseArgs, deps: Deps) -> CloseResult:
     targets = [r for r in rows if D(r.get("positionAmt")) != 0
                and (args.positionSide is None or r.get("positionSide", "BOTH") == args.positionSide)]
     if not targets:
-        return CloseResult(symbol=args.symbol, closed=[], count=0, note="no open position to close")
+        return CloseResult(closed=[], note="no open position to close")
     closed = []
     for i, r in enumerate(targets):
         amt = D(r["positionAmt"])
@@ -350,28 +377,29 @@ async def close_position(args: CloseArgs, deps: Deps) -> CloseResult:
         cid = params["newClientOrderId"]
         o, note = await place_once(deps.exchange, "futures_create_order", what, cid, "futures_get_order",
                                    {"symbol": args.symbol, "origClientOrderId": cid}, **params)
-        closed.append(regular_from(o).model_copy(update={"note": note}))
-    return CloseResult(symbol=args.symbol, closed=closed, count=len(closed))
+        closed.append(regular_from(o, ClosingOrder, note=note))
+    return CloseResult(closed=closed)
 
 
 TOOLS = [
-    ToolDef("binance_futures_place_order", "Place a USD-M futures order. MARKET/LIMIT are regular orders; STOP, "
-            "TAKE_PROFIT (need price) and STOP_MARKET, TAKE_PROFIT_MARKET are conditional orders triggered at "
-            "stopPrice. Returns the order state.", FuturesOrderArgs, FuturesOrder, place_order),
-    ToolDef("binance_futures_cancel_order", "Cancel one futures order, regular or conditional, by orderId (or algo "
-            "id) or origClientOrderId.", FuturesCancelArgs, FuturesOrder, cancel_order),
-    ToolDef("binance_futures_cancel_all_orders", "Cancel every open futures order on one symbol, regular and "
-            "conditional; reports each.", SymbolArgs, FuturesCancelAllResult, cancel_all),
+    ToolDef("binance_futures_place_order", "Place a USD-M futures order. LIMIT, STOP and TAKE_PROFIT need price. "
+            "STOP, TAKE_PROFIT, STOP_MARKET and TAKE_PROFIT_MARKET are conditional: triggered at stopPrice, with an "
+            "algoId instead of an orderId. Returns the id, status and fill.", FuturesOrderArgs,
+            PlacedOrder, place_order),
+    ToolDef("binance_futures_cancel_order", "Cancel one futures order, regular or conditional, by orderId, algoId "
+            "or origClientOrderId.", FuturesCancelArgs, CancelledOrder, cancel_order),
+    ToolDef("binance_futures_cancel_all_orders", "Cancel every open futures order on a symbol, regular and "
+            "conditional; lists each.", SymbolArgs, FuturesCancelAllResult, cancel_all),
     ToolDef("binance_futures_open_orders", "Open futures orders, regular and conditional, for one symbol or all.",
             FuturesOpenArgs, FuturesOrderList, open_orders),
-    ToolDef("binance_futures_order_history", "Futures orders of one symbol in all statuses; window at most 7 days.",
+    ToolDef("binance_futures_order_history", "Futures orders of a symbol in all statuses; window at most 7 days.",
             FuturesHistoryArgs, FuturesOrderList, order_history),
-    ToolDef("binance_futures_trade_history", "Futures fills on one symbol with realized PnL and commission; window "
-            "at most 7 days.", FuturesTradesArgs, FuturesTradeList, trade_history),
-    ToolDef("binance_futures_change_leverage", "Set the initial leverage of one futures symbol; returns the "
-            "leverage and the max position notional it allows.", LeverageArgs, LeverageResult, change_leverage),
+    ToolDef("binance_futures_trade_history", "Futures fills on a symbol, one row each, with realized PnL and "
+            "commission; window at most 7 days.", FuturesTradesArgs, FuturesTradeList, trade_history),
+    ToolDef("binance_futures_change_leverage", "Set a futures symbol's leverage; returns it and the max position "
+            "notional it allows.", LeverageArgs, LeverageResult, change_leverage),
     ToolDef("binance_futures_set_margin_type", "Switch a futures symbol between ISOLATED and CROSSED margin; "
-            "already set is a no-op.", MarginTypeArgs, MarginTypeResult, set_margin_type),
+            "already set is a no-op (changed: false).", MarginTypeArgs, MarginTypeResult, set_margin_type),
     ToolDef("binance_futures_close_position", "Flatten the position(s) on a symbol at market with reduce-only "
-            "orders of the exact size; reports each.", CloseArgs, CloseResult, close_position),
+            "orders of the exact size; lists each.", CloseArgs, CloseResult, close_position),
 ]

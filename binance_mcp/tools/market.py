@@ -9,15 +9,15 @@ from pydantic import BaseModel, Field
 
 from binance_mcp.exchange.filters import SymbolRules
 from binance_mcp.tools.deps import Deps
-from binance_mcp.tools.models import Args, D, Dec, Result, Symbol, TimeMs, ToolDef, iso
+from binance_mcp.tools.models import Args, D, Dec, Result, Symbol, TimeMs, ToolDef, header, iso
 
 Market = Literal["spot", "futures"]
 Interval = Literal["1m", "3m", "5m", "15m", "30m", "1h", "2h", "4h", "6h", "8h", "12h", "1d", "3d", "1w", "1M"]
 
 
 class PriceArgs(Args):
-    symbol: Symbol | None = Field(None, description="omit for all symbols")
-    limit: int = Field(100, ge=1, le=5000, description="max rows when symbol is omitted")
+    symbol: Symbol | None = None
+    limit: int = Field(100, ge=1, le=5000)
 
 
 class Price(BaseModel):
@@ -27,7 +27,6 @@ class Price(BaseModel):
 
 class PriceList(Result):
     prices: list[Price]
-    count: int
     total: int
     truncated: bool
 
@@ -41,22 +40,21 @@ async def spot_price(args: PriceArgs, deps: Deps) -> PriceList:
         rows = await deps.exchange.call("get_all_tickers", "Reading all spot prices", signed=False)
     prices = [Price(symbol=r["symbol"], price=D(r["price"])) for r in rows]
     shown = prices[: args.limit]
-    return PriceList(prices=shown, count=len(shown), total=len(prices), truncated=len(prices) > len(shown))
+    return PriceList(prices=shown, total=len(prices), truncated=len(prices) > len(shown))
 
 
 class FuturesPrice(BaseModel):
     symbol: str
-    last_price: Dec
-    mark_price: Dec
-    index_price: Dec
-    funding_rate: Dec = Field(description="last funding rate, e.g. 0.0001 = 0.01 % per 8 h")
-    next_funding_time: int
-    next_funding_time_iso: str | None
+    lastPrice: Dec
+    markPrice: Dec
+    indexPrice: Dec
+    fundingRate: Dec
+    nextFundingTime: int
+    nextFundingTimeIso: str | None
 
 
 class FuturesPriceList(Result):
     prices: list[FuturesPrice]
-    count: int
     total: int
     truncated: bool
 
@@ -72,12 +70,12 @@ async def futures_price(args: PriceArgs, deps: Deps) -> FuturesPriceList:
         m = mark_by.get(r["symbol"])
         if m is None:
             continue
-        rows.append(FuturesPrice(symbol=r["symbol"], last_price=D(r["price"]), mark_price=D(m["markPrice"]),
-                                 index_price=D(m["indexPrice"]), funding_rate=D(m["lastFundingRate"]),
-                                 next_funding_time=int(m["nextFundingTime"]),
-                                 next_funding_time_iso=iso(int(m["nextFundingTime"]))))
+        rows.append(FuturesPrice(symbol=r["symbol"], lastPrice=D(r["price"]), markPrice=D(m["markPrice"]),
+                                 indexPrice=D(m["indexPrice"]), fundingRate=D(m["lastFundingRate"]),
+                                 nextFundingTime=int(m["nextFundingTime"]),
+                                 nextFundingTimeIso=iso(int(m["nextFundingTime"]))))
     shown = rows[: args.limit]
-    return FuturesPriceList(prices=shown, count=len(shown), total=len(rows), truncated=len(rows) > len(shown))
+    return FuturesPriceList(prices=shown, total=len(rows), truncated=len(rows) > len(shown))
 
 
 class BookArgs(Args):
@@ -85,30 +83,26 @@ class BookArgs(Args):
     limit: Literal[5, 10, 20, 50, 100, 500, 1000, 5000] = 100
 
 
-class Level(BaseModel):
-    price: Dec
-    qty: Dec
+Level = tuple[Dec, Dec]
 
 
 class BookResult(Result):
-    symbol: str
-    last_update_id: int
-    bids: list[Level] = Field(description="best (highest) first")
-    asks: list[Level] = Field(description="best (lowest) first")
+    """[price, qty] pairs, best first (bids highest, asks lowest)."""
+
+    bids: list[Level]
+    asks: list[Level]
 
 
 async def spot_orderbook(args: BookArgs, deps: Deps) -> BookResult:
     book = await deps.exchange.call("get_order_book", f"Reading the {args.symbol} order book", signed=False,
                                     symbol=args.symbol, limit=args.limit)
-    return BookResult(symbol=args.symbol, last_update_id=int(book.get("lastUpdateId", 0)),
-                      bids=[Level(price=D(p), qty=D(q)) for p, q in book["bids"]],
-                      asks=[Level(price=D(p), qty=D(q)) for p, q in book["asks"]])
+    return BookResult(bids=[(D(p), D(q)) for p, q in book["bids"]], asks=[(D(p), D(q)) for p, q in book["asks"]])
 
 
 class KlinesArgs(Args):
     symbol: Symbol
     interval: Interval
-    limit: int = Field(500, ge=1, le=1000)
+    limit: int = Field(100, ge=1, le=1000)
     startTime: TimeMs | None = None
     endTime: TimeMs | None = None
 
@@ -117,33 +111,30 @@ class FuturesKlinesArgs(KlinesArgs):
     priceType: Literal["last", "mark"] = "last"
 
 
-class Candle(BaseModel):
-    open_time: int
-    open_time_iso: str | None
-    open: Dec
-    high: Dec
-    low: Dec
-    close: Dec
-    volume: Dec
-    close_time: int
-    quote_volume: Dec
-    trades: int
-    taker_buy_base: Dec
-    taker_buy_quote: Dec
+# Binance's kline array, in its order, without closeTime (openTime + interval - 1 ms), the number of trades,
+# takerBuyQuoteVolume (about takerBuyBaseVolume x quoteVolume / volume) and the unused last field: 100 candles
+# stay under 12 KB, and after openTime every cell is a decimal string (the row's schema says "string" once).
+KLINE_COLUMNS = ("openTime", "open", "high", "low", "close", "volume", "quoteVolume", "takerBuyBaseVolume")
+Candle = tuple[int, Dec, Dec, Dec, Dec, Dec, Dec, Dec]
 
 
 class KlinesResult(Result):
-    symbol: str
-    interval: str
-    price_type: str = Field(description="last (trades) or mark")
+    """Candles as Binance's kline arrays, oldest first. Left out: closeTime (openTime + interval - 1 ms), the
+    number of trades, takerBuyQuoteVolume and the unused last field. truncated: limit candles came back, more
+    exist."""
+
+    columns: header(*KLINE_COLUMNS)
     candles: list[Candle]
-    count: int
+    total: int
+    truncated: bool
+
+
+class FuturesKlinesResult(KlinesResult):
+    priceType: str
 
 
 def candles_from(rows: list) -> list[Candle]:
-    return [Candle(open_time=int(k[0]), open_time_iso=iso(int(k[0])), open=D(k[1]), high=D(k[2]), low=D(k[3]),
-                   close=D(k[4]), volume=D(k[5]), close_time=int(k[6]), quote_volume=D(k[7]), trades=int(k[8]),
-                   taker_buy_base=D(k[9]), taker_buy_quote=D(k[10])) for k in rows]
+    return [(int(k[0]), D(k[1]), D(k[2]), D(k[3]), D(k[4]), D(k[5]), D(k[7]), D(k[9])) for k in rows]
 
 
 async def spot_klines(args: KlinesArgs, deps: Deps) -> KlinesResult:
@@ -151,57 +142,52 @@ async def spot_klines(args: KlinesArgs, deps: Deps) -> KlinesResult:
                                     interval=args.interval, limit=args.limit, startTime=args.startTime,
                                     endTime=args.endTime)
     candles = candles_from(rows)
-    return KlinesResult(symbol=args.symbol, interval=args.interval, price_type="last", candles=candles,
-                        count=len(candles))
+    return KlinesResult(columns=KLINE_COLUMNS, candles=candles, total=len(candles),
+                        truncated=len(candles) >= args.limit)
 
 
-async def futures_klines(args: FuturesKlinesArgs, deps: Deps) -> KlinesResult:
+async def futures_klines(args: FuturesKlinesArgs, deps: Deps) -> FuturesKlinesResult:
     method = "futures_mark_price_klines" if args.priceType == "mark" else "futures_klines"
     rows = await deps.exchange.call(method, f"Reading {args.symbol} futures candles", signed=False,
                                     symbol=args.symbol, interval=args.interval, limit=args.limit,
                                     startTime=args.startTime, endTime=args.endTime)
     candles = candles_from(rows)
-    return KlinesResult(symbol=args.symbol, interval=args.interval, price_type=args.priceType, candles=candles,
-                        count=len(candles))
+    return FuturesKlinesResult(columns=KLINE_COLUMNS, candles=candles, total=len(candles),
+                               truncated=len(candles) >= args.limit, priceType=args.priceType)
 
 
 class TickerArgs(Args):
-    symbol: Symbol | None = Field(None, description="omit for all symbols")
-    limit: int = Field(100, ge=1, le=5000, description="max rows when symbol is omitted")
+    symbol: Symbol | None = None
+    limit: int = Field(100, ge=1, le=5000)
 
 
 class Ticker(BaseModel):
+    """The last 24 h up to now. Left out of Binance's ticker: priceChange and openPrice (lastPrice and
+    priceChangePercent give them), weightedAvgPrice (quoteVolume / volume), the trade count and the window's
+    times."""
+
     symbol: str
-    last_price: Dec
-    price_change: Dec
-    price_change_pct: Dec
-    open: Dec
-    high: Dec
-    low: Dec
+    lastPrice: Dec
+    priceChangePercent: Dec
+    highPrice: Dec
+    lowPrice: Dec
     volume: Dec
-    quote_volume: Dec
-    weighted_avg_price: Dec
-    trades: int
-    open_time: int
-    close_time: int
+    quoteVolume: Dec
 
 
 class TickerList(Result):
     tickers: list[Ticker]
-    count: int
     total: int
     truncated: bool
 
 
 def _tickers(raw: dict | list, limit: int) -> TickerList:
     rows = raw if isinstance(raw, list) else [raw]
-    tickers = [Ticker(symbol=t["symbol"], last_price=D(t["lastPrice"]), price_change=D(t["priceChange"]),
-                      price_change_pct=D(t["priceChangePercent"]), open=D(t["openPrice"]), high=D(t["highPrice"]),
-                      low=D(t["lowPrice"]), volume=D(t["volume"]), quote_volume=D(t["quoteVolume"]),
-                      weighted_avg_price=D(t.get("weightedAvgPrice")), trades=int(t.get("count", 0)),
-                      open_time=int(t["openTime"]), close_time=int(t["closeTime"])) for t in rows]
+    tickers = [Ticker(symbol=t["symbol"], lastPrice=D(t["lastPrice"]), priceChangePercent=D(t["priceChangePercent"]),
+                      highPrice=D(t["highPrice"]), lowPrice=D(t["lowPrice"]), volume=D(t["volume"]),
+                      quoteVolume=D(t["quoteVolume"])) for t in rows]
     shown = tickers[:limit]
-    return TickerList(tickers=shown, count=len(shown), total=len(tickers), truncated=len(tickers) > len(shown))
+    return TickerList(tickers=shown, total=len(tickers), truncated=len(tickers) > len(shown))
 
 
 async def spot_24hr(args: TickerArgs, deps: Deps) -> TickerList:
@@ -218,31 +204,26 @@ async def futures_24hr(args: TickerArgs, deps: Deps) -> TickerList:
 class InfoArgs(Args):
     market: Market = "spot"
     symbol: Symbol | None = None
-    limit: int = Field(100, ge=1, le=5000, description="max symbols when symbol is omitted")
+    limit: int = Field(100, ge=1, le=5000)
 
 
 class SymbolInfo(BaseModel):
     symbol: str
     status: str
-    base_asset: str
-    quote_asset: str
-    tick_size: Dec
-    min_price: Dec
-    step_size: Dec
-    min_qty: Dec
-    max_qty: Dec
-    market_max_qty: Dec
-    min_notional: Dec
-    order_types: list[str]
+    baseAsset: str
+    quoteAsset: str
+    tickSize: Dec
+    stepSize: Dec
+    minQty: Dec
+    maxQty: Dec
+    minNotional: Dec
+    orderTypes: list[str]
 
 
 class InfoResult(Result):
-    market: str
     symbols: list[SymbolInfo]
-    count: int
     total: int
     truncated: bool
-    rate_limits: list[dict]
 
 
 async def exchange_info(args: InfoArgs, deps: Deps) -> InfoResult:
@@ -253,13 +234,12 @@ async def exchange_info(args: InfoArgs, deps: Deps) -> InfoResult:
     out = []
     for row in rows:
         r = SymbolRules.from_info(row, args.market)
-        out.append(SymbolInfo(symbol=r.symbol, status=r.status, base_asset=r.base, quote_asset=r.quote,
-                              tick_size=r.tick_size, min_price=r.min_price, step_size=r.step_size, min_qty=r.min_qty,
-                              max_qty=r.max_qty, market_max_qty=r.market_max_qty, min_notional=r.min_notional,
-                              order_types=list(r.order_types)))
+        out.append(SymbolInfo(symbol=r.symbol, status=r.status, baseAsset=r.base, quoteAsset=r.quote,
+                              tickSize=r.tick_size, stepSize=r.step_size, minQty=r.min_qty, maxQty=r.max_qty,
+                              minNotional=r.min_notional,
+                              orderTypes=list(r.order_types)))
     shown = out[: args.limit]
-    return InfoResult(market=args.market, symbols=shown, count=len(shown), total=len(out),
-                      truncated=len(out) > len(shown), rate_limits=list(info.get("rateLimits", [])))
+    return InfoResult(symbols=shown, total=len(out), truncated=len(out) > len(shown))
 
 
 class TimeArgs(Args):
@@ -267,12 +247,9 @@ class TimeArgs(Args):
 
 
 class TimeResult(Result):
-    market: str
-    server_time: int
-    server_time_iso: str | None
-    local_time: int
-    local_time_iso: str | None
-    offset_ms: int = Field(description="server minus local")
+    serverTime: int
+    serverTimeIso: str | None
+    offsetMs: int
 
 
 async def server_time(args: TimeArgs, deps: Deps) -> TimeResult:
@@ -281,27 +258,26 @@ async def server_time(args: TimeArgs, deps: Deps) -> TimeResult:
     r = await deps.exchange.call(method, "Reading the server time", signed=False)
     local = int((before + time.time()) / 2 * 1000)
     st = int(r["serverTime"])
-    return TimeResult(market=args.market, server_time=st, server_time_iso=iso(st), local_time=local,
-                      local_time_iso=iso(local), offset_ms=st - local)
+    return TimeResult(serverTime=st, serverTimeIso=iso(st), offsetMs=st - local)
 
 
 TOOLS = [
-    ToolDef("binance_spot_price", "Latest spot price of a symbol, or of all symbols (limit, total, truncated).",
-            PriceArgs, PriceList, spot_price),
+    ToolDef("binance_spot_price", "Latest spot price of one symbol or all.", PriceArgs, PriceList, spot_price),
     ToolDef("binance_futures_price", "USD-M perpetual last price AND mark price, index price, funding rate and "
             "next funding time; one symbol or all.", PriceArgs, FuturesPriceList, futures_price),
-    ToolDef("binance_spot_orderbook", "Spot order book: bids and asks as price/qty, best first.", BookArgs,
+    ToolDef("binance_spot_orderbook", "Spot order book: bids and asks as [price, qty], best first.", BookArgs,
             BookResult, spot_orderbook),
-    ToolDef("binance_spot_klines", "Spot candles (OHLCV, trades, taker volumes) for an interval 1m..1M.",
-            KlinesArgs, KlinesResult, spot_klines),
-    ToolDef("binance_futures_klines", "Futures candles; priceType last (trades, default) or mark.",
-            FuturesKlinesArgs, KlinesResult, futures_klines),
-    ToolDef("binance_spot_24hr_ticker", "Rolling 24 h spot statistics: change, high, low, volume; one symbol or all.",
-            TickerArgs, TickerList, spot_24hr),
-    ToolDef("binance_futures_24hr_ticker", "Rolling 24 h futures statistics; one symbol or all.", TickerArgs,
-            TickerList, futures_24hr),
-    ToolDef("binance_exchange_info", "Trading rules of the spot or futures market: status, assets, tick size, "
-            "step size, min quantity and notional, order types.", InfoArgs, InfoResult, exchange_info),
-    ToolDef("binance_server_time", "Exchange server time, local time and the offset between them.", TimeArgs,
-            TimeResult, server_time),
+    ToolDef("binance_spot_klines", "Spot candles, interval 1m..1M, oldest first: rows of open time, OHLCV, "
+            "quote volume, taker buy volume.", KlinesArgs, KlinesResult, spot_klines),
+    ToolDef("binance_futures_klines", "Futures candles, as spot's; priceType last (trades, default) or mark.",
+            FuturesKlinesArgs, FuturesKlinesResult, futures_klines),
+    ToolDef("binance_spot_24hr_ticker", "Rolling 24 h spot statistics: last price, change %, high, low, volume; one "
+            "symbol or all.", TickerArgs, TickerList, spot_24hr),
+    ToolDef("binance_futures_24hr_ticker", "Rolling 24 h futures statistics, as spot's.", TickerArgs, TickerList,
+            futures_24hr),
+    ToolDef("binance_exchange_info", "Trading rules of the spot or futures market, one symbol or all: status, "
+            "assets, tick and step size, min/max quantity, min notional, order types.", InfoArgs, InfoResult,
+            exchange_info),
+    ToolDef("binance_server_time", "Exchange server time and its offset from this machine's clock (server - local).",
+            TimeArgs, TimeResult, server_time),
 ]

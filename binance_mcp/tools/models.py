@@ -23,6 +23,7 @@ from pydantic import (
     Field,
     PlainSerializer,
     ValidationInfo,
+    WithJsonSchema,
     field_validator,
 )
 
@@ -53,13 +54,27 @@ def dec_str(value: Decimal) -> str:
     return text or "0"
 
 
-Symbol = Annotated[str, BeforeValidator(normalize_symbol), Field(description="e.g. BTCUSDT (upper-cased)")]
+# No description: "symbol" on a Binance tool says it, and a malformed one is refused with an example (BTCUSDT).
+Symbol = Annotated[str, BeforeValidator(normalize_symbol)]
 # Decimal in results: a string on the wire, never a float.
 Dec = Annotated[Decimal, PlainSerializer(dec_str, return_type=str, when_used="always")]
 # At most 8 decimals (Binance's finest tick or step) and 30 digits: anything else is an input error.
 Positive = Annotated[Decimal, Field(gt=0, allow_inf_nan=False, max_digits=30, decimal_places=8)]
-TimeMs = Annotated[int, Field(ge=0, le=10**14, description="epoch milliseconds")]
+# The schema leaves out the bounds (0 and the year 5138: sanity checks an agent need not read; still enforced).
+TimeMs = Annotated[int, Field(ge=0, le=10**14), WithJsonSchema({"type": "integer", "description": "epoch ms"})]
 Limit1000 = Annotated[int, Field(ge=1, le=1000)]
+
+
+def header(*names: str) -> Any:
+    """The column header of a rows result (candles, trades): always these names, so the schema says them as a
+    ``const`` and each row is a fixed-length array (a ``tuple[...]`` of the same length)."""
+    return Annotated[tuple[str, ...], WithJsonSchema({"const": list(names)})]
+
+
+def client_id(pattern: str) -> Any:
+    """A client order id: checked against Binance's pattern; the schema says only "string" (an agent rarely sets
+    one, and a wrong one is refused with the pattern)."""
+    return Annotated[str, Field(pattern=pattern), WithJsonSchema({"type": "string"})]
 
 
 _KINDS: dict[tuple[type, str], frozenset] = {}
@@ -88,6 +103,11 @@ class NoArgs(Args):
 
 class Result(BaseModel):
     model_config = ConfigDict(ser_json_inf_nan="strings", defer_build=True)
+
+    @classmethod
+    def pick(cls, fields: dict, **extra: Any) -> Any:
+        """This result from a dict of more fields than it has (one mapping serves a tool's full and lean forms)."""
+        return cls(**{k: v for k, v in fields.items() if k in cls.model_fields}, **extra)
 
 
 def iso(ms: int | None) -> str | None:

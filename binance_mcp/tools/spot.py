@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from decimal import Decimal
 from typing import ClassVar, Literal
 
 from pydantic import BaseModel, Field, model_validator
@@ -20,7 +19,9 @@ from binance_mcp.tools.models import (
     Symbol,
     TimeMs,
     ToolDef,
+    client_id,
     dec_str,
+    header,
     iso,
 )
 
@@ -38,12 +39,11 @@ class SpotOrderArgs(Args):
     side: Literal["BUY", "SELL"]
     type: SpotType
     quantity: Positive | None = Field(None, description="base quantity")
-    quoteOrderQty: Positive | None = Field(None, description="MARKET only: quote amount to spend/receive instead "
-                                                             "of quantity")
-    price: Positive | None = Field(None, description="LIMIT, LIMIT_MAKER, STOP_LOSS_LIMIT, TAKE_PROFIT_LIMIT")
-    timeInForce: Literal["GTC", "IOC", "FOK"] | None = Field(None, description="LIMIT and *_LIMIT only; default GTC")
-    stopPrice: Positive | None = Field(None, description="STOP_LOSS* and TAKE_PROFIT* only")
-    newClientOrderId: str | None = Field(None, pattern=CLIENT_ID)
+    quoteOrderQty: Positive | None = Field(None, description="quote amount instead of quantity")
+    price: Positive | None = None
+    timeInForce: Literal["GTC", "IOC", "FOK"] | None = Field(None, description="LIMIT and *_LIMIT; default GTC")
+    stopPrice: Positive | None = None
+    newClientOrderId: client_id(CLIENT_ID) | None = None
 
     @model_validator(mode="after")
     def _by_type(self) -> SpotOrderArgs:
@@ -73,47 +73,59 @@ class Fill(BaseModel):
     price: Dec
     qty: Dec
     commission: Dec
-    commission_asset: str
-    trade_id: int | None = None
+    commissionAsset: str
 
 
 class SpotOrder(Result):
+    """An order as the open-order and history tools list it."""
+
     symbol: str
-    order_id: int
-    client_order_id: str
+    orderId: int
+    clientOrderId: str
     side: str
     type: str
     status: str
-    price: Dec
-    quantity: Dec
-    executed_qty: Dec
-    cumulative_quote_qty: Dec
-    avg_price: Dec | None = None
-    stop_price: Dec | None = None
-    time_in_force: str
+    price: Dec | None = None
+    origQty: Dec
+    executedQty: Dec
+    cummulativeQuoteQty: Dec
+    stopPrice: Dec | None = None
     time: int
-    time_iso: str
+    timeIso: str
 
 
-class PlaceResult(SpotOrder):
-    fills: list[Fill] = []
-    note: str | None = Field(None, description="set when the answer was lost and the order was found by its "
-                                               "client id")
+class PlaceResult(Result):
+    """What placing found out (the order's terms are the call's own arguments)."""
+
+    orderId: int
+    clientOrderId: str
+    status: str
+    executedQty: Dec
+    cummulativeQuoteQty: Dec
+    fills: list[Fill]
+    note: str | None = None  # set when the answer was lost and the order was found by its client id (it says so)
 
 
-def order_from(o: dict) -> dict:
-    executed = D(o.get("executedQty"))
-    quote = D(o.get("cummulativeQuoteQty"))
+class CancelResult(Result):
+    """A cancelled order: its ids and how much of it had filled (its status is CANCELED: a cancel that did not
+    happen is an error)."""
+
+    orderId: int
+    clientOrderId: str
+    executedQty: Dec
+
+
+def order_from(o: dict, model: type[Result] = SpotOrder, **extra) -> Result:
     t = o.get("transactTime") or o.get("time")
-    return dict(
-        symbol=o["symbol"], order_id=int(o["orderId"]),
-        client_order_id=o.get("origClientOrderId") or o.get("clientOrderId", ""),
+    full = dict(
+        symbol=o["symbol"], orderId=int(o["orderId"]),
+        clientOrderId=o.get("origClientOrderId") or o.get("clientOrderId", ""),
         side=o.get("side"), type=o.get("type"), status=o.get("status"),
-        price=D(o.get("price")), quantity=D(o.get("origQty")), executed_qty=executed, cumulative_quote_qty=quote,
-        avg_price=(quote / executed).quantize(Decimal("0.00000001")) if executed else None,
-        stop_price=D(o["stopPrice"]) if D(o.get("stopPrice")) else None, time_in_force=o.get("timeInForce"),
-        time=int(t or 0), time_iso=iso(int(t or 0)) or "",
+        price=D(o.get("price")) or None, origQty=D(o.get("origQty")), executedQty=D(o.get("executedQty")),
+        cummulativeQuoteQty=D(o.get("cummulativeQuoteQty")), stopPrice=D(o.get("stopPrice")) or None,
+        time=int(t or 0), timeIso=iso(int(t or 0)) or "",
     )
+    return model.pick(full, **extra)
 
 
 async def place_order(args: SpotOrderArgs, deps: Deps) -> PlaceResult:
@@ -132,14 +144,14 @@ async def place_order(args: SpotOrderArgs, deps: Deps) -> PlaceResult:
     o, note = await place_once(deps.exchange, "create_order", what, cid, "get_order",
                                {"symbol": args.symbol, "origClientOrderId": cid}, **params)
     fills = [Fill(price=D(f["price"]), qty=D(f["qty"]), commission=D(f["commission"]),
-                  commission_asset=f["commissionAsset"], trade_id=f.get("tradeId")) for f in o.get("fills", [])]
-    return PlaceResult(**order_from(o), fills=fills, note=note)
+                  commissionAsset=f["commissionAsset"]) for f in o.get("fills", [])]
+    return order_from(o, PlaceResult, fills=fills, note=note)
 
 
 class CancelArgs(Args):
     symbol: Symbol
     orderId: int | None = Field(None, ge=1)
-    origClientOrderId: str | None = Field(None, pattern=CLIENT_ID)
+    origClientOrderId: client_id(CLIENT_ID) | None = None
 
     @model_validator(mode="after")
     def _one(self) -> CancelArgs:
@@ -148,10 +160,10 @@ class CancelArgs(Args):
         return self
 
 
-async def cancel_order(args: CancelArgs, deps: Deps) -> SpotOrder:
+async def cancel_order(args: CancelArgs, deps: Deps) -> CancelResult:
     o = await deps.exchange.call("cancel_order", f"Cancelling spot order on {args.symbol}", symbol=args.symbol,
                                  orderId=args.orderId, origClientOrderId=args.origClientOrderId)
-    return SpotOrder(**order_from(o))
+    return order_from(o, CancelResult)
 
 
 class SymbolArgs(Args):
@@ -159,9 +171,7 @@ class SymbolArgs(Args):
 
 
 class CancelAllResult(Result):
-    symbol: str
-    cancelled: list[SpotOrder]
-    count: int
+    cancelled: list[CancelResult]
 
 
 async def cancel_all(args: SymbolArgs, deps: Deps) -> CancelAllResult:
@@ -173,8 +183,8 @@ async def cancel_all(args: SymbolArgs, deps: Deps) -> CancelAllResult:
             rows = []
         else:
             raise
-    orders = [SpotOrder(**order_from(o)) for o in rows if "orderId" in o]
-    return CancelAllResult(symbol=args.symbol, cancelled=orders, count=len(orders))
+    orders = [order_from(o, CancelResult) for o in rows if "orderId" in o]
+    return CancelAllResult(cancelled=orders)
 
 
 class OpenOrdersArgs(Args):
@@ -184,16 +194,15 @@ class OpenOrdersArgs(Args):
 
 class OrderList(Result):
     orders: list[SpotOrder]
-    count: int
     total: int
     truncated: bool
 
 
 async def open_orders(args: OpenOrdersArgs, deps: Deps) -> OrderList:
     rows = await deps.exchange.call("get_open_orders", "Reading open spot orders", symbol=args.symbol)
-    orders = [SpotOrder(**order_from(o)) for o in rows]
+    orders = [order_from(o) for o in rows]
     shown = orders[: args.limit]
-    return OrderList(orders=shown, count=len(shown), total=len(orders), truncated=len(orders) > len(shown))
+    return OrderList(orders=shown, total=len(orders), truncated=len(orders) > len(shown))
 
 
 def check_window(start: int | None, end: int | None, max_ms: int, label: str) -> None:
@@ -209,7 +218,7 @@ class HistoryArgs(Args):
 
     max_window: ClassVar[tuple[int, str]] = (DAY_MS, "24 hours")
     symbol: Symbol
-    orderId: int | None = Field(None, ge=1, description="orders with this id and later")
+    orderId: int | None = Field(None, ge=1, description="this id and later")
     startTime: TimeMs | None = None
     endTime: TimeMs | None = None
     limit: Limit1000 = 500
@@ -224,8 +233,8 @@ async def order_history(args: HistoryArgs, deps: Deps) -> OrderList:
     rows = await deps.exchange.call("get_all_orders", f"Reading spot order history of {args.symbol}",
                                     symbol=args.symbol, orderId=args.orderId, startTime=args.startTime,
                                     endTime=args.endTime, limit=args.limit)
-    orders = [SpotOrder(**order_from(o)) for o in rows]
-    return OrderList(orders=orders, count=len(orders), total=len(orders), truncated=len(orders) >= args.limit)
+    orders = [order_from(o) for o in rows]
+    return OrderList(orders=orders, total=len(orders), truncated=len(orders) >= args.limit)
 
 
 class TradesArgs(Args):
@@ -235,7 +244,7 @@ class TradesArgs(Args):
     symbol: Symbol
     startTime: TimeMs | None = None
     endTime: TimeMs | None = None
-    fromId: int | None = Field(None, ge=0, description="trade id to start from (not with startTime/endTime)")
+    fromId: int | None = Field(None, ge=0, description="from this trade id on; not with startTime/endTime")
     limit: Limit1000 = 500
 
     @model_validator(mode="after")
@@ -246,24 +255,19 @@ class TradesArgs(Args):
         return self
 
 
-class Trade(BaseModel):
-    id: int
-    order_id: int
-    price: Dec
-    qty: Dec
-    quote_qty: Dec
-    commission: Dec
-    commission_asset: str
-    is_buyer: bool
-    is_maker: bool
-    time: int
-    time_iso: str | None
+# Numbers and flags first, then the strings (decimals and the asset): the row's schema says "string" once.
+TRADE_COLUMNS = ("id", "orderId", "time", "isBuyer", "isMaker", "price", "qty", "quoteQty", "commission",
+                 "commissionAsset")
+Trade = tuple[int, int, int, bool, bool, Dec, Dec, Dec, Dec, str]
 
 
 class TradeList(Result):
-    symbol: str
+    """Binance's trade objects as rows, oldest first (their symbol is the call's); page on with fromId = the last
+    id + 1."""
+
+    columns: header(*TRADE_COLUMNS)
     trades: list[Trade]
-    count: int
+    total: int
     truncated: bool
 
 
@@ -271,25 +275,23 @@ async def trade_history(args: TradesArgs, deps: Deps) -> TradeList:
     rows = await deps.exchange.call("get_my_trades", f"Reading spot trades of {args.symbol}", symbol=args.symbol,
                                     startTime=args.startTime, endTime=args.endTime, fromId=args.fromId,
                                     limit=args.limit)
-    trades = [Trade(id=t["id"], order_id=t["orderId"], price=D(t["price"]), qty=D(t["qty"]),
-                    quote_qty=D(t["quoteQty"]), commission=D(t["commission"]), commission_asset=t["commissionAsset"],
-                    is_buyer=t["isBuyer"], is_maker=t["isMaker"], time=t["time"], time_iso=iso(t["time"]))
-              for t in rows]
-    return TradeList(symbol=args.symbol, trades=trades, count=len(trades), truncated=len(trades) >= args.limit)
+    trades = [(int(t["id"]), int(t["orderId"]), int(t["time"]), bool(t["isBuyer"]), bool(t["isMaker"]), D(t["price"]),
+               D(t["qty"]), D(t["quoteQty"]), D(t["commission"]), t["commissionAsset"]) for t in rows]
+    return TradeList(columns=TRADE_COLUMNS, trades=trades, total=len(trades), truncated=len(trades) >= args.limit)
 
 
 TOOLS = [
     ToolDef("binance_spot_place_order", "Place a spot order. MARKET takes quantity or quoteOrderQty; LIMIT and "
             "LIMIT_MAKER need price; STOP_LOSS/TAKE_PROFIT need stopPrice, their *_LIMIT forms also price. Returns "
-            "status and fills.", SpotOrderArgs, PlaceResult, place_order),
+            "orderId, status, fills.", SpotOrderArgs, PlaceResult, place_order),
     ToolDef("binance_spot_cancel_order", "Cancel one open spot order by orderId or origClientOrderId.", CancelArgs,
-            SpotOrder, cancel_order),
-    ToolDef("binance_spot_cancel_all_orders", "Cancel every open spot order on one symbol; reports each cancelled "
-            "order (none open is an empty result).", SymbolArgs, CancelAllResult, cancel_all),
+            CancelResult, cancel_order),
+    ToolDef("binance_spot_cancel_all_orders", "Cancel every open spot order on a symbol; lists each (none open: an "
+            "empty list).", SymbolArgs, CancelAllResult, cancel_all),
     ToolDef("binance_spot_open_orders", "Open spot orders (NEW, PARTIALLY_FILLED), for one symbol or all.",
             OpenOrdersArgs, OrderList, open_orders),
-    ToolDef("binance_spot_order_history", "Spot orders of one symbol in all statuses; window at most 24 h; page "
+    ToolDef("binance_spot_order_history", "Spot orders of a symbol in all statuses; window at most 24 h; page "
             "with orderId.", HistoryArgs, OrderList, order_history),
-    ToolDef("binance_spot_trade_history", "The account's spot fills on one symbol: price, qty, commission, "
-            "maker/buyer.", TradesArgs, TradeList, trade_history),
+    ToolDef("binance_spot_trade_history", "Spot fills on a symbol, one row each: price, qty, commission, "
+            "buyer/maker.", TradesArgs, TradeList, trade_history),
 ]

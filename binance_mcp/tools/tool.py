@@ -34,13 +34,19 @@ def audit_args(arguments: Any) -> Any:
     return {"truncated": text[:AUDIT_ARGS_MAX], "length": len(text)}
 
 
-def format_validation_error(tool: str, exc: ValidationError) -> str:
+# A result's name for a value that an argument takes under Binance's other name (Binance's own convention).
+PASS_BACK_AS = {"clientOrderId": "origClientOrderId"}
+
+
+def format_validation_error(tool: str, exc: ValidationError, fields: dict | None = None) -> str:
     parts = []
     for err in exc.errors(include_url=False):
         loc = ".".join(str(p) for p in err.get("loc", ())) or "arguments"
         msg = err.get("msg", "invalid")
         if err.get("type") == "extra_forbidden":
-            msg = "unknown argument; remove it"
+            other = PASS_BACK_AS.get(loc)
+            msg = (f"unknown argument; pass it as {other}" if other and other in (fields or {})
+                   else "unknown argument; remove it")
         parts.append(f"{loc}: {msg}")
     return f"{tool}: " + "; ".join(parts) + ". Nothing was sent to the exchange; fix the arguments and call again."
 
@@ -77,7 +83,7 @@ class BinanceTool(Tool):
             try:
                 args = self.tool_def.args.model_validate(arguments or {})
             except ValidationError as exc:
-                error = InputError(format_validation_error(self.name, exc))
+                error = InputError(format_validation_error(self.name, exc, self.tool_def.args.model_fields))
                 if self.audit is not None:
                     try:
                         await self.audit(self.name, audit_args(arguments), error.code, error.message)
@@ -97,5 +103,5 @@ class BinanceTool(Tool):
                                     "persists, a human must check the server log.") from None
         except BinanceMcpError as exc:  # the one place our errors become MCP tool errors
             raise ToolError(str(exc)) from None
-        data = result.model_dump(mode="json")
+        data = result.model_dump(mode="json", exclude_none=True)  # a field not set is left out (see schemas.py)
         return ToolResult(content=json.dumps(data, separators=(",", ":")), structured_content=data)

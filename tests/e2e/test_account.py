@@ -23,15 +23,17 @@ def assert_dec_str(value: object) -> Decimal:
 async def test_account_info_summarises_the_spot_account(paper: Paper):
     paper.balances(spot={"BTC": "0.5", "ETH": "0"})
     info = await paper.call("binance_account_info")
-    assert info["account_type"] == "SPOT"
-    assert info["can_trade"] is True and info["can_withdraw"] is True and info["can_deposit"] is True
+    assert info["canTrade"] is True and info["canWithdraw"] is True and info["canDeposit"] is True
     assert "SPOT" in info["permissions"]
     raw = paper.signed("/api/v3/account")
-    for k in ("maker", "taker", "buyer", "seller"):
-        assert assert_dec_str(info["commission_rates"][k]) == D(raw["commissionRates"][k])
-    assert info["commission_rates"]["maker"] == "0.001"
-    assert info["nonzero_balances"] == 2  # USDT and BTC; the zero ETH row does not count
-    assert info["update_time"] > 0 and info["update_time_iso"].endswith("Z")
+    assert set(info["commissionRates"]) == {"maker", "taker"}
+    for k in ("maker", "taker"):
+        assert assert_dec_str(info["commissionRates"][k]) == D(raw["commissionRates"][k])
+    assert info["commissionRates"]["maker"] == "0.001"
+    assert info["nonzeroBalances"] == 2  # USDT and BTC; the zero ETH row does not count
+    # Left out: accountType (SPOT on this endpoint) and updateTime (when the account last changed).
+    assert set(info) == {"canTrade", "canWithdraw", "canDeposit", "permissions", "commissionRates",
+                         "nonzeroBalances"}
 
 
 async def test_account_info_failures(paper: Paper):
@@ -49,11 +51,11 @@ async def test_account_info_survives_clock_drift(paper: Paper):
     try:
         before = paper.last_seq()
         info = await paper.call("binance_account_info")
-        assert info["account_type"] == "SPOT"
+        assert info["canTrade"] is True
         codes = [(e["path"], e["code"]) for e in paper.requests(before)]
         assert ("/api/v3/account", -1021) in codes and codes[-1] == ("/api/v3/account", None), codes
         status = await paper.call("binance_account_status")
-        assert abs(status["clock_drift_ms"] - 20000) < 1000, status
+        assert abs(status["clockDriftMs"] - 20000) < 1000, status
     finally:
         paper.sim("clock", {"skew_ms": 0})
         await paper.call("binance_account_status")  # resync the server's clock offset for the next tests
@@ -63,7 +65,7 @@ async def test_spot_balances_track_orders(paper: Paper):
     paper.balances(spot={"BTC": "0.12345678", "ETH": "0"})
     bal = await paper.call("binance_spot_balances")
     assert [b["asset"] for b in bal["balances"]] == ["BTC", "USDT"]  # sorted, zero ETH removed
-    assert bal["count"] == 2
+    assert set(bal) == {"balances"}  # no count: the list says how many
     btc = bal["balances"][0]
     assert btc == {"asset": "BTC", "free": "0.12345678", "locked": "0", "total": "0.12345678"}  # full precision
 
@@ -98,27 +100,29 @@ async def test_spot_balances_failures(paper: Paper):
 
 async def test_portfolio_account_reflects_a_position(paper: Paper):
     flat = await paper.call("binance_portfolio_account")
-    assert flat["wallet"] == "10000" and flat["available"] == "10000" and flat["initial_margin"] == "0"
-    assert flat["margin_ratio_pct"] == "0" and flat["can_trade"] is True
-    assert flat["assets"] == [{"asset": "USDT", "wallet": "10000", "unrealized_pnl": "0", "margin_balance": "10000",
-                               "available": "10000", "max_withdraw": "10000"}]
+    assert flat["totalWalletBalance"] == "10000" and flat["availableBalance"] == "10000"
+    assert flat["totalInitialMargin"] == "0" and flat["marginRatioPct"] == "0"
+    assert flat["maxWithdrawAmount"] == "10000"
+    assert flat["assets"] == [{"asset": "USDT", "walletBalance": "10000", "unrealizedProfit": "0",
+                               "availableBalance": "10000"}]
 
     await paper.call("binance_futures_change_leverage", {"symbol": "BTCUSDT", "leverage": 10})
     order = await paper.call("binance_futures_place_order", {"symbol": "BTCUSDT", "side": "BUY", "type": "MARKET",
                                                              "quantity": "0.05"})
-    entry = D(order["avg_price"])
+    entry = D(order["avgPrice"])
     mark = D(paper.public("/fapi/v1/premiumIndex", symbol="BTCUSDT")["markPrice"])
     acc = await paper.call("binance_portfolio_account")
     fee = (entry * Decimal("0.05") * Decimal("0.0005")).quantize(Decimal("0.00000001"))
-    assert D(acc["wallet"]) == Decimal(10000) - fee
-    assert D(acc["unrealized_pnl"]) == ((mark - entry) * Decimal("0.05")).quantize(Decimal("0.00000001"))
-    assert D(acc["position_initial_margin"]) == (mark * Decimal("0.05") / 10).quantize(Decimal("0.00000001"))
-    assert D(acc["margin_balance"]) == D(acc["wallet"]) + D(acc["unrealized_pnl"])
-    assert D(acc["available"]) == D(acc["margin_balance"]) - D(acc["initial_margin"])
+    assert D(acc["totalWalletBalance"]) == Decimal(10000) - fee
+    assert D(acc["totalUnrealizedProfit"]) == ((mark - entry) * Decimal("0.05")).quantize(Decimal("0.00000001"))
+    # No open order: all the initial margin is the position's.
+    assert D(acc["totalInitialMargin"]) == (mark * Decimal("0.05") / 10).quantize(Decimal("0.00000001"))
+    assert D(acc["totalMarginBalance"]) == D(acc["totalWalletBalance"]) + D(acc["totalUnrealizedProfit"])
+    assert D(acc["availableBalance"]) == D(acc["totalMarginBalance"]) - D(acc["totalInitialMargin"])
     raw = paper.signed("/fapi/v2/account")
-    assert D(acc["maint_margin"]) == D(raw["totalMaintMargin"]) > 0
-    assert D(acc["margin_ratio_pct"]) == (D(raw["totalMaintMargin"]) / D(raw["totalMarginBalance"]) * 100
-                                          ).quantize(Decimal("0.01"))
+    assert D(acc["totalMaintMargin"]) == D(raw["totalMaintMargin"]) > 0
+    assert D(acc["marginRatioPct"]) == (D(raw["totalMaintMargin"]) / D(raw["totalMarginBalance"]) * 100
+                                        ).quantize(Decimal("0.01"))
 
 
 async def test_portfolio_account_failures(paper: Paper):
@@ -129,27 +133,27 @@ async def test_portfolio_account_failures(paper: Paper):
 
 
 async def test_futures_positions_lists_open_positions_only(paper: Paper):
-    assert await paper.call("binance_futures_positions") == {"positions": [], "count": 0}
+    assert await paper.call("binance_futures_positions") == {"positions": []}
     # An open order alone makes the exchange return a zero-size row: it is not a position.
     await paper.call("binance_futures_place_order", {"symbol": "ETHUSDT", "side": "BUY", "type": "LIMIT",
                                                      "quantity": "0.1", "price": "3400"})
-    assert (await paper.call("binance_futures_positions"))["count"] == 0
+    assert (await paper.call("binance_futures_positions"))["positions"] == []
 
     await paper.call("binance_futures_change_leverage", {"symbol": "BTCUSDT", "leverage": 5})
     await paper.call("binance_futures_set_margin_type", {"symbol": "BTCUSDT", "marginType": "ISOLATED"})
     order = await paper.call("binance_futures_place_order", {"symbol": "btcusdt", "side": "SELL", "type": "MARKET",
                                                              "quantity": "0.02"})
     pos = await paper.call("binance_futures_positions", {"symbol": "BTCUSDT"})
-    assert pos["count"] == 1
+    assert len(pos["positions"]) == 1
     p = pos["positions"][0]
     raw = paper.signed("/fapi/v3/positionRisk", symbol="BTCUSDT")[0]
-    assert p["symbol"] == "BTCUSDT" and p["side"] == "SHORT" and p["position_side"] == "BOTH"
-    assert p["size"] == "0.02" and D(p["entry_price"]) == D(order["avg_price"])
-    assert D(p["mark_price"]) == D(raw["markPrice"])
-    assert D(p["unrealized_pnl"]) == D(raw["unRealizedProfit"])
-    assert D(p["liquidation_price"]) == D(raw["liquidationPrice"]) > D(p["entry_price"])  # a short dies above
-    assert D(p["notional"]) == abs(D(raw["notional"]))
-    assert p["leverage"] == 5 and p["margin_type"] == "ISOLATED"
+    assert p["symbol"] == "BTCUSDT" and p["positionSide"] == "BOTH"
+    assert p["positionAmt"] == "-0.02" and D(p["entryPrice"]) == D(order["avgPrice"])  # signed: a short
+    assert D(p["markPrice"]) == D(raw["markPrice"])
+    assert D(p["unrealizedProfit"]) == D(raw["unRealizedProfit"])
+    assert D(p["liquidationPrice"]) == D(raw["liquidationPrice"]) > D(p["entryPrice"])  # a short dies above
+    assert D(p["notional"]) == D(raw["notional"]) < 0
+    assert p["leverage"] == 5 and p["marginType"] == "ISOLATED"
     everything = await paper.call("binance_futures_positions")
     assert [q["symbol"] for q in everything["positions"]] == ["BTCUSDT"]
 
@@ -163,11 +167,10 @@ async def test_account_status_reports_the_paper_exchange(paper: Paper):
     before = paper.last_seq()
     local_before = int(time.time() * 1000)
     st = await paper.call("binance_account_status")
-    assert st["connected"] is True and st["error"] is None
+    assert st["connected"] is True and "error" not in st  # a field that is not set is left out
     assert st["exchange"] == "paper" and st["host"] == paper.host
-    assert abs(st["clock_drift_ms"]) < 1000
-    assert local_before - 1000 <= st["server_time"] <= int(time.time() * 1000) + 1000
-    assert st["server_time_iso"].endswith("Z") and st["local_time_iso"].endswith("Z")
+    assert abs(st["clockDriftMs"]) < 1000
+    assert local_before - 1000 <= st["serverTime"] <= int(time.time() * 1000) + 1000
     paths = [e["path"] for e in paper.requests(before)]
     assert paths == ["/api/v3/time"]  # the server time alone answers reachability and clock drift
 
@@ -177,6 +180,6 @@ async def test_account_status_failures(paper: Paper):
     # An exchange that fails the time request: still an answer, connected=false with the reason.
     paper.sim("faults", {"kind": "error_5xx", "path": "/api/v3/time", "count": 1, "status": 503})
     st = await paper.call("binance_account_status")
-    assert st["connected"] is False and st["server_time"] is None and st["clock_drift_ms"] is None
+    assert st["connected"] is False and "serverTime" not in st and "clockDriftMs" not in st
     assert "-1008" in st["error"] and "Time sync" in st["error"]
     assert (await paper.call("binance_account_status"))["connected"] is True  # and it recovers

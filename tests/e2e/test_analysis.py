@@ -46,13 +46,12 @@ async def test_position_size(paper: Paper, market, symbol, risk, entry, stop, le
     qty = floor_to(D(risk) / per_unit, step)
     assert D(r["quantity"]) == qty and qty * per_unit <= D(risk) < (qty + step) * per_unit
     assert D(r["notional"]) == qty * D(entry)
-    assert D(r["margin_required"]) == qty * D(entry) / lev
-    assert D(r["risk_at_stop"]) == qty * per_unit
-    assert r["side"] == ("LONG" if D(stop) < D(entry) else "SHORT")
-    assert r["meets_min_qty"] is (qty >= min_qty)
-    assert r["meets_min_notional"] is (qty * D(entry) >= min_notional)
-    assert (D(r["step_size"]), D(r["min_notional"])) == (step, min_notional)
-    assert (r["symbol"], r["market"]) == (symbol, market)
+    assert D(r["marginRequired"]) == qty * D(entry) / lev
+    assert D(r["riskAtStop"]) == qty * per_unit
+    assert r["meetsMinQty"] is (qty >= min_qty)
+    assert r["meetsMinNotional"] is (qty * D(entry) >= min_notional)
+    # Nothing the call already said (symbol, market, the side its stop implies) or the rules repeat.
+    assert set(r) == {"quantity", "notional", "marginRequired", "riskAtStop", "meetsMinQty", "meetsMinNotional"}
 
 
 async def test_position_size_failures(paper: Paper):
@@ -85,34 +84,34 @@ async def test_portfolio_risk_against_the_account(paper: Paper):
     upnl = {s: (D(p["markPrice"]) - D(p["entryPrice"])) * D(p["positionAmt"]) for s, p in rows.items()}
     initial = sum(abs(D(p["positionAmt"])) * D(p["markPrice"]) / lev[s] for s, p in rows.items())
     margin_balance = D(acct["totalWalletBalance"]) + sum(upnl.values())
-    assert D(r["initial_margin"]) == initial.quantize(Decimal("1E-8"))
-    assert D(r["margin_balance"]) == margin_balance.quantize(Decimal("1E-8"))
-    usage = (initial / margin_balance * 100).quantize(Decimal("0.01"))
-    assert D(r["margin_usage_pct"]) == usage and Decimal(50) <= usage < Decimal(80)
-    assert r["risk_level"] == "MEDIUM"
-    assert D(r["total_unrealized_pnl"]) == sum(upnl.values()).quantize(Decimal("1E-8"))
+    assert D(acct["totalInitialMargin"]) == initial.quantize(Decimal("1E-8"))
+    usage = (initial.quantize(Decimal("1E-8")) / margin_balance.quantize(Decimal("1E-8")) * 100).quantize(
+        Decimal("0.01"))
+    assert D(r["marginUsagePct"]) == usage and Decimal(50) <= usage < Decimal(80)
+    assert r["riskLevel"] == "MEDIUM"
+    assert D(r["totalUnrealizedProfit"]) == sum(upnl.values()).quantize(Decimal("1E-8"))
     assert (r["winners"], r["losers"]) == (1, 1) and upnl[BTC] > 0 > upnl[ETH]
     by_symbol = {p["symbol"]: p for p in r["positions"]}
     for s, p in rows.items():
         mark, liq = D(p["markPrice"]), D(p["liquidationPrice"])
         got = by_symbol[s]
-        assert got["side"] == ("LONG" if D(p["positionAmt"]) > 0 else "SHORT")
-        assert D(got["liquidation_price"]) == liq and D(got["mark_price"]) == mark
+        assert got["positionSide"] == p["positionSide"] == "BOTH"
+        assert D(got["unrealizedProfit"]) == upnl[s].quantize(Decimal("1E-8"))
         expected = (abs(mark - liq) / mark * 100).quantize(Decimal("0.01")) if liq > 0 else None
-        assert (D(got["distance_to_liquidation_pct"]) if got["distance_to_liquidation_pct"] else None) == expected
-    assert by_symbol[ETH]["distance_to_liquidation_pct"] is not None
-    assert r["spot_holdings"] == 3  # USDT, BTC, ETH
+        assert (D(got["distanceToLiquidationPct"]) if "distanceToLiquidationPct" in got else None) == expected
+    assert "distanceToLiquidationPct" in by_symbol[ETH]
+    assert r["spotHoldings"] == 3  # USDT, BTC, ETH
 
 
 async def test_portfolio_risk_levels_move_with_usage(paper: Paper):
     flat = await paper.call("binance_analyze_portfolio_risk")
-    assert (flat["margin_usage_pct"], flat["risk_level"], flat["positions"], flat["spot_holdings"]) == (
+    assert (flat["marginUsagePct"], flat["riskLevel"], flat["positions"], flat["spotHoldings"]) == (
         "0", "LOW", [], 1)
     await paper.call("binance_futures_change_leverage", {"symbol": BTC, "leverage": 1})
     await paper.call("binance_futures_place_order", {"symbol": BTC, "side": "BUY", "type": "MARKET",
                                                      "quantity": "0.09"})
     high = await paper.call("binance_analyze_portfolio_risk")
-    assert D(high["margin_usage_pct"]) >= 80 and high["risk_level"] == "HIGH"
+    assert D(high["marginUsagePct"]) >= 80 and high["riskLevel"] == "HIGH"
     await paper.invalid("binance_analyze_portfolio_risk", {"detail": True}, "unknown argument")
 
 
@@ -135,12 +134,11 @@ async def test_compare_spot_futures(paper: Paper, asked, symbol, futures_price, 
     fut = D(paper.public("/fapi/v2/ticker/price", symbol=symbol)["price"])
     prem = paper.public("/fapi/v1/premiumIndex", symbol=symbol)
     assert fut == D(futures_price)
-    assert r["symbol"] == symbol and D(r["spot_price"]) == spot and D(r["futures_price"]) == fut
+    assert r["symbol"] == symbol and D(r["spotPrice"]) == spot and D(r["futuresPrice"]) == fut
     assert D(r["basis"]) == fut - spot
-    assert D(r["basis_pct"]) == ((fut - spot) / spot * 100).quantize(Decimal("0.0001"))
+    assert D(r["basisPct"]) == ((fut - spot) / spot * 100).quantize(Decimal("0.0001"))
     assert r["premium"] == premium
-    assert D(r["mark_price"]) == D(prem["markPrice"]) and D(r["funding_rate"]) == D(prem["lastFundingRate"])
-    assert r["next_funding_time"] == prem["nextFundingTime"]
+    assert D(r["fundingRate"]) == D(prem["lastFundingRate"])
 
 
 async def test_compare_failures(paper: Paper):
@@ -164,11 +162,10 @@ async def test_funding_cost(paper: Paper, size, hours, rate):
     end = now + int(D(hours) * 3_600_000)
     events = len(range(nxt, end + 1, 8 * 3_600_000))  # funding times in (now, now + hold]
     per = D(size) * mark * used
-    assert D(r["funding_rate"]) == used and D(r["mark_price"]) == mark and r["next_funding_time"] == nxt
-    assert r["funding_events"] == events and events >= 1
-    assert D(r["notional"]) == D(size) * mark
-    assert D(r["cost_per_event"]) == per and D(r["total_cost"]) == per * events
-    assert r["direction"] == ("PAY" if D(size) > 0 else "RECEIVE")  # positive rate: longs pay shorts
+    assert set(r) == {"fundingRate", "fundingEvents", "totalCost"}
+    assert D(r["fundingRate"]) == used and r["fundingEvents"] == events and D(r["totalCost"]) == per * events
+    assert events >= 1 and nxt > now
+    assert (D(r["totalCost"]) > 0) is (D(size) > 0)  # positive rate: longs pay (+), shorts receive (-)
 
 
 async def test_funding_cost_failures(paper: Paper):
@@ -212,8 +209,8 @@ async def test_check_order_precision(paper: Paper, market, symbol, price, qty):
     got = {c["check"]: c["passed"] for c in r["checks"]}
     assert {k: got[k] for k in expected} == expected
     assert r["passes"] is all(got.values()) and all(c["detail"] for c in r["checks"])
-    assert D(r["reference_price"]) == ref
-    assert D(r["valid_price"]) == nearest(p, tick) and D(r["valid_quantity"]) == nearest(q, step)
+    assert D(r["referencePrice"]) == ref
+    assert D(r["validPrice"]) == nearest(p, tick) and D(r["validQuantity"]) == nearest(q, step)
 
 
 async def test_check_order_precision_failures(paper: Paper):
@@ -251,28 +248,16 @@ async def test_optimal_trade_size(paper: Paper, side, impact):
         return avg <= limit if side == "BUY" else avg >= limit
 
     assert qty > 0 and qty % step == 0 and within(qty)
-    if r["book_exhausted"]:
+    if r["bookExhausted"]:
         assert qty == floor_to(total, step) and within(total)
     else:
         assert not within(qty + step)  # the largest quantity on the step grid
-    assert D(r["best_price"]) == best and D(r["notional"]) == cost_of(levels, qty)
-    assert D(r["avg_price"]) == cost_of(levels, qty) / qty
-    assert D(r["impact_pct"]) == (abs(D(r["avg_price"]) - best) / best * 100).quantize(Decimal("0.0001"))
-    assert D(r["impact_pct"]) <= D(impact)
-    assert r["book_exhausted"] is (side == "SELL" and impact == "10")  # 1000 levels span about 2 %
-
-    def touched(q: Decimal) -> int:  # levels a fill of q reaches
-        before, n = Decimal(0), 0
-        for _, avail in levels:
-            if before >= q:
-                break
-            before, n = before + avail, n + 1
-        return n
-
-    if r["book_exhausted"]:
-        assert r["levels_used"] == len(levels)
-    else:  # counted before rounding down to the step: between what qty and qty + step reach
-        assert touched(qty) <= r["levels_used"] <= touched(qty + step)
+    assert D(r["bestPrice"]) == best
+    assert D(r["avgPrice"]) == cost_of(levels, qty) / qty
+    assert D(r["impactPct"]) == (abs(D(r["avgPrice"]) - best) / best * 100).quantize(Decimal("0.0001"))
+    assert D(r["impactPct"]) <= D(impact)
+    assert r["bookExhausted"] is (side == "SELL" and impact == "10")  # 1000 levels span about 2 %
+    assert set(r) == {"bestPrice", "quantity", "avgPrice", "impactPct", "bookExhausted"}
 
 
 async def test_optimal_trade_size_failures(paper: Paper):

@@ -118,7 +118,7 @@ async def test_spot_order_survives_a_lost_answer(exchange_sim, env, fault, laten
         if expected:
             assert not result.is_error, result.content[0].text
             data = result.structured_content
-            assert data["order_id"] == placed[0].order_id and data["client_order_id"] == cid
+            assert data["orderId"] == placed[0].order_id and data["clientOrderId"] == cid
             assert data["note"] and cid in data["note"]
             assert await daily_used(client, "binance_spot_place_order") == Decimal("97.00001")  # at the ask
         else:
@@ -142,7 +142,7 @@ async def test_futures_order_survives_a_lost_answer(exchange_sim, env, fault):
         assert len(placed) == expected
         if expected:
             assert not result.is_error, result.content[0].text
-            assert result.structured_content["order_id"] == placed[0].order_id
+            assert result.structured_content["orderId"] == placed[0].order_id
             assert await daily_used(client, "binance_futures_place_order") > 0
         else:
             assert result.content[0].text.startswith("ORDER_NOT_PLACED")

@@ -34,9 +34,9 @@ def max_notional_at(paper: Paper, symbol: str, leverage: int) -> Decimal:
 async def test_change_leverage_sets_it_and_reports_the_cap(paper: Paper):
     for lev in (50, 125, 1):
         r = await paper.call("binance_futures_change_leverage", {"symbol": "btcusdt", "leverage": lev})
-        assert r == {"symbol": BTC, "leverage": lev, "max_notional": str(max_notional_at(paper, BTC, lev))}
+        assert r == {"leverage": lev, "maxNotionalValue": str(max_notional_at(paper, BTC, lev))}
         assert symbol_config(paper, BTC)["leverage"] == lev
-    assert r["max_notional"] == "1800000000"
+    assert r["maxNotionalValue"] == "1800000000"
     # The position tool reads it back.
     await paper.call(PLACE, {"symbol": BTC, "side": "BUY", "type": "MARKET", "quantity": "0.002"})
     (p,) = (await paper.call("binance_futures_positions"))["positions"]
@@ -60,14 +60,12 @@ async def test_change_leverage_failures(paper: Paper):
 
 async def test_set_margin_type_and_no_op(paper: Paper):
     tool = "binance_futures_set_margin_type"
-    assert await paper.call(tool, {"symbol": BTC, "marginType": "ISOLATED"}) == {
-        "symbol": BTC, "margin_type": "ISOLATED", "changed": True}
+    assert await paper.call(tool, {"symbol": BTC, "marginType": "ISOLATED"}) == {"changed": True}
     assert symbol_config(paper, BTC)["marginType"] == "ISOLATED"
     # Already ISOLATED: a no-op, reported as such, not an error.
-    assert await paper.call(tool, {"symbol": BTC, "marginType": "ISOLATED"}) == {
-        "symbol": BTC, "margin_type": "ISOLATED", "changed": False}
-    assert await paper.call(tool, {"symbol": BTC, "marginType": "CROSSED"}) == {
-        "symbol": BTC, "margin_type": "CROSSED", "changed": True}
+    assert await paper.call(tool, {"symbol": BTC, "marginType": "ISOLATED"}) == {"changed": False}
+    assert symbol_config(paper, BTC)["marginType"] == "ISOLATED"
+    assert await paper.call(tool, {"symbol": BTC, "marginType": "CROSSED"}) == {"changed": True}
     assert symbol_config(paper, BTC)["marginType"] == "CROSSED"
 
 
@@ -90,29 +88,33 @@ async def test_close_position_flattens_one_symbol_exactly(paper: Paper):
     assert positions(paper) == {(BTC, "BOTH"): Decimal("0.013"), (ETH, "BOTH"): Decimal("-0.5")}
     before = paper.last_seq()
     res = await paper.call("binance_futures_close_position", {"symbol": BTC})
-    assert res["symbol"] == BTC and res["count"] == 1 and res["note"] is None
+    assert set(res) == {"closed"}  # no note: there was a position to close
     (o,) = res["closed"]
-    assert (o["side"], o["type"], o["quantity"], o["executed_qty"], o["status"], o["reduce_only"]) == (
-        "SELL", "MARKET", "0.013", "0.013", "FILLED", True)
+    assert (o["side"], o["positionSide"], o["executedQty"], o["status"]) == ("SELL", "BOTH", "0.013", "FILLED")
+    assert D(o["avgPrice"]) > 0 and o["orderId"] > 0
     orders = [e["params"] for e in paper.requests(before) if e["method"] == "POST"]
     assert len(orders) == 1 and orders[0]["reduceOnly"] == "true" and orders[0]["quantity"] == "0.013"
+    assert orders[0]["type"] == "MARKET" and orders[0]["newClientOrderId"] == o["clientOrderId"]
+    hist = {x["orderId"]: x for x in (await paper.call("binance_futures_order_history", {"symbol": BTC}))["orders"]}
+    assert (hist[o["orderId"]]["type"], hist[o["orderId"]]["origQty"], hist[o["orderId"]]["reduceOnly"]) == (
+        "MARKET", "0.013", True)
     assert positions(paper) == {(ETH, "BOTH"): Decimal("-0.5")}  # ETH untouched
     # The short closes with a BUY.
     eth = await paper.call("binance_futures_close_position", {"symbol": "ethusdt", "positionSide": "BOTH"})
-    assert [(c["side"], c["executed_qty"]) for c in eth["closed"]] == [("BUY", "0.5")]
+    assert [(c["side"], c["executedQty"]) for c in eth["closed"]] == [("BUY", "0.5")]
     assert positions(paper) == {}
-    assert (await paper.call("binance_futures_positions"))["count"] == 0
+    assert (await paper.call("binance_futures_positions"))["positions"] == []
 
 
 async def test_close_position_with_nothing_open(paper: Paper):
     before = paper.last_seq()
     res = await paper.call("binance_futures_close_position", {"symbol": BTC})
-    assert res == {"symbol": BTC, "closed": [], "count": 0, "note": "no open position to close"}
+    assert res == {"closed": [], "note": "no open position to close"}
     assert not [e for e in paper.requests(before) if e["method"] == "POST"]
     # One-way mode has no SHORT side: nothing to close there either, and the long stays.
     await paper.call(PLACE, {"symbol": BTC, "side": "BUY", "type": "MARKET", "quantity": "0.002"})
     res = await paper.call("binance_futures_close_position", {"symbol": BTC, "positionSide": "SHORT"})
-    assert res["count"] == 0 and positions(paper) == {(BTC, "BOTH"): Decimal("0.002")}
+    assert res["closed"] == [] and positions(paper) == {(BTC, "BOTH"): Decimal("0.002")}
 
 
 async def test_close_position_in_hedge_mode(paper: Paper):
@@ -124,16 +126,16 @@ async def test_close_position_in_hedge_mode(paper: Paper):
                              "positionSide": "SHORT"})
     assert positions(paper) == {(BTC, "LONG"): Decimal("0.004"), (BTC, "SHORT"): Decimal("-0.003")}
     pos = await paper.call("binance_futures_positions", {"symbol": BTC})
-    assert sorted((p["position_side"], p["side"], p["size"]) for p in pos["positions"]) == [
-        ("LONG", "LONG", "0.004"), ("SHORT", "SHORT", "0.003")]
+    assert sorted((p["positionSide"], p["positionAmt"]) for p in pos["positions"]) == [
+        ("LONG", "0.004"), ("SHORT", "-0.003")]
     before = paper.last_seq()
     res = await paper.call("binance_futures_close_position", {"symbol": BTC, "positionSide": "LONG"})
-    assert [(o["side"], o["position_side"], o["executed_qty"]) for o in res["closed"]] == [("SELL", "LONG", "0.004")]
+    assert [(o["side"], o["positionSide"], o["executedQty"]) for o in res["closed"]] == [("SELL", "LONG", "0.004")]
     (params,) = [e["params"] for e in paper.requests(before) if e["method"] == "POST"]
     assert params["positionSide"] == "LONG" and "reduceOnly" not in params  # hedge mode takes no reduceOnly
     assert positions(paper) == {(BTC, "SHORT"): Decimal("-0.003")}
     res = await paper.call("binance_futures_close_position", {"symbol": BTC})
-    assert [(o["side"], o["position_side"]) for o in res["closed"]] == [("BUY", "SHORT")]
+    assert [(o["side"], o["positionSide"]) for o in res["closed"]] == [("BUY", "SHORT")]
     assert positions(paper) == {}
 
 

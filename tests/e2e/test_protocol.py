@@ -31,7 +31,8 @@ TOOLS_MD: dict[str, tuple[str, set[str]]] = {
     "binance_futures_place_order": ("financial", {"symbol", "side", "type", "quantity", "price", "stopPrice",
                                                   "timeInForce", "positionSide", "reduceOnly", "closePosition",
                                                   "newClientOrderId"}),
-    "binance_futures_cancel_order": ("destructive", {"symbol", "orderId", "origClientOrderId"}),
+    # algoId: the id a conditional order's placement returns, accepted under that name (orderId also finds it).
+    "binance_futures_cancel_order": ("destructive", {"symbol", "orderId", "algoId", "origClientOrderId"}),
     "binance_futures_cancel_all_orders": ("destructive", {"symbol"}),
     "binance_futures_open_orders": ("read", {"symbol"}),
     "binance_futures_order_history": ("read", {"symbol", "orderId", "startTime", "endTime", "limit"}),
@@ -190,11 +191,40 @@ def test_tool_annotations_and_schemas(raw, name):
     assert out["type"] == "object" and out["properties"]
 
 
+def field_type(obj: dict, name: str) -> object:
+    """The type an object schema gives a field: its own entry in properties, or (a plain string field) the
+    additionalProperties schema when propertyNames lists the name."""
+    if name in obj.get("properties", {}):
+        return obj["properties"][name]["type"]
+    assert name in obj["propertyNames"]["enum"], (name, obj)
+    return obj["additionalProperties"]["type"]
+
+
 def test_schemas_describe_decimals_as_strings(raw):
     tools = {t["name"]: t for t in raw.tools_list["result"]["tools"]}
     place = tools["binance_spot_place_order"]
     assert "string" in place["inputSchema"]["properties"]["quantity"]["type"]  # "0.001" is accepted as is
     assert place["inputSchema"]["properties"]["side"]["enum"] == ["BUY", "SELL"]
-    assert place["outputSchema"]["properties"]["price"]["type"] == "string"  # decimal strings out
-    bal = tools["binance_spot_balances"]["outputSchema"]["properties"]["balances"]["items"]["properties"]
-    assert bal["free"]["type"] == "string" and bal["locked"]["type"] == "string"
+    assert field_type(place["outputSchema"], "cummulativeQuoteQty") == "string"  # decimal strings out
+    orders = tools["binance_spot_open_orders"]["outputSchema"]["properties"]["orders"]["items"]
+    assert field_type(orders, "price") == "string" and field_type(orders, "orderId") == "integer"
+    bal = tools["binance_spot_balances"]["outputSchema"]["properties"]["balances"]["items"]
+    assert field_type(bal, "free") == "string" and field_type(bal, "locked") == "string"
+    assert bal["propertyNames"]["enum"] == ["asset", "free", "locked", "total"]  # no other field passes
+
+
+def test_results_use_the_argument_names(raw):
+    """A value passes back under the name it came with: the ids in results are the arguments' names."""
+    tools = {t["name"]: t for t in raw.tools_list["result"]["tools"]}
+    for name in ("binance_futures_open_orders", "binance_futures_order_history"):
+        item = tools[name]["outputSchema"]["properties"]["orders"]["items"]
+        names = set(item["propertyNames"]["enum"])
+        assert {"orderId", "algoId", "clientOrderId", "stopPrice", "positionSide", "reduceOnly"} <= names
+        assert not {n for n in names if "_" in n}, names
+    for tool in tools.values():
+        text = json.dumps(tool["outputSchema"])
+        if tool["name"] != "binance_policy_status":  # the policy's own view, not a Binance result
+            assert not re.search(r'"[a-z]+_[a-z_]+"', text), (tool["name"], text)  # camelCase only
+    placed = tools["binance_futures_place_order"]["outputSchema"]["properties"]
+    assert {"orderId", "algoId"} <= set(placed)
+    assert {"orderId", "algoId"} <= set(tools["binance_futures_cancel_order"]["inputSchema"]["properties"])

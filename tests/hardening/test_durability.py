@@ -105,7 +105,7 @@ def test_sigkill_mid_burst_loses_no_audit_record_and_doubles_no_order(sim, tmp_p
         data = result["structuredContent"]
         record = audited_orders.get(cid)
         assert record is not None, f"order {cid} was answered but has no audit record"
-        assert record["outcome"]["order_id"] == data["order_id"] == on_exchange[cid][0]
+        assert record["outcome"]["order_id"] == data["orderId"] == on_exchange[cid][0]
         assert record["outcome"]["client_order_id"] == cid
     assert len(audited_prices) >= len([i for i in received if calls[i][0] == "price"])
 

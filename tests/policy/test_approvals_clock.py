@@ -40,8 +40,8 @@ class Prices:
         return "USDT"
 
 
-class Placed(BaseModel):
-    order_id: int = 1
+class Placed(BaseModel):  # a placement's result, as the guard reads it (Binance's name)
+    orderId: int = 1
 
 
 @pytest.fixture

@@ -119,7 +119,7 @@ async def test_an_approved_call_runs_exactly_once(paper: Paper):
     assert paper.state()["order_requests"]["spot"] == start["spot"] + 1
     record = paper.calls(ORDER)[-1]
     assert record["decision"]["code"] == "ALLOWED" and f"approval {first}" in record["decision"]["reason"]
-    assert record["outcome"]["order_id"] == placed["order_id"]
+    assert record["outcome"]["order_id"] == placed["orderId"]
 
     # Single use: the third identical call needs a new approval.
     third = await required(paper, order)

@@ -77,7 +77,7 @@ async def test_a_close_larger_than_the_order_cap_still_flattens(acct, binance, t
         await server.ok(FUT, {"symbol": "BTCUSDT", "side": "SELL", "type": "MARKET", "quantity": "0.004",
                               "reduceOnly": True})  # a reduce-only order over the per-order cap
         closed = await server.ok(CLOSE, {"symbol": "BTCUSDT"})
-        assert closed["count"] == 1
+        assert len(closed["closed"]) == 1
         status = {d["rule"]: d for d in (await server.status())["daily"]}
         assert D(status["tools.binance_futures_close_position.limits.daily_notional_usd"]["used_usd"]) > 100  # recorded
     assert futures_position(binance) == 0

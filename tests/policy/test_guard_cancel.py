@@ -53,8 +53,8 @@ class Prices:
         return self.found
 
 
-class Placed(BaseModel):
-    order_id: int = 1
+class Placed(BaseModel):  # a placement's result, as the guard reads it (Binance's name)
+    orderId: int = 1
 
 
 def never(_seconds: float):

@@ -40,9 +40,9 @@ def paper(server: Paper) -> Paper:
 async def filled_quote(paper: Paper, order_ids: list[int]) -> Decimal:
     """The quote amount the exchange filled for these orders (its own order history)."""
     history = await paper.ok("binance_spot_order_history", {"symbol": "BTCUSDT"})
-    by_id = {o["order_id"]: o for o in history["orders"]}
+    by_id = {o["orderId"]: o for o in history["orders"]}
     assert set(order_ids) <= set(by_id), (order_ids, list(by_id))
-    return sum((D(by_id[i]["cumulative_quote_qty"]) for i in order_ids), Decimal(0))
+    return sum((D(by_id[i]["cummulativeQuoteQty"]) for i in order_ids), Decimal(0))
 
 
 async def test_fifty_concurrent_market_orders_never_pass_the_daily_cap(paper: Paper):
@@ -60,7 +60,7 @@ async def test_fifty_concurrent_market_orders_never_pass_the_daily_cap(paper: Pa
     # The exchange holds exactly the allowed orders, and what they cost stays under the cap.
     sent = paper.spot_orders_since(seq)
     assert len(sent) == len(allowed)
-    spent = await filled_quote(paper, [o["order_id"] for o in allowed])
+    spent = await filled_quote(paper, [o["orderId"] for o in allowed])
     assert 0 < spent <= 1000
     records = [r for r in paper.calls(ORDER) if r["decision"]["code"] == "ALLOWED"][-len(allowed):]
     counted = sum((D(r["decision"]["facts"]["notional_usd"]) for r in records), Decimal(0))

@@ -127,7 +127,7 @@ async def test_a_denied_call_never_reaches_the_exchange_and_is_audited(paper: Pa
     assert sent["params"]["quantity"] == "0.005"
     ok = paper.calls(ORDER)[-1]
     assert ok["decision"]["code"] == "ALLOWED" and ok["outcome"]["status"] == "ok"
-    assert ok["outcome"]["order_id"] == placed["order_id"]
+    assert ok["outcome"]["order_id"] == placed["orderId"]
 
 
 async def test_policylayer_published_policy(paper: Paper):
@@ -202,7 +202,9 @@ async def test_lower_case_symbols_meet_symbol_rules(paper: Paper):
     await paper.denied(ORDER, limit_buy(symbol=" ethusdt ", price="3000"), "SYMBOL_NOT_ALLOWED")
     fut = await paper.ok("binance_futures_place_order", {"symbol": "btcusdt", "side": "BUY", "type": "LIMIT",
                                                          "quantity": "0.002", "price": "90000"})
-    assert fut["symbol"] == "BTCUSDT"
+    assert paper.calls("binance_futures_place_order")[-1]["args"]["symbol"] == "BTCUSDT"
+    opened = (await paper.ok("binance_futures_open_orders", {"symbol": "BTCUSDT"}))["orders"]
+    assert [(o["orderId"], o["symbol"]) for o in opened] == [(fut["orderId"], "BTCUSDT")]
     # ... and for deny rules, wherever the case is.
     write_policy(paper.policy, """\
         version: 1
@@ -228,7 +230,7 @@ async def test_quote_order_qty_is_the_notional(paper: Paper):
     assert "600.00 USD is over the 500 USD limit" in text, text
     seq = paper.state()["last_seq"]
     o = await paper.ok(ORDER, {"symbol": "btcusdt", "side": "BUY", "type": "MARKET", "quoteOrderQty": "120"})
-    assert D(o["cumulative_quote_qty"]) <= 120 and len(paper.spot_orders_since(seq)) == 1
+    assert D(o["cummulativeQuoteQty"]) <= 120 and len(paper.spot_orders_since(seq)) == 1
     assert D(paper.calls(ORDER)[-1]["decision"]["facts"]["notional_usd"]) == Decimal("120")
     assert await paper.daily_used() == used + 120
     # The daily cap counts quote amounts too.
