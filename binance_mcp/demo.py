@@ -174,7 +174,8 @@ async def _session(env: dict[str, str], out: Out) -> int:
         ok, lev = await s.call("Futures leverage on BTCUSDT to 5x", "binance_futures_change_leverage",
                                {"symbol": "BTCUSDT", "leverage": 5})
         if ok:
-            out(f"   <- leverage {lev['leverage']}x, positions up to {_money(lev['maxNotionalValue'])} USDT notional")
+            out(f"   <- leverage {lev['leverage']}x (the exchange's bracket allows up to "
+                f"{_money(lev['maxNotionalValue'])} USDT at this leverage; this policy caps a position at 1,000 USD)")
 
         ok, fut = await s.call("Open a small long: market buy 0.002 BTCUSDT perpetual", "binance_futures_place_order",
                                {"symbol": "BTCUSDT", "side": "BUY", "type": "MARKET", "quantity": "0.002"})
@@ -185,10 +186,12 @@ async def _session(env: dict[str, str], out: Out) -> int:
         if ok:
             for p in pos["positions"]:
                 amt = Decimal(p["positionAmt"])
+                liq = Decimal(str(p.get("liquidationPrice") or 0))
+                where = (f"liquidation at {_money(p['liquidationPrice'])}" if liq > 0
+                         else "no liquidation price (the wallet covers the whole position)")
                 out(f"   <- {p['symbol']} {'LONG' if amt > 0 else 'SHORT'} {abs(amt)} entry {_money(p['entryPrice'])}"
-                     f" mark {_money(p['markPrice'])} PnL {_money(p['unrealizedProfit'])}"
-                     f" liq. {_money(p['liquidationPrice'])}"
-                     f" at {p.get('leverage')}x {p.get('marginType')}")
+                    f" mark {_money(p['markPrice'])} PnL {_money(p['unrealizedProfit'])}, {where},"
+                    f" at {p.get('leverage')}x {p.get('marginType')}")
 
         ok, closed = await s.call("Close the position at market", "binance_futures_close_position",
                                   {"symbol": "BTCUSDT"})
