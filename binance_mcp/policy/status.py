@@ -23,7 +23,7 @@ from binance_mcp.tools.models import Dec, NoArgs, Result, ToolDef
 class ToolRuleView(BaseModel):
     tool: str
     action: str = Field(description="allow or require_approval")
-    rule: str = Field(description="the policy path that decides")
+    rule: str
     limits: dict[str, str] = {}
     rate_limit: str | None = None
     approval_above_usd: Dec | None = None
@@ -41,26 +41,22 @@ class RateView(BaseModel):
     max: int
     window_s: int
     used: int
-    wait_s: int = Field(description="seconds until the next call is allowed (0: now)")
+    wait_s: int = Field(description="seconds until allowed")
 
 
 class PolicyStatusResult(Result):
     policy: str
-    mode: str = Field(description="enforce, shadow (decide and audit, let every call through), or locked (see "
-                                  "load_error)")
+    mode: str = Field(description="enforce, shadow (audit only) or locked")
     kill_switch: bool
     exchange: str
-    tools: list[ToolRuleView] = Field(description="tools this agent may call; denied tools are not listed")
-    denied: int = Field(description="how many tools the policy denies")
+    tools: list[ToolRuleView]
+    denied: int
     daily: list[DailyView]
     rate_limits: list[RateView]
     reload_error: str | None = None
-    locked: bool = Field(False, description="true when the policy or the configuration could not be loaded: "
-                                            "every other tool is refused with POLICY_ERROR until a human fixes it")
-    load_error: str | None = Field(None, description="why the server is locked: file, line and key, and what "
-                                                     "to change")
-    state_error: str | None = Field(None, description="the state directory cannot be written: calls that change "
-                                                      "anything are denied; reads work")
+    locked: bool = Field(False, description="policy or settings failed to load: only this tool runs")
+    load_error: str | None = Field(None, description="why locked: file, line, key")
+    state_error: str | None = Field(None, description="state directory not writable: changes denied")
 
 
 def _limits(rule) -> dict[str, str]:
