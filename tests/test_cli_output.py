@@ -189,7 +189,8 @@ async def test_a_builtin_name_loads_the_shipped_policy_from_any_directory(tmp_pa
     assert check.returncode == 0 and check.stdout.startswith("spot-trader: OK"), check.stdout + check.stderr
     missing = run("serve", "--show-config", cwd=elsewhere, BINANCE_MCP_POLICY="./spot-trader")
     assert missing.returncode == 0  # --show-config does not load it; serving does, and ./ means a file:
-    started = subprocess.run([sys.executable, "-m", "binance_mcp", "serve"], cwd=elsewhere, capture_output=True,
+    started = subprocess.run([sys.executable, "-m", "binance_mcp", "serve", "--check"], cwd=elsewhere,
+                             capture_output=True,
                              text=True, timeout=60, stdin=subprocess.DEVNULL,
                              env=clean_env(BINANCE_MCP_POLICY="./spot-trader",
                                            BINANCE_MCP_STATE_DIR=str(tmp_path / "s2")))
