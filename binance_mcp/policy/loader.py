@@ -142,8 +142,12 @@ def _lines(node: yaml.Node, source: str) -> dict[tuple, int]:
         if isinstance(node, yaml.MappingNode):
             first: dict[Any, int] = {}
             for k, v in node.value:
-                key = k.value
                 line = k.start_mark.line + 1
+                if not isinstance(k, yaml.ScalarNode):  # `{}:` or `? -`: a mapping or a list used as a key
+                    problems.append(f"{source}:{line}: {_key_name(path)}: a key must be a plain name, not a list "
+                                    "or a mapping")
+                    continue
+                key = k.value
                 if isinstance(key, str) and key in first:
                     problems.append(f"{source}:{line}: {_key_name(path + (key,))}: duplicate key (first on line "
                                     f"{first[key]}); keep one")

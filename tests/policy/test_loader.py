@@ -243,3 +243,9 @@ def test_a_kill_switch_path_that_cannot_be_resolved_is_a_load_error(monkeypatch,
     with pytest.raises(PolicyLoadError, match=says) as err:
         parse_text(f"version: 1\naccount:\n  kill_switch_file: {path}\n", "p.yaml")
     assert "p.yaml:3" in str(err.value)
+
+
+@pytest.mark.parametrize("text", ["{}:", "?  -", "[1]: x"])
+def test_a_key_that_is_not_a_plain_name_is_a_load_error(text):
+    with pytest.raises(PolicyLoadError, match="a key must be a plain name"):
+        parse_text(text, "p.yaml")
