@@ -187,6 +187,8 @@ def _routes() -> list[Route]:
         R("GET", "/fapi/v1/leverageBracket", lambda s, p, now: s.futures.leverage_bracket(p), True, 1,
           _fs("symbol")),
         R("GET", "/fapi/v1/symbolConfig", lambda s, p, now: s.futures.symbol_config(p), True, 5, _fs("symbol")),
+        R("GET", "/fapi/v1/income", lambda s, p, now: s.futures.income.query(p, now), True, 30,
+          _fs("symbol", "incomeType", "startTime", "endTime", "page", "limit")),
     ]
 
 

@@ -197,9 +197,14 @@ class FuturesExchange(FuturesAccount):
         order.update_time = now
         self.update_time = now
         spec = FUTURES_SYMBOLS[order.symbol]
+        trade_id = next(self._trade_ids)
+        if realised:
+            self.income.add(order.symbol, "REALIZED_PNL", realised, now, trade_id=trade_id)
+        if commission:
+            self.income.add(order.symbol, "COMMISSION", -commission, now, trade_id=trade_id)
         self.trades.append({
             "buyer": order.side == "BUY", "commission": fmt(commission), "commissionAsset": "USDT",
-            "id": next(self._trade_ids), "maker": maker, "orderId": order.order_id,
+            "id": trade_id, "maker": maker, "orderId": order.order_id,
             "price": fmt(price, spec.price_precision), "qty": fmt(qty, spec.quantity_precision),
             "quoteQty": fmt(price * qty, 8), "realizedPnl": fmt(realised), "side": order.side,
             "positionSide": order.position_side, "symbol": order.symbol, "time": now,

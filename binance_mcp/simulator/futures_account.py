@@ -17,6 +17,7 @@ from binance_mcp.simulator.futures_models import (
     Position,
     _sign,
 )
+from binance_mcp.simulator.income import IncomeLedger
 from binance_mcp.simulator.market import MarketData
 from binance_mcp.simulator.params import Params
 from binance_mcp.simulator.symbols import FUTURES_SYMBOLS, Bracket, FuturesSymbol
@@ -39,6 +40,7 @@ class FuturesAccount:
         self.orders: dict[int, FuturesOrder] = {}
         self.algo: dict[int, AlgoOrder] = {}
         self.trades: list[dict] = []
+        self.income = IncomeLedger()
         self._ids = itertools.count(8_000_001)
         self._algo_ids = itertools.count(300_001)
         self._trade_ids = itertools.count(90_001)
