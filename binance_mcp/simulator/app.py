@@ -17,8 +17,10 @@ from urllib.parse import parse_qsl
 
 from aiohttp import web
 
+from binance_mcp.simulator import futures_extra, spot_extra
 from binance_mcp.simulator.controls import add_control_routes
 from binance_mcp.simulator.errors import BinanceError, mandatory
+from binance_mcp.simulator.market_extra import MarketExtras
 from binance_mcp.simulator.params import Params
 from binance_mcp.simulator.state import SIM_KEY, Simulator
 
@@ -90,6 +92,37 @@ ALGO_ORDER_PARAMS = _fs("algoType", "symbol", "side", "positionSide", "type", "t
                         "activatePrice", "callbackRate", "clientAlgoId", "newOrderRespType",
                         "selfTradePreventionMode", "goodTillDate")
 KLINE_PARAMS = _fs("symbol", "interval", "startTime", "endTime", "limit", "timeZone")
+AGG_TRADE_PARAMS = _fs("symbol", "fromId", "startTime", "endTime", "limit")
+OCO_PARAMS = _fs("symbol", "listClientOrderId", "side", "quantity", "aboveType", "aboveClientOrderId",
+                 "aboveIcebergQty", "abovePrice", "aboveStopPrice", "aboveTrailingDelta", "aboveTimeInForce",
+                 "aboveStrategyId", "aboveStrategyType", "belowType", "belowClientOrderId", "belowIcebergQty",
+                 "belowPrice", "belowStopPrice", "belowTrailingDelta", "belowTimeInForce", "belowStrategyId",
+                 "belowStrategyType", "newOrderRespType", "selfTradePreventionMode")
+OTO_PARAMS = _fs("symbol", "listClientOrderId", "newOrderRespType", "selfTradePreventionMode", "workingType",
+                 "workingSide", "workingClientOrderId", "workingPrice", "workingQuantity", "workingIcebergQty",
+                 "workingTimeInForce", "workingStrategyId", "workingStrategyType", "pendingType", "pendingSide",
+                 "pendingClientOrderId", "pendingPrice", "pendingStopPrice", "pendingTrailingDelta",
+                 "pendingQuantity", "pendingIcebergQty", "pendingTimeInForce", "pendingStrategyId",
+                 "pendingStrategyType")
+
+
+def _extras(s: Simulator) -> MarketExtras:
+    return MarketExtras(s.market)
+
+
+def _rolling_weight(p: Params) -> int:
+    """4 per symbol, at most 200 (``symbols`` is a JSON list; a malformed one is refused by the handler)."""
+    raw = p.raw("symbols")
+    n = raw.count(",") + 1 if raw else 1
+    return min(4 * n, 200)
+
+
+def _weight_by_limit(p: Params) -> int:
+    try:
+        limit = int(p.raw("limit") or 500)
+    except ValueError:
+        return 1
+    return 1 if limit < 100 else 2 if limit < 500 else 5 if limit <= 1000 else 10
 
 
 def _routes() -> list[Route]:
@@ -107,7 +140,25 @@ def _routes() -> list[Route]:
         R("GET", "/api/v3/depth", lambda s, p, now: s.market.depth(p), weight=_spot_depth_weight,
           params=_fs("symbol", "limit", "symbolStatus")),
         R("GET", "/api/v3/klines", lambda s, p, now: s.market.klines(p), weight=2, params=KLINE_PARAMS),
+        R("GET", "/api/v3/trades", lambda s, p, now: _extras(s).trades(p), weight=25, params=_fs("symbol", "limit")),
+        R("GET", "/api/v3/aggTrades", lambda s, p, now: _extras(s).agg_trades(p), weight=4, params=AGG_TRADE_PARAMS),
+        R("GET", "/api/v3/ticker/bookTicker", lambda s, p, now: _extras(s).book_ticker(p), weight=_by_symbol(2, 4),
+          params=_fs("symbol", "symbols", "symbolStatus")),
+        R("GET", "/api/v3/avgPrice", lambda s, p, now: _extras(s).avg_price(p, now), weight=2, params=_fs("symbol")),
+        R("GET", "/api/v3/ticker", lambda s, p, now: _extras(s).rolling_ticker(p, now), weight=_rolling_weight,
+          params=_fs("symbol", "symbols", "windowSize", "type", "symbolStatus")),
         # spot, signed
+        R("POST", "/api/v3/order/cancelReplace", lambda s, p, now: spot_extra.cancel_replace(s.spot, p, now), True,
+          1, SPOT_ORDER_PARAMS | set(spot_extra.CANCEL_PARAMS), order=True),
+        R("GET", "/api/v3/account/commission", lambda s, p, now: spot_extra.commission(s.spot, p), True, 20,
+          _fs("symbol")),
+        # exchangeInfo says ocoAllowed, otoAllowed and amendAllowed are false: these answer that, not 404
+        R("POST", "/api/v3/orderList/oco", lambda s, p, now: spot_extra.refuse("OCO orders")(s.spot, p), True, 1,
+          OCO_PARAMS),
+        R("POST", "/api/v3/orderList/oto", lambda s, p, now: spot_extra.refuse("OTO orders")(s.spot, p), True, 1,
+          OTO_PARAMS),
+        R("PUT", "/api/v3/order/amend/keepPriority", lambda s, p, now: spot_extra.refuse("Order amends")(s.spot, p),
+          True, 4, _fs("symbol", "orderId", "origClientOrderId", "newClientOrderId", "newQty")),
         R("GET", "/api/v3/account", lambda s, p, now: s.spot.account(p, now), True, 20, _fs("omitZeroBalances")),
         R("POST", "/api/v3/order", lambda s, p, now: s.spot.place(p, now), True, 1, SPOT_ORDER_PARAMS, order=True),
         R("POST", "/api/v3/order/test", lambda s, p, now: s.spot.place(p, now, test=True), True, 1,
@@ -140,7 +191,34 @@ def _routes() -> list[Route]:
           params=KLINE_PARAMS),
         R("GET", "/fapi/v1/markPriceKlines", lambda s, p, now: s.market.futures_klines(p, mark=True),
           weight=_futures_kline_weight, params=KLINE_PARAMS),
+        R("GET", "/fapi/v1/trades", lambda s, p, now: _extras(s).trades(p, futures=True), weight=5,
+          params=_fs("symbol", "limit")),
+        R("GET", "/fapi/v1/aggTrades", lambda s, p, now: _extras(s).agg_trades(p, futures=True), weight=20,
+          params=AGG_TRADE_PARAMS),
+        R("GET", "/fapi/v1/ticker/bookTicker", lambda s, p, now: _extras(s).futures_book_ticker(p, now),
+          weight=_by_symbol(2, 5), params=_fs("symbol")),
+        R("GET", "/fapi/v1/fundingRate", lambda s, p, now: _extras(s).funding_rate_history(p, now), weight=1,
+          params=_fs("symbol", "startTime", "endTime", "limit")),
+        R("GET", "/fapi/v1/fundingInfo", lambda s, p, now: _extras(s).funding_info(), weight=1),
+        R("GET", "/fapi/v1/openInterest", lambda s, p, now: _extras(s).open_interest(
+            p, now, futures_extra.own_open_interest(s.futures, p.raw("symbol") or "")), weight=1,
+          params=_fs("symbol")),
+        R("GET", "/fapi/v1/indexPriceKlines", lambda s, p, now: _extras(s).index_klines(p), weight=_weight_by_limit,
+          params=_fs("pair", "interval", "startTime", "endTime", "limit")),
+        R("GET", "/fapi/v1/premiumIndexKlines", lambda s, p, now: _extras(s).premium_klines(p),
+          weight=_weight_by_limit, params=_fs("symbol", "interval", "startTime", "endTime", "limit")),
         # futures, signed
+        R("PUT", "/fapi/v1/order", lambda s, p, now: futures_extra.modify(s.futures, p, now), True, 1,
+          _fs("symbol", "orderId", "origClientOrderId", "side", "quantity", "price", "priceMatch", "modifyId"),
+          order=True),
+        R("POST", "/fapi/v1/batchOrders", lambda s, p, now: futures_extra.batch_place(
+            s.futures, p, now, FUTURES_ORDER_PARAMS), True, 5, _fs("batchOrders"), order=True),
+        R("DELETE", "/fapi/v1/batchOrders", lambda s, p, now: futures_extra.batch_cancel(s.futures, p, now), True, 1,
+          _fs("symbol", "orderIdList", "origClientOrderIdList")),
+        R("POST", "/fapi/v1/positionMargin", lambda s, p, now: futures_extra.position_margin(s.futures, p, now),
+          True, 1, _fs("symbol", "positionSide", "amount", "type")),
+        R("GET", "/fapi/v1/commissionRate", lambda s, p, now: futures_extra.commission_rate(s.futures, p), True, 20,
+          _fs("symbol")),
         R("GET", "/fapi/v2/account", lambda s, p, now: s.futures.account(p, now), True, 5),
         R("GET", "/fapi/v3/account", lambda s, p, now: s.futures.account(p, now, version=3), True, 5),
         R("GET", "/fapi/v2/balance", lambda s, p, now: s.futures.balance(p, now), True, 5),

@@ -20,6 +20,7 @@ from binance_mcp.simulator.futures_models import (
     FuturesOrder,
     _sign,
 )
+from binance_mcp.simulator.market import FUTURES_TIME_IN_FORCE
 from binance_mcp.simulator.matching import filled_qty, walk
 from binance_mcp.simulator.params import FUTURES_CLIENT_ID_RE, Params, is_multiple, places
 from binance_mcp.simulator.symbols import FUTURES_SYMBOLS, FuturesSymbol
@@ -109,8 +110,7 @@ class FuturesExchange(FuturesAccount):
         qty = p.decimal("quantity", required=True)
         assert qty is not None
         if otype == "LIMIT":
-            tif = p.enum("timeInForce", ("GTC", "IOC", "FOK", "GTX", "GTD"), -1115, "Invalid timeInForce.",
-                         required=True)
+            tif = p.enum("timeInForce", FUTURES_TIME_IN_FORCE, -1115, "Invalid timeInForce.", required=True)
             price = p.decimal("price", required=True)
         else:
             p.forbid("price", "timeInForce")

@@ -112,8 +112,9 @@ class FuturesAccount:
                 pim += n["im"]
                 maint += n["maint"]
         oim = self._open_order_im()
+        added = sum((pos.margin_added for pos in self.positions.values() if pos.amt), ZERO)
         margin_balance = wallet + upnl
-        available = max(margin_balance - pim - oim, ZERO)
+        available = max(margin_balance - pim - oim - added, ZERO)
         return {"wallet": wallet, "upnl": upnl, "pim": pim, "oim": oim, "maint": maint,
                 "margin_balance": margin_balance, "available": available,
                 "max_withdraw": max(min(available, wallet), ZERO)}
@@ -126,7 +127,7 @@ class FuturesAccount:
         size = abs(pos.amt)
         side = _sign(pos.amt)
         if self.margin_type[pos.symbol] == "ISOLATED":
-            wb, other_mm, other_upnl = size * pos.entry / self.leverage[pos.symbol], ZERO, ZERO
+            wb, other_mm, other_upnl = size * pos.entry / self.leverage[pos.symbol] + pos.margin_added, ZERO, ZERO
         else:
             wb = self.wallet.get("USDT", ZERO)
             other_mm = other_upnl = ZERO
@@ -212,7 +213,8 @@ class FuturesAccount:
         spec = FUTURES_SYMBOLS[pos.symbol]
         n = self._pos_numbers(pos)
         isolated = self.margin_type[pos.symbol] == "ISOLATED"
-        iso_wallet = abs(pos.amt) * pos.entry / self.leverage[pos.symbol] if isolated and pos.amt else ZERO
+        iso_wallet = (abs(pos.amt) * pos.entry / self.leverage[pos.symbol] + pos.margin_added
+                      if isolated and pos.amt else ZERO)
         open_im = sum((o.remaining * o.price / self.leverage[o.symbol] for o in self.open_orders(pos.symbol)
                        if o.position_side == pos.side and not o.reduces), ZERO)
         return {

@@ -25,10 +25,14 @@ class Position:
     amt: Decimal = ZERO
     entry: Decimal = ZERO
     update_time: int = 0
+    margin_added: Decimal = ZERO  # isolated margin added (or, negative, removed) by /fapi/v1/positionMargin
 
     def apply(self, dq: Decimal, price: Decimal, now: int) -> Decimal:
         """Add signed ``dq`` at ``price``; return the realised PnL."""
         realised = ZERO
+        if self.amt and _sign(self.amt) != _sign(dq):  # a reduction releases its share of the added margin
+            left = max(abs(self.amt) - abs(dq), ZERO)
+            self.margin_added = (self.margin_added * left / abs(self.amt)).quantize(Decimal("0.00000001"))
         if self.amt == 0 or _sign(self.amt) == _sign(dq):
             total = abs(self.amt) + abs(dq)
             self.entry = (self.entry * abs(self.amt) + price * abs(dq)) / total

@@ -6,7 +6,7 @@ import json
 from decimal import ROUND_HALF_EVEN, Decimal
 
 from binance_mcp.simulator.errors import BinanceError, bad_symbol
-from binance_mcp.simulator.feed import DAY, HOUR, INTERVALS_MS, Candle, Feed, fmt
+from binance_mcp.simulator.feed import DAY, HOUR, INTERVALS_MS, Candle, Feed, fmt, quantize_down
 from binance_mcp.simulator.params import Params
 from binance_mcp.simulator.symbols import (
     FUTURES_SYMBOLS,
@@ -22,6 +22,8 @@ FUNDING_INTERVAL = 8 * HOUR
 # Trade ids of the synthetic history: the 24 h ticker's firstId..lastId must be positive ids, and a day of
 # synthetic 1-minute candles holds far fewer trades than this.
 TRADE_ID_BASE = 100_000_000
+FUTURES_ORDER_TYPES = ("LIMIT", "MARKET", "STOP", "STOP_MARKET", "TAKE_PROFIT", "TAKE_PROFIT_MARKET")
+FUTURES_TIME_IN_FORCE = ("GTC", "IOC", "FOK", "GTX")
 
 
 def to_tick(value: Decimal, tick: Decimal) -> Decimal:
@@ -55,9 +57,11 @@ def spot_symbol_info(s: SpotSymbol) -> dict:
         "baseCommissionPrecision": 8, "quoteCommissionPrecision": 8,
         "orderTypes": ["LIMIT", "LIMIT_MAKER", "MARKET", "STOP_LOSS", "STOP_LOSS_LIMIT", "TAKE_PROFIT",
                        "TAKE_PROFIT_LIMIT"],
-        "icebergAllowed": True, "ocoAllowed": True, "otoAllowed": True, "opoAllowed": False,
-        "quoteOrderQtyMarketAllowed": True, "allowTrailingStop": True, "cancelReplaceAllowed": True,
-        "amendAllowed": True, "pegInstructionsAllowed": False, "isSpotTradingAllowed": True,
+        # Only what the simulator does (a client that reads these flags must not try the rest): no iceberg
+        # orders, order lists, trailing stops or amends; cancel-replace is there (spot_extra.py).
+        "icebergAllowed": False, "ocoAllowed": False, "otoAllowed": False, "opoAllowed": False,
+        "quoteOrderQtyMarketAllowed": True, "allowTrailingStop": False, "cancelReplaceAllowed": True,
+        "amendAllowed": False, "pegInstructionsAllowed": False, "isSpotTradingAllowed": True,
         "isMarginTradingAllowed": s.quote == "USDT",
         "filters": [
             {"filterType": "PRICE_FILTER", "minPrice": fmt(s.tick_size), "maxPrice": fmt(Decimal("1000000")),
@@ -103,9 +107,10 @@ def futures_symbol_info(s: FuturesSymbol) -> dict:
             {"filterType": "PERCENT_PRICE", "multiplierUp": str(s.multiplier_up),
              "multiplierDown": str(s.multiplier_down), "multiplierDecimal": "4"},
         ],
-        "orderTypes": ["LIMIT", "MARKET", "STOP", "STOP_MARKET", "TAKE_PROFIT", "TAKE_PROFIT_MARKET",
-                       "TRAILING_STOP_MARKET"],
-        "timeInForce": ["GTC", "IOC", "FOK", "GTX", "GTD"],
+        # The types the simulator trades (LIMIT and MARKET on /fapi/v1/order, the four conditional ones on
+        # /fapi/v1/algoOrder) and the time-in-force values it honours: no TRAILING_STOP_MARKET, no GTD.
+        "orderTypes": list(FUTURES_ORDER_TYPES),
+        "timeInForce": list(FUTURES_TIME_IN_FORCE),
     }
 
 
@@ -210,7 +215,7 @@ class MarketData:
         return rows[0] if p.raw("symbol") else rows
 
     def _stats(self, symbol: str, now: int, scale: Decimal = Decimal(1), tick: Decimal | None = None,
-               places: int = 8) -> dict:
+               places: int = 8, qty_places: int = 8, futures: bool = False) -> dict:
         f = self.feed.symbols[symbol]
         minutes = f.minutes()
         # The rolling 24 h: the 1-minute candles that opened at or after now - 24 h, as klines with
@@ -235,19 +240,36 @@ class MarketData:
             "priceChangePercent": fmt(change / open_ * 100 if open_ else ZERO, 3),
             "weightedAvgPrice": fmt(quote_volume / volume if volume else last, places),
             "prevClosePrice": fmt(sc(before[-1].close) if before else open_, places),
-            "lastPrice": fmt(last, places), "lastQty": fmt(window[-1].volume if window else ZERO),
+            "lastPrice": fmt(last, places), "lastQty": fmt(self._last_qty(symbol, futures), qty_places),
             "openPrice": fmt(open_, places), "highPrice": fmt(high, places), "lowPrice": fmt(low, places),
-            "volume": fmt(volume), "quoteVolume": fmt(quote_volume), "openTime": now - DAY, "closeTime": now,
+            "volume": fmt(volume, qty_places), "quoteVolume": fmt(quote_volume), "openTime": now - DAY, "closeTime": now,
             "firstId": TRADE_ID_BASE + f.trade_id - trades + 1 if trades else -1,
             "lastId": TRADE_ID_BASE + f.trade_id if trades else -1,
             "count": trades,
         }
 
+    def _last_qty(self, symbol: str, futures: bool) -> Decimal:
+        """The quantity of the newest public trade (public_trades.py), in this market's step."""
+        from binance_mcp.simulator import public_trades
+
+        (newest,) = public_trades.recent(self.feed.symbols[symbol], 1) or [None]
+        if newest is None:
+            return ZERO
+        step = max(FUTURES_SYMBOLS[symbol].step_size, SPOT_SYMBOLS[symbol].step_size) if futures else \
+            SPOT_SYMBOLS[symbol].step_size
+        return max(quantize_down(newest.qty, step), step)
+
     def ticker_24hr(self, p: Params, now: int) -> dict | list:
+        from binance_mcp.simulator.market_extra import MarketExtras, mini
+
         names = self._spot_symbols(p)
+        kind = MarketExtras.ticker_type(p)
         rows = []
         for n in names:
             row = self._stats(n, now)
+            if kind == "MINI":
+                rows.append(mini(row))
+                continue
             bids, asks = self.feed.symbols[n].book(1)
             row.update({"bidPrice": fmt(bids[0][0]), "bidQty": fmt(bids[0][1]), "askPrice": fmt(asks[0][0]),
                         "askQty": fmt(asks[0][1])})
@@ -328,7 +350,8 @@ class MarketData:
         rows = []
         for n in names:
             spec = FUTURES_SYMBOLS[n]
-            row = self._stats(n, now, scale=1 + self.basis[n], tick=spec.tick_size, places=spec.price_precision)
+            row = self._stats(n, now, scale=1 + self.basis[n], tick=spec.tick_size, places=spec.price_precision,
+                              qty_places=spec.quantity_precision, futures=True)
             del row["prevClosePrice"]
             rows.append(row)
         return rows[0] if single else rows

@@ -157,6 +157,11 @@ class SpotExchange:
         side = p.enum("side", ("BUY", "SELL"), -1117, "Invalid side.", required=True)
         otype = p.enum("type", ORDER_TYPES, -1116, "Invalid orderType.", required=True)
         assert side and otype
+        # exchangeInfo says icebergAllowed and allowTrailingStop are false: refuse rather than ignore them.
+        if "icebergQty" in p:
+            raise order_rejected("Iceberg orders are not supported for this symbol.")
+        if "trailingDelta" in p:
+            raise order_rejected("Trailing stop orders are not supported for this symbol.")
         resp_type = p.enum("newOrderRespType", ("ACK", "RESULT", "FULL"), -1100,
                            "Illegal characters found in parameter 'newOrderRespType'.") or (
             "FULL" if otype in ("MARKET", "LIMIT") else "ACK")
