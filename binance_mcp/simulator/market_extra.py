@@ -4,6 +4,7 @@ index-price and premium-index klines. All computed from the same feed as market.
 
 from __future__ import annotations
 
+import bisect
 import re
 from decimal import Decimal
 
@@ -128,8 +129,8 @@ class MarketExtras:
         volume = sum((c.volume for c in window), ZERO)
         quote = sum((c.quote_volume for c in window), ZERO)
         price = quote / volume if volume else f.price
-        last = max((c.open_time for c in window if c.trades), default=now)
-        return {"mins": 5, "price": fmt(price), "closeTime": min(last + MINUTE - 1, now)}
+        (newest,) = pt.recent(f, 1) or [None]
+        return {"mins": 5, "price": fmt(price), "closeTime": newest.time if newest else now}  # the last trade's time
 
     @staticmethod
     def window_ms(p: Params) -> int:
@@ -200,8 +201,7 @@ class MarketExtras:
         """The funding settled at ``time``: the rate by the formula of market.py from the mark basis, the mark
         price from the spot candle of that hour."""
         f = self.m.feed.symbols[symbol]
-        (candle,) = f.klines("1h", time - HOUR, time - HOUR, 1) or [None]
-        spot = candle.close if candle is not None else f.price
+        spot = _close_before(f, time)
         mark = (spot * (1 + self.m.mark_basis[symbol])).quantize(Decimal("0.00000001"))
         premium = self.m.mark_basis[symbol]
         interest = Decimal("0.0001")
@@ -241,6 +241,16 @@ class MarketExtras:
             row[1:5] = [premium] * 4
             rows.append(row)
         return rows
+
+
+def _close_before(f, time: int) -> Decimal:
+    """The spot price at ``time``: the close of the last candle that opened before it (minute history first)."""
+    minutes = f.minutes()
+    for candles in (minutes, f._hours or []):
+        i = bisect.bisect_left([c.open_time for c in candles], time)
+        if i and (candles is not minutes or time > minutes[0].open_time):
+            return candles[i - 1].close
+    return f.price
 
 
 def mini(row: dict) -> dict:
