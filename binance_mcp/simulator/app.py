@@ -214,7 +214,7 @@ def _routes() -> list[Route]:
         R("POST", "/fapi/v1/batchOrders", lambda s, p, now: futures_extra.batch_place(
             s.futures, p, now, FUTURES_ORDER_PARAMS), True, 5, _fs("batchOrders"), order=True),
         R("DELETE", "/fapi/v1/batchOrders", lambda s, p, now: futures_extra.batch_cancel(s.futures, p, now), True, 1,
-          _fs("symbol", "orderIdList", "origClientOrderIdList")),
+          _fs("symbol", "orderIdList", "origClientOrderIdList", "orderidlist", "origclientorderidlist")),
         R("POST", "/fapi/v1/positionMargin", lambda s, p, now: futures_extra.position_margin(s.futures, p, now),
           True, 1, _fs("symbol", "positionSide", "amount", "type")),
         R("GET", "/fapi/v1/commissionRate", lambda s, p, now: futures_extra.commission_rate(s.futures, p), True, 20,

@@ -101,6 +101,10 @@ def batch_place(fx: FuturesExchange, p: Params, now: int, allowed: frozenset[str
 def batch_cancel(fx: FuturesExchange, p: Params, now: int) -> list[dict]:
     """Up to ten cancels by orderIdList or origClientOrderIdList; each slot holds the order or its error."""
     spec = fx.spec(p.raw("symbol"))
+    # ccxt and python-binance send these two names in lower case, and Binance reads them so: accept both spellings
+    for name in ("orderIdList", "origClientOrderIdList"):
+        if name.lower() in p and name not in p:
+            p.values[name] = p.values[name.lower()]
     if "orderIdList" not in p and "origClientOrderIdList" not in p:
         raise BinanceError(-1102, "Param 'orderIdList' or 'origClientOrderIdList' must be sent, but both were "
                                   "empty/null!")

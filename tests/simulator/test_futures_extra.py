@@ -136,15 +136,17 @@ def test_batch_orders_place_and_cancel_slot_by_slot(client, btc):
     assert [r.get("status") for r in placed[:2]] == ["NEW", "NEW"]
     assert [r["code"] for r in placed[2:]] == [-1115, -4120]
     assert sorted(o["orderId"] for o in client.futures_get_open_orders(**BTC)) == [r["orderId"] for r in placed[:2]]
-    # python-binance signs these lists unencoded but sends them encoded (its futures_cancel_orders cannot work on
-    # Binance either): the cancels go over plain signed HTTP; the ccxt session cancels by ids through ccxt.
-    exchange = PaperSimulator(btc.base_url.removeprefix("http://"))
-    cancelled = exchange.signed("/fapi/v1/batchOrders", "DELETE", **BTC,
-                                orderIdList=json.dumps([placed[0]["orderId"], 1]))
+    # python-binance's way: the lists under lower-case names (as ccxt sends them too), which Binance reads
+    cancelled = client.futures_cancel_orders(**BTC, orderidlist=[placed[0]["orderId"], 1])
     assert cancelled[0]["status"] == "CANCELED" and cancelled[1]["code"] == -2011
-    (second,) = exchange.signed("/fapi/v1/batchOrders", "DELETE", **BTC, origClientOrderIdList='["batch-2"]')
+    (second,) = client.futures_cancel_orders(**BTC, origclientorderidlist=["batch-2"])
     assert second["orderId"] == placed[1]["orderId"] and second["status"] == "CANCELED"
     assert client.futures_get_open_orders(**BTC) == []
+    # Binance's documented spelling, over plain signed HTTP (python-binance cannot sign a camel-case list)
+    again = client.futures_place_batch_order(batchOrders=[limit(price="87000")])
+    exchange = PaperSimulator(btc.base_url.removeprefix("http://"))
+    (third,) = exchange.signed("/fapi/v1/batchOrders", "DELETE", **BTC, orderIdList=json.dumps([again[0]["orderId"]]))
+    assert third["status"] == "CANCELED"
     assert exchange.signed("/fapi/v1/batchOrders", "DELETE", **BTC)["code"] == -1102
     too_many = [limit(price=str(80000 + i)) for i in range(6)]
     assert api_error(client.futures_place_batch_order, batchOrders=too_many).code == -1130
