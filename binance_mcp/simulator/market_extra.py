@@ -157,7 +157,7 @@ class MarketExtras:
     def window_stats(self, symbol: str, now: int, window: int, kind: str = "FULL") -> dict:
         f = self.m.feed.symbols[symbol]
         minutes = f.minutes()
-        start = now - window
+        start = (now - window) // MINUTE * MINUTE  # Binance: openTime starts on a minute (up to 1 min wider)
         candles: list[Candle] = [c for c in (f._hours or []) if c.open_time >= start
                                  and c.open_time < minutes[0].open_time] if start < minutes[0].open_time else []
         candles += [c for c in minutes if c.open_time >= start]

@@ -7,7 +7,7 @@ from __future__ import annotations
 from binance_mcp.simulator.errors import BinanceError, order_rejected
 from binance_mcp.simulator.feed import fmt
 from binance_mcp.simulator.params import Params
-from binance_mcp.simulator.spot import MAKER_RATE, TAKER_RATE, ZERO, SpotExchange
+from binance_mcp.simulator.spot import MAKER_RATE, ORDER_TYPES, TAKER_RATE, ZERO, SpotExchange
 
 CANCEL_PARAMS = ("cancelOrderId", "cancelOrigClientOrderId", "cancelNewClientOrderId", "cancelReplaceMode",
                  "cancelRestrictions", "orderRateLimitExceededMode")
@@ -35,7 +35,10 @@ def cancel_replace(spot: SpotExchange, p: Params, now: int) -> dict:
                                   "empty/null!")
     # The new order's own parameters are read before anything is cancelled: a malformed request changes nothing.
     p.enum("side", ("BUY", "SELL"), -1117, "Invalid side.", required=True)
-    p.require("type")
+    p.enum("type", ORDER_TYPES, -1116, "Invalid orderType.", required=True)
+    for name, feature in (("icebergQty", "Iceberg orders"), ("trailingDelta", "Trailing stop orders")):
+        if name in p:
+            raise order_rejected(f"{feature} are not supported for this symbol.")
     cancel = {"symbol": spec.symbol}
     for ours, theirs in (("cancelOrderId", "orderId"), ("cancelOrigClientOrderId", "origClientOrderId"),
                          ("cancelNewClientOrderId", "newClientOrderId")):
