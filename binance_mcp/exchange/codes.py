@@ -139,6 +139,10 @@ _ROWS = (
     Code(-4047, FIX_INPUT, "Margin type cannot change while the symbol has open orders; cancel them first."),
     Code(-4048, FIX_INPUT, "Margin type cannot change while a position is open on the symbol; close it "
                            "first."),
+    Code(-4049, FIX_INPUT, "Margin can be added to or removed from an isolated position only; set the "
+                           "symbol's margin type to ISOLATED and open a position first."),
+    Code(-4051, FIX_INPUT, "The isolated position would keep less than its initial margin; remove less "
+                           "margin."),
     Code(-4059, FIX_INPUT, "The position mode is already set to this value."),
     Code(-4061, FIX_INPUT, "positionSide does not match the account's position mode: use BOTH (or omit it) "
                            "in one-way mode, LONG or SHORT in hedge mode."),
@@ -150,6 +154,8 @@ _ROWS = (
     Code(-5021, FIX_INPUT, "The FOK order could not be filled completely at once, so nothing was filled."),
     Code(-5022, FIX_INPUT, "The post-only (GTX) order would have taken liquidity, so it was rejected; move "
                            "the price away from the market."),
+    Code(-5027, FIX_INPUT, "The order already has this price and quantity; send a different one to modify "
+                           "it."),
 )
 
 CODES: MappingProxyType[int, Code] = MappingProxyType({row.code: row for row in _ROWS})

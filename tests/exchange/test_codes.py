@@ -25,13 +25,14 @@ from tests.fakeclock import FakeClock
 
 ROOT = Path(__file__).resolve().parents[2]
 
-# Every code the server knows: the 53 it translated before the table, plus -1006 and -1007.
+# Every code the server knows: the 53 it translated before the table, plus -1006 and -1007, and -4049, -4051
+# and -5027 (position margin and order modify, which the simulator answers as Binance does).
 ALL = {
     -1000, -1001, -1003, -1006, -1007, -1008, -1013, -1015, -1021, -1022,
     -1100, -1102, -1104, -1106, -1111, -1114, -1115, -1116, -1117, -1121, -1127, -1128,
     -2010, -2011, -2013, -2014, -2015, -2019, -2021, -2022, -2025, -2027,
     -4002, -4003, -4004, -4005, -4013, -4014, -4015, -4016, -4023, -4024, -4028,
-    -4045, -4046, -4047, -4048, -4059, -4061, -4116, -4120, -4137, -4164, -5021, -5022,
+    -4045, -4046, -4047, -4048, -4049, -4051, -4059, -4061, -4116, -4120, -4137, -4164, -5021, -5022, -5027,
 }
 RETRY_READ = {-1000, -1001, -1008}  # a read that got one is sent again (bounded, with backoff)
 FATE_UNKNOWN = {-1000, -1001, -1006, -1007}  # Binance may have carried the request out (-1008: refused, not lost)
