@@ -95,16 +95,20 @@ def between(f: SymbolFeed, start: int | None, end: int | None, limit: int) -> li
     """Up to ``limit`` trades with start <= time <= end, oldest first (from ``start`` on when it is given,
     else the newest ones before ``end``)."""
     chunks: list[tuple[Candle, int]] = []
+    taken = 0
     for c, first in _walk_back(f):
         if end is not None and c.open_time > end:
             continue
         if start is not None and c.open_time + MINUTE <= start:
             break
         chunks.append((c, first))
-        if start is None and sum(ch.trades for ch, _ in chunks) >= limit + chunks[0][0].trades:
+        taken += c.trades
+        if start is None and taken >= limit + chunks[0][0].trades:
             break
     out: list[PublicTrade] = []
-    for c, first in reversed(chunks):
+    for c, first in reversed(chunks):  # oldest first; only the candles needed are turned into trades
         out.extend(t for t in _candle_trades(f, c, first)
                    if (start is None or t.time >= start) and (end is None or t.time <= end))
+        if start is not None and len(out) >= limit:
+            break
     return out[:limit] if start is not None else out[-limit:]
