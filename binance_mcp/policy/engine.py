@@ -230,6 +230,14 @@ def _fmt(value: Decimal) -> str:
     return format(value, ",.2f")
 
 
+def _figure(value: Any) -> str:
+    """A stored figure for a reason: formatted when it is a number, as given otherwise (never raises)."""
+    try:
+        return _fmt(Decimal(str(value)))
+    except (ArithmeticError, ValueError):
+        return str(value)
+
+
 def _max_qty(limit: Decimal, notional: Decimal, qty: Decimal | None) -> str | None:
     if not qty or notional <= 0:
         return None
@@ -477,9 +485,9 @@ def _protections(ev: _Eval, prot) -> Decision | None:
                         "loss_usd": facts.equity_start_usd - facts.equity_usd}
         if trip is not None:
             return ev.deny("DAILY_LOSS_LIMIT", rule,
-                           f"equity fell from {_fmt(Decimal(str(trip['start_usd'])))} USD (the UTC day's first sample) "
-                           f"to {_fmt(Decimal(str(trip['equity_usd'])))} USD, a loss of "
-                           f"{_fmt(Decimal(str(trip['loss_usd'])))} USD over the {prot.max_daily_loss_usd} USD of "
+                           f"equity fell from {_figure(trip.get('start_usd'))} USD (the UTC day's first sample) "
+                           f"to {_figure(trip.get('equity_usd'))} USD, a loss of "
+                           f"{_figure(trip.get('loss_usd'))} USD over the {prot.max_daily_loss_usd} USD of "
                            f"{rule}: calls that add exposure are denied until 00:00 UTC. " + RESUME)
         ev.passed(rule)
     if prot.max_drawdown_pct is not None:
@@ -494,8 +502,8 @@ def _protections(ev: _Eval, prot) -> Decision | None:
                 trip = {"peak_usd": peak, "equity_usd": now, "drawdown_pct": dd}
         if trip is not None:
             return ev.deny("DRAWDOWN_LIMIT", rule,
-                           f"equity fell {_fmt(Decimal(str(trip['drawdown_pct'])))} % from today's highest sample "
-                           f"{_fmt(Decimal(str(trip['peak_usd'])))} USD to {_fmt(Decimal(str(trip['equity_usd'])))} "
+                           f"equity fell {_figure(trip.get('drawdown_pct'))} % from today's highest sample "
+                           f"{_figure(trip.get('peak_usd'))} USD to {_figure(trip.get('equity_usd'))} "
                            f"USD, over the {prot.max_drawdown_pct} % of {rule}: calls that add exposure are denied "
                            "until 00:00 UTC. " + RESUME)
         ev.passed(rule)

@@ -112,6 +112,8 @@ class Equity:
 def equity_of(spot_account: dict, futures_account: dict, prices: dict[str, Decimal], at: float) -> Equity:
     spot, miss_spot = value_assets(spot_amounts(spot_account), prices)
     fut, miss_fut = value_assets(futures_amounts(futures_account), prices)
+    if not (spot + fut).is_finite():
+        raise FactError(f"the account's equity came out as {spot + fut}, not a number")
     return Equity(spot + fut, tuple(sorted(set(miss_spot) | {f"{a} (futures)" for a in miss_fut})), at)
 
 
@@ -300,11 +302,12 @@ class AccountFacts:
 
     async def read(self, equity: bool, gross: bool, seq: int | None) -> tuple[Equity | None, tuple | None]:
         """(equity, (gross USD, release counter noted before it was read)) as asked, each at most EQUITY_REUSE_S
-        old. Concurrent callers wait for one read."""
+        old. Concurrent callers wait for one read. A gross exposure read without a release counter (``seq`` None:
+        the status tool) is not kept for decisions, which must know which orders were answered after it."""
         async with self._lock:
             now = self.clock()
             need_eq = equity and (self._equity is None or now - self._equity.at >= EQUITY_REUSE_S)
-            need_gross = gross and (self._gross is None or now - self._gross[2] >= EQUITY_REUSE_S)
+            need_gross = gross and (seq is None or self._gross is None or now - self._gross[2] >= EQUITY_REUSE_S)
             if need_eq or need_gross:
                 prices = await self._prices()
                 spot = await self._call("get_account", "Reading the spot account")
@@ -319,6 +322,8 @@ class AccountFacts:
                     marks = {r["symbol"]: _d(r.get("markPrice")) for r in await self.exchange.call(
                         "futures_mark_price", "Reading mark prices", signed=False)}
                     usd = gross_exposure(spot, prices, spot_open, positions, fut_open, algo, marks)
+                    if seq is None:
+                        return (self._equity if equity else None), (usd, None)
                     self._gross = (usd, seq, self.clock())
             return (self._equity if equity else None), (self._gross[:2] if gross else None)
 
@@ -399,11 +404,10 @@ class Protector:
         if eq is not None:
             await self.record(prot, eq, facts)
         if gross is not None:
+            if seq is None:  # only order tools need it, and they always note the counter (guard._facts)
+                raise FactError("the gross exposure needs the state store's release counter")
             facts.gross_exposure_usd = gross[0]
-            if gross[1] is not None and seq is not None:
-                seq = min(seq, gross[1])
-            elif gross[1] is None:
-                seq = None if seq is None else 0  # read without a counter: count every release of the last hour
+            seq = min(seq, gross[1])  # a reused read: orders answered since it count as in flight on top of it
         now = g.clock()
         symbol = call.get("symbol")
         market = "futures" if call.tool.startswith("binance_futures") else "spot"
@@ -447,13 +451,17 @@ class Protector:
         await self.record(prot, eq)
 
     def start(self) -> None:
-        if self._sampler is None:
+        if self._sampler is None and self.reader is not None:
             self._sampler = asyncio.get_running_loop().create_task(self._sample_forever())
 
     async def _sample_forever(self) -> None:
+        """Sample after each minute, once the exchange is in use: a stdio server touches no network at start."""
         g = self.guard
         while True:
+            await g.sleep(SAMPLE_EVERY_S)
             try:
+                if not getattr(self.reader.exchange, "connected", False):
+                    continue
                 prot = (await g.current()).policy.account.protections
                 await self.sample(prot)
                 self.last_error = None
@@ -464,7 +472,6 @@ class Protector:
                 if why != self.last_error:  # one line per new failure, not one a minute
                     log.warning("equity sample failed: %s", why)
                 self.last_error = why
-            await g.sleep(SAMPLE_EVERY_S)
 
     async def aclose(self) -> None:
         if self._sampler is not None:
