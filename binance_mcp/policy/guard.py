@@ -29,7 +29,7 @@ import anyio
 from pydantic import BaseModel
 
 from binance_mcp.catalog import BY_NAME, ToolSpec
-from binance_mcp.errors import BinanceMcpError, ExchangeRejected, InputError
+from binance_mcp.errors import BinanceMcpError, ExchangeRejected, InputError, UnknownSymbol
 from binance_mcp.exchange.codes import definitely_not_executed
 from binance_mcp.exchange.orders import CLIENT_ORDER_ID, new_client_order_id
 from binance_mcp.policy import engine
@@ -252,7 +252,8 @@ class PolicyGuard:
         try:
             facts = await gather(call, needed, self.facts)
             seq = await self.protector.fill(policy.account.protections, call, needed, facts, seq)
-        except InputError as exc:  # the arguments contradict the account (e.g. its position mode): nothing sent
+        except (InputError, UnknownSymbol) as exc:  # the arguments contradict the exchange (a symbol it does not
+            # list, the account's position mode): the agent must change them; nothing was sent
             return None, seq, Decision(DENY, exc.code, "guard", exc.message)
         except Exception as exc:  # a fact is missing: an earlier rule may still deny; otherwise POLICY_ERROR
             return None, seq, await self._without_facts(loaded, call, exc)
@@ -496,7 +497,7 @@ class PolicyGuard:
         if entry is not None and entry.symbol and hasattr(self.facts, "invalidate"):
             self.facts.invalidate(entry.symbol)  # the next decision on this symbol reads its prices again
         if entry is not None and self.protector.reader is not None:
-            self.protector.reader.invalidate(entry.symbol)  # and its trade history and the gross exposure
+            self.protector.reader.invalidate(entry.market, entry.symbol, entry.side)  # its trades (closes)
         if entry is not None:
             if settle:
                 try:

@@ -293,6 +293,7 @@ class AccountFacts:
         self._equity: Equity | None = None
         self._gross: tuple[Decimal, int | None, float] | None = None  # (usd, release counter before it, when)
         self._closes: dict[tuple, tuple[int, float, list[Close]]] = {}  # (market, symbol, start) -> (start, when, closes)
+        self._close_locks: dict[tuple, asyncio.Lock] = {}
 
     async def _call(self, method: str, what: str, **params: Any) -> Any:
         return await self.exchange.call(method, what, **params)
@@ -330,10 +331,14 @@ class AccountFacts:
     async def closes(self, market: str, symbol: str, since_s: float) -> list[Close]:
         """The symbol's closes since ``since_s`` (UTC epoch seconds), from its trade history."""
         key = int(since_s) // 60  # the same start, to the minute
-        hit = self._closes.get((market, symbol, key))
-        now = self.clock()
-        if hit is not None and hit[0] == key and now - hit[1] < CLOSES_REUSE_S:
-            return hit[2]
+        lock = self._close_locks.setdefault((market, symbol), asyncio.Lock())
+        async with lock:  # concurrent decisions on one symbol share one read
+            hit = self._closes.get((market, symbol, key))
+            if hit is not None and self.clock() - hit[1] < CLOSES_REUSE_S:
+                return hit[2]
+            return await self._read_closes(market, symbol, key, since_s)
+
+    async def _read_closes(self, market: str, symbol: str, key: int, since_s: float) -> list[Close]:
         start = int(since_s * 1000)
         if market == "futures":
             trades = await self._call("futures_account_trades", "Reading trade history", symbol=symbol,
@@ -346,11 +351,14 @@ class AccountFacts:
         self._closes[(market, symbol, key)] = (key, self.clock(), out)
         return out
 
-    def invalidate(self, symbol: str | None) -> None:
-        """An order was answered: the symbol's trade history, and the account's gross exposure, are read again."""
+    def invalidate(self, market: str | None, symbol: str | None, side: str | None = None) -> None:
+        """An order that may have closed something was answered: the symbol's trade history is read again. A spot
+        BUY closes nothing. (The gross exposure read need not be dropped: a decision that reuses it counts every
+        order answered since it as in flight, by the release counter.)"""
+        if market == "spot" and side == "BUY":
+            return
         for k in [k for k in self._closes if symbol is None or k[1] == symbol]:
             del self._closes[k]
-        self._gross = None
 
     async def flat(self, market: str, symbol: str) -> bool:
         """No futures position on the symbol (any leg), or (spot) less of its base asset than can be sold."""

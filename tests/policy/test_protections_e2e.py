@@ -158,3 +158,20 @@ async def test_an_account_that_cannot_be_read_denies_new_exposure_but_not_cancel
         await server.ok("binance_spot_cancel_order", {"symbol": "BTCUSDT", "orderId": placed["orderId"]})
         acct.control("faults", method="DELETE")  # the fixture resets the account, not its faults
     assert binance.get_open_orders(symbol="BTCUSDT") == []
+
+
+async def test_a_symbol_the_exchange_does_not_list_is_unknown_symbol_under_a_policy_that_prices_it(
+        acct, binance, tmp_path):
+    policy = write_policy(tmp_path / "policy.yaml", """\
+        version: 1
+        default: allow
+        tools:
+          binance_spot_place_order: {limits: {max_notional_usd: 100}}
+          binance_futures_place_order: {limits: {max_position_notional_usd: 100}}
+        account:
+          protections: {max_gross_exposure_usd: 5000}
+        """)
+    async with serve_on(acct, tmp_path / "state", policy) as server:
+        for tool, symbol in ((SPOT, "NOPEUSDT"), (FUT, "XRPUSDT")):
+            text = await server.denied(tool, {**buy("1"), "symbol": symbol}, "UNKNOWN_SYMBOL")
+            assert "binance_exchange_info" in text, text
