@@ -20,20 +20,12 @@ Targets (ratios, not times):
 from __future__ import annotations
 
 import asyncio
-import json
 import statistics
 import time
-import urllib.request
 from collections import Counter
 
 import _common  # noqa: F401 - puts the repository on sys.path
-from _common import machine, table, temp_dir, verdict
-from fastmcp import Client
-
-from binance_mcp.server import build_server
-from binance_mcp.settings import load_settings
-from binance_mcp.simulator.config import SimConfig
-from binance_mcp.simulator.runner import start_in_thread
+from _common import SimBench, machine, table, verdict
 
 NONE = "version: 1\ndefault: allow\n"
 PROTECTED = """\
@@ -52,27 +44,9 @@ SEQUENTIAL, BURST, ROUNDS = 12, 20, 3
 ACCOUNT_READS = {("GET", "/api/v3/account"), ("GET", "/fapi/v2/account")}
 
 
-class Bench:
+class Bench(SimBench):
     def __init__(self) -> None:
-        self.sim = start_in_thread(SimConfig(controls=True, tick_seconds=0))
-        self.tmp = temp_dir("bench-prot-")
-        self.n = 0
-
-    def log(self, since: int) -> list[dict]:
-        with urllib.request.urlopen(f"{self.sim.base_url}/_sim/requests?since={since}", timeout=10) as r:  # noqa: S310
-            return json.loads(r.read())
-
-    def seq(self) -> int:
-        return self.sim.control("state")["last_seq"]
-
-    def server(self, policy: str) -> Client:
-        self.n += 1
-        pol = self.tmp / f"policy-{self.n}.yaml"
-        pol.write_text(policy)
-        settings = load_settings({"BINANCE_MCP_BASE_URL": self.sim.base_url, "BINANCE_API_KEY": self.sim.api_key,
-                                  "BINANCE_API_SECRET": self.sim.api_secret, "BINANCE_MCP_POLICY": str(pol),
-                                  "BINANCE_MCP_STATE_DIR": str(self.tmp / f"state-{self.n}")})
-        return Client(build_server(settings))
+        super().__init__("bench-prot-")
 
 
 def requests_of(entries: list[dict]) -> Counter:

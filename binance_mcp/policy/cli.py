@@ -22,7 +22,6 @@ from binance_mcp.policy.facts import FactError, gather, with_pending
 from binance_mcp.policy.loader import LoadedPolicy, PolicyLoadError, load_named
 from binance_mcp.policy.model import Policy
 
-
 ACCOUNT_KEYS = ("equity_usd, equity_start_usd, equity_peak_usd (default: the start), tripped [names], "
                 "losing_closes_ago [seconds], closed_ago (seconds since the symbol was closed), gross_exposure_usd")
 ACCOUNT_FIELDS = {"equity_usd", "equity_start_usd", "equity_peak_usd", "tripped", "losing_closes_ago", "closed_ago",

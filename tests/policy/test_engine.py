@@ -15,6 +15,7 @@ from binance_mcp.policy import engine
 from binance_mcp.policy.engine import Call, Counters, Facts
 from binance_mcp.policy.guard import PolicyDenied
 from binance_mcp.policy.loader import parse_text
+from tests.helpers import PROTECTED
 
 D = Decimal
 SPOT, FUT, LEV = "binance_spot_place_order", "binance_futures_place_order", "binance_futures_change_leverage"
@@ -49,15 +50,7 @@ DAILY_ACCT = "account: {daily_notional_usd: 2000}\n"
 RL = f"tools:\n  {SPOT}: {{rate_limit: {{max: 10, window: 60}}}}\naccount: {{rate_limit: '120/minute'}}\n"
 
 PR = "account.protections"
-PROT = """default: allow
-account:
-  protections:
-    max_daily_loss_usd: 300
-    max_drawdown_pct: 5
-    loss_streak: {losses: 3, window: 3600, cooldown: 1800}
-    max_gross_exposure_usd: 5000
-    cooldown_after_close: 300
-"""
+PROT = PROTECTED.removeprefix("version: 1\n")
 
 
 def EQ(start="10000", now="10000", peak=None, streak=0.0, close=0.0, gross="100", adds=True) -> Facts:

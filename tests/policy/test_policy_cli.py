@@ -12,6 +12,7 @@ import pytest
 import yaml
 
 from binance_mcp.catalog import ALL_TOOLS
+from tests.helpers import PROTECTED
 
 ROOT = Path(__file__).resolve().parents[2]
 POLICIES = ROOT / "policies"
@@ -228,17 +229,6 @@ def test_check_does_not_warn_when_every_way_is_capped(tmp_path, extra):
 
 
 # -- protections in check, explain and test -----------------------------------------------------
-PROTECTED = """\
-version: 1
-default: allow
-account:
-  protections:
-    max_daily_loss_usd: 300
-    max_drawdown_pct: 5
-    loss_streak: {losses: 3, window: 3600, cooldown: 1800}
-    max_gross_exposure_usd: 5000
-    cooldown_after_close: 300
-"""
 BUY = {"symbol": "BTCUSDT", "side": "BUY", "type": "MARKET", "quantity": "0.01"}  # 1,000 USD at 100,000
 
 
