@@ -121,7 +121,11 @@ async def test_losing_closes_pause_new_exposure_and_a_close_cools_its_symbol(acc
         text = await server.denied(FUT, buy("0.01"), "LOSS_STREAK_COOLDOWN")
         assert "2 losing closes within 3600 s" in text, text
         await server.denied(SPOT, buy("0.002"), "LOSS_STREAK_COOLDOWN")
-    assert futures_position(binance) == 0
+        assert futures_position(binance) == 0
+        # A human's reset: the losing closes before it no longer count.
+        assert protections(tmp_path / "state", "reset").returncode == 0
+        await server.ok(FUT, buy("0.01"))
+    assert futures_position(binance) == D("0.01")
 
     acct.control("reset", {})  # a fresh account: the closes above would cool BTCUSDT already
     write_policy(policy, """\
@@ -175,3 +179,30 @@ async def test_a_symbol_the_exchange_does_not_list_is_unknown_symbol_under_a_pol
         for tool, symbol in ((SPOT, "NOPEUSDT"), (FUT, "XRPUSDT")):
             text = await server.denied(tool, {**buy("1"), "symbol": symbol}, "UNKNOWN_SYMBOL")
             assert "binance_exchange_info" in text, text
+
+
+async def test_a_drawdown_from_the_days_peak_trips(acct, binance, tmp_path):
+    policy = write_policy(tmp_path / "policy.yaml", """\
+        version: 1
+        default: allow
+        account:
+          protections: {max_drawdown_pct: 1}
+        """)
+    m0 = mark_of(binance)
+    async with serve_on(acct, tmp_path / "state", policy) as server:
+        await server.ok(FUT, buy())  # 0.05 BTC; equity 20,000 USD
+        move_futures(acct, (m0 * D("1.04")).quantize(D("0.1")))  # +194 USD: a new peak of the day
+        await asyncio.sleep(EQUITY_REUSE_S + 0.2)
+        await server.ok(FUT, buy("0.002"))  # samples the peak
+        move_futures(acct, m0)  # back down: about 0.96 % below the peak, within 1 %
+        await asyncio.sleep(EQUITY_REUSE_S + 0.2)
+        await server.ok(FUT, buy("0.002"))
+        move_futures(acct, (m0 * D("0.995")).quantize(D("0.1")))  # now more than 1 % below it
+        await asyncio.sleep(EQUITY_REUSE_S + 0.2)
+        text = await server.denied(FUT, buy("0.002"), "DRAWDOWN_LIMIT")
+        assert "from today's highest sample" in text and "over the 1 % of" in text, text
+        await server.ok(CLOSE, {"symbol": "BTCUSDT"})  # closing is never stopped
+        assert futures_position(binance) == 0
+        assert protections(tmp_path / "state", "reset").returncode == 0
+        await server.ok(FUT, buy("0.002"))  # the day starts again from this sample
+    assert futures_position(binance) == D("0.002")
