@@ -1,4 +1,4 @@
-"""Command line: ``binance-mcp [serve|demo|simulator|policy|approvals|audit]``.
+"""Command line: ``binance-mcp [serve|demo|simulator|policy|approvals|audit|keys]``.
 
 stdout belongs to the MCP channel when serving; every human-facing message here goes to stderr
 unless the command's whole job is to print a report.
@@ -96,6 +96,9 @@ def build_parser(serve_flags: bool = True) -> argparse.ArgumentParser:
     policy_cli.add_parser(sub)
     approvals_cli.add_parser(sub)
     audit_cli.add_parser(sub)
+    from binance_mcp import keys_cli
+
+    keys_cli.add_parser(sub)
     return parser
 
 
@@ -206,6 +209,10 @@ def _run(args: argparse.Namespace) -> int:
         from binance_mcp.policy.audit_cli import run
 
         return run(args)
+    if command == "keys":
+        from binance_mcp.keys_cli import run
+
+        return run(args)
     if command == "demo":
         from binance_mcp.demo import run_demo
 
@@ -286,7 +293,7 @@ def _serve_stdio(mcp) -> int:
 def _env_secrets() -> list[str]:
     import os
 
-    names = ("BINANCE_API_KEY", "BINANCE_API_SECRET", "BINANCE_SECRET_KEY")
+    names = ("BINANCE_API_KEY", "BINANCE_API_SECRET", "BINANCE_SECRET_KEY", "BINANCE_API_PRIVATE_KEY_PASSPHRASE")
     return [value for value in (os.environ.get(n, "").strip() for n in names) if value]
 
 

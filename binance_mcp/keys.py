@@ -150,3 +150,15 @@ def store_in_keychain(api_key: str, secret: str) -> str:
         raise KeychainUnavailable(f"The OS keychain cannot be written ({type(exc).__name__}: "
                                   f"{str(exc).replace(secret, '****')}).") from None
     return f"{type(backend).__module__}.{type(backend).__name__}"
+
+
+def delete_from_keychain(api_key: str) -> bool:
+    """Remove the secret of ``api_key``; False when there was none."""
+    keyring = _keyring()
+    try:
+        if keyring.get_password(KEYCHAIN_SERVICE, api_key) is None:
+            return False
+        keyring.delete_password(KEYCHAIN_SERVICE, api_key)
+    except Exception as exc:
+        raise KeychainUnavailable(f"The OS keychain cannot be changed ({type(exc).__name__}: {exc}).") from None
+    return True

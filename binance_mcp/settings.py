@@ -240,8 +240,8 @@ class Settings(BaseSettings):
         view: dict[str, Any] = {}
         for name, field in type(self).model_fields.items():
             value = getattr(self, name)
-            if isinstance(value, SecretStr):
-                value = _mask(value)
+            if isinstance(value, SecretStr):  # a passphrase shows nothing of itself, not even its end
+                value = "****" if name == "private_key_passphrase" else _mask(value)
             elif isinstance(value, Path):
                 value = str(value)
             elif isinstance(value, dict):
