@@ -93,6 +93,7 @@ def signers(api_key: str, api_secret: str, ed25519_public_key: bytes | None = No
     out = {api_key: Signer(api_key, "hmac", secret=api_secret)}
     for kind, pem in (("ed25519", ed25519_public_key), ("rsa", rsa_public_key)):
         if pem is not None:
-            public = load_public_key(pem, kind, f"the {'Ed25519' if kind == 'ed25519' else 'RSA'} public key")
+            label = "Ed25519" if kind == "ed25519" else "RSA"
+            public = load_public_key(pem, kind, f"the {label} public key (--{kind}-public-key)")
             out[api_key_of(public)] = Signer(api_key_of(public), kind, public_key=public)  # type: ignore[arg-type]
     return out
