@@ -337,8 +337,9 @@ def run_check(settings) -> int:
     if problem:
         print(f"binance-mcp serve --check: {problem}", file=sys.stderr)
         return 2
-    print(f"binance-mcp serve --check: ready: policy {loaded.source} ({loaded.sha256}), {settings.mode} mode, state "
-          f"directory {settings.state_dir}", file=sys.stderr)
+    signing = f", {settings.key_type} key (from the {settings.secret_source})" if settings.key_type else ""
+    print(f"binance-mcp serve --check: ready: policy {loaded.source} ({loaded.sha256}), {settings.mode} mode{signing}, "
+          f"state directory {settings.state_dir}", file=sys.stderr)
     return 0
 
 

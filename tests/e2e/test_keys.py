@@ -83,7 +83,11 @@ async def test_a_private_key_places_and_cancels_orders(exchange, tmp_path, kind,
     credentials = {"BINANCE_API_PRIVATE_KEY_FILE": str(key_file)}
     if passphrase:
         credentials["BINANCE_API_PRIVATE_KEY_PASSPHRASE"] = passphrase
-    await place_and_cancel(live_env(info, tmp_path / "state", info[f"{kind} key"], **credentials), own)
+    env = live_env(info, tmp_path / "state", info[f"{kind} key"], **credentials)
+    checked = subprocess.run([sys.executable, "-m", "binance_mcp", "serve", "--check"], env=env, capture_output=True,
+                             text=True, timeout=60, stdin=subprocess.DEVNULL)
+    assert checked.returncode == 0 and f"live mode, {kind} key (from the private key file)" in checked.stderr
+    await place_and_cancel(env, own)
 
 
 async def test_a_key_that_does_not_belong_to_the_api_key_gets_1022_and_nothing_is_placed(exchange, tmp_path):
@@ -142,6 +146,9 @@ async def test_keys_store_keeps_the_secret_in_the_keychain_and_serve_reads_it(ex
     assert stored.returncode == 0, stored.stderr
     assert stored.stdout == "" and HMAC_SECRET not in stored.stderr and HMAC_SECRET[:12] not in stored.stderr
     assert "stored the API secret of API key ****4444 in the OS keychain" in stored.stderr
+    checked = subprocess.run([sys.executable, "-m", "binance_mcp", "serve", "--check"], env=env, capture_output=True,
+                             text=True, timeout=60, stdin=subprocess.DEVNULL)
+    assert checked.returncode == 0 and "hmac key (from the OS keychain)" in checked.stderr, checked.stderr
     assert HMAC_SECRET in (tmp_path / "keyring.json").read_text()  # where the backend keeps it
     await place_and_cancel(env, own)  # no BINANCE_API_SECRET: serve found it in the keychain
 
