@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import stat
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
@@ -26,8 +26,8 @@ class PrivateKey:
     """A private key Binance accepts, checked: its type and its PEM text (as in the file, maybe encrypted)."""
 
     kind: KeyType
-    pem: str
-    passphrase: str | None
+    pem: str = field(repr=False)  # repr(): the kind only, never the key
+    passphrase: str | None = field(repr=False)
 
     def secrets(self) -> list[str]:
         """What redaction must scrub: the passphrase and every base64 line of the PEM (an error could quote one)."""
@@ -162,3 +162,56 @@ def delete_from_keychain(api_key: str) -> bool:
     except Exception as exc:
         raise KeychainUnavailable(f"The OS keychain cannot be changed ({type(exc).__name__}: {exc}).") from None
     return True
+
+
+# -- which of them signs -------------------------------------------------------------------------------------------
+NO_SECRET = ("BINANCE_API_KEY is set but nothing signs for it: set BINANCE_API_SECRET or BINANCE_API_SECRET_FILE "
+             "(an HMAC key), BINANCE_API_PRIVATE_KEY_FILE (an Ed25519 or RSA key), or store the secret in the OS "
+             "keychain with `binance-mcp keys store`; or remove BINANCE_API_KEY for paper mode. {keychain}")
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """What signs for the API key: an HMAC secret or a private key, and where it was found."""
+
+    secret: str | None = field(repr=False)
+    private_key: PrivateKey | None
+    source: str  # environment, file, OS keychain, private key file
+
+
+def resolve(api_key: str | None, secret: str | None, secret_file: Path | None, key_file: Path | None,
+            passphrase: str | None) -> Credentials | None:
+    """The credentials the settings give (None: no API key, paper mode): a private key file, a secret from the
+    environment or a file, else the OS keychain; two of them at once is an error, so it is clear which one signs."""
+    if passphrase is not None and key_file is None:
+        raise ConfigError("BINANCE_API_PRIVATE_KEY_PASSPHRASE is set but BINANCE_API_PRIVATE_KEY_FILE is not: set "
+                          "the key file the passphrase decrypts, or remove the passphrase.")
+    if secret is not None and secret_file is not None:
+        raise ConfigError("Both BINANCE_API_SECRET and BINANCE_API_SECRET_FILE are set: keep one of them.")
+    if key_file is not None and (secret is not None or secret_file is not None):
+        given = "BINANCE_API_SECRET" if secret is not None else "BINANCE_API_SECRET_FILE"
+        raise ConfigError(f"Both {given} and BINANCE_API_PRIVATE_KEY_FILE are set: an API key is either an HMAC key "
+                          "(it has a secret) or an Ed25519/RSA key (it has a private key file). Keep the one that "
+                          "belongs to BINANCE_API_KEY.")
+    if api_key is None:
+        for name, value in (("BINANCE_API_PRIVATE_KEY_FILE", key_file), ("BINANCE_API_SECRET_FILE", secret_file)):
+            if value is not None:
+                raise ConfigError(f"{name} is set but BINANCE_API_KEY is not: set BINANCE_API_KEY to the API key "
+                                  f"Binance gave you for it, or remove {name} (paper mode).")
+        if secret is not None:
+            raise ConfigError("Set both BINANCE_API_KEY and BINANCE_API_SECRET, or neither (paper mode).")
+        return None
+    if key_file is not None:
+        return Credentials(None, load_private_key(key_file, passphrase), "private key file")
+    if secret_file is not None:
+        return Credentials(read_secret_file(secret_file), None, "file")
+    if secret is not None:
+        return Credentials(secret, None, "environment")
+    try:
+        found = keychain_secret(api_key)
+        note = "The OS keychain has no secret for this API key."
+    except KeychainUnavailable as exc:
+        found, note = None, str(exc)
+    if found is None:
+        raise ConfigError(NO_SECRET.format(keychain=note))
+    return Credentials(found, None, "OS keychain")

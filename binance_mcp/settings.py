@@ -30,13 +30,7 @@ from pydantic_core import PydanticUseDefault
 from pydantic_settings import BaseSettings, EnvSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
 
 from binance_mcp.errors import ConfigError
-from binance_mcp.keys import (
-    KeychainUnavailable,
-    PrivateKey,
-    keychain_secret,
-    load_private_key,
-    read_secret_file,
-)
+from binance_mcp.keys import PrivateKey, resolve
 from binance_mcp.paths import BUILTIN_POLICIES, default_state_dir
 
 Mode = Literal["paper", "testnet", "live", "custom"]  # custom: a base URL and no mode; never an input
@@ -442,53 +436,16 @@ def _testnet_agrees_with_mode(s: Settings) -> str | None:
     return chosen
 
 
-NO_SECRET = ("BINANCE_API_KEY is set but nothing signs for it: set BINANCE_API_SECRET or BINANCE_API_SECRET_FILE "
-             "(an HMAC key), BINANCE_API_PRIVATE_KEY_FILE (an Ed25519 or RSA key), or store the secret in the OS "
-             "keychain with `binance-mcp keys store`; or remove BINANCE_API_KEY for paper mode. {keychain}")
-
-
 def _credentials(s: Settings) -> Settings:
-    """The API key and what signs for it: a secret (the environment, a file, the OS keychain: in that order) or a
-    private key file, never two of them."""
-    secret_env = "BINANCE_API_SECRET"
-    if s.private_key_passphrase is not None and s.private_key_file is None:
-        raise ConfigError("BINANCE_API_PRIVATE_KEY_PASSPHRASE is set but BINANCE_API_PRIVATE_KEY_FILE is not: set "
-                          "the key file the passphrase decrypts, or remove the passphrase.")
-    if s.api_secret is not None and s.api_secret_file is not None:
-        raise ConfigError(f"Both {secret_env} and BINANCE_API_SECRET_FILE are set: keep one of them.")
-    if s.private_key_file is not None and (s.api_secret is not None or s.api_secret_file is not None):
-        given = secret_env if s.api_secret is not None else "BINANCE_API_SECRET_FILE"
-        raise ConfigError(f"Both {given} and BINANCE_API_PRIVATE_KEY_FILE are set: an API key is either an HMAC key "
-                          "(it has a secret) or an Ed25519/RSA key (it has a private key file). Keep the one that "
-                          "belongs to BINANCE_API_KEY.")
-    if s.api_key is None:
-        for name, value in (("BINANCE_API_PRIVATE_KEY_FILE", s.private_key_file),
-                            ("BINANCE_API_SECRET_FILE", s.api_secret_file)):
-            if value is not None:
-                raise ConfigError(f"{name} is set but BINANCE_API_KEY is not: set BINANCE_API_KEY to the API key "
-                                  f"Binance gave you for it, or remove {name} (paper mode).")
-        if s.api_secret is not None:
-            raise ConfigError("Set both BINANCE_API_KEY and BINANCE_API_SECRET, or neither (paper mode).")
+    """The API key and what signs for it (keys.resolve: a secret or a private key file, never two of them)."""
+    secret = s.api_secret.get_secret_value() if s.api_secret is not None else None
+    found = resolve(s.api_key.get_secret_value() if s.api_key is not None else None, secret, s.api_secret_file,
+                    s.private_key_file,
+                    s.private_key_passphrase.get_secret_value() if s.private_key_passphrase is not None else None)
+    if found is None:
         return s
-    out = s.model_copy()
-    if s.private_key_file is not None:
-        passphrase = s.private_key_passphrase.get_secret_value() if s.private_key_passphrase else None
-        out._private_key, out._secret_source = load_private_key(s.private_key_file, passphrase), "private key file"
-    elif s.api_secret_file is not None:
-        out = s.model_copy(update={"api_secret": SecretStr(read_secret_file(s.api_secret_file))})
-        out._secret_source = "file"
-    elif s.api_secret is not None:
-        out._secret_source = "environment"
-    else:
-        try:
-            found = keychain_secret(s.api_key.get_secret_value())
-            note = "The OS keychain has no secret for this API key."
-        except KeychainUnavailable as exc:
-            found, note = None, str(exc)
-        if found is None:
-            raise ConfigError(NO_SECRET.format(keychain=note))
-        out = s.model_copy(update={"api_secret": SecretStr(found)})
-        out._secret_source = "OS keychain"
+    out = s.model_copy(update={"api_secret": SecretStr(found.secret)} if found.secret is not None else {})
+    out._private_key, out._secret_source = found.private_key, found.source
     return out
 
 

@@ -61,6 +61,8 @@ def test_a_private_key_file_signs_instead_of_a_secret(tmp_path, kind, passphrase
     body = [line for line in path.read_text().splitlines() if not line.startswith("-----")]
     assert set(body) <= set(s.secrets()) and (passphrase is None or passphrase in s.secrets())
     assert s.redact(f"x {body[0]} y {passphrase}") == f"x **** y {'****' if passphrase else None}"
+    for text in (repr(s), str(s), repr(s.private_key)):  # no key material in a repr either
+        assert body[0] not in text and (passphrase is None or passphrase not in text), text
     view = s.public_view()
     assert view["key_type"] == kind and view["private_key_file"] == str(path)
     assert view["private_key_passphrase"] == (None if passphrase is None else "****")

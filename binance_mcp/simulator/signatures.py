@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 KeyKind = Literal["hmac", "ed25519", "rsa"]
-B64_RE_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=")
+B64_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=")
 
 
 def hmac_signature(secret: str, payload: str) -> str:
@@ -66,7 +66,7 @@ class Signer:
             expected = hmac_signature(self.secret, payload)
             # bytes: compare_digest refuses str with non-ASCII characters (a percent-encoded signature can have them)
             return hmac.compare_digest(expected.encode(), signature.lower().encode())
-        if not signature or not set(signature) <= B64_RE_CHARS:  # e.g. a '+' sent unencoded arrives as a space
+        if not signature or not set(signature) <= B64_CHARS:  # e.g. a '+' sent unencoded arrives as a space
             return False
         try:
             raw = base64.b64decode(signature, validate=True)
