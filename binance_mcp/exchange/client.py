@@ -264,6 +264,11 @@ class Exchange:
         return offset
 
     # -- cached reads -----------------------------------------------------------------------
+    @property
+    def connected(self) -> bool:
+        """Has a call created the client (and, in paper mode, started the exchange)? Nothing before that."""
+        return self._client is not None
+
     async def cached(self, key: tuple, ttl: float, method: str, what: str, signed: bool = False,
                      **params: Any) -> Any:
         now = self.clock()
