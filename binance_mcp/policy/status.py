@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 from decimal import Decimal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel
 
 from binance_mcp.catalog import ALL_TOOLS
 from binance_mcp.errors import BinanceMcpError
@@ -22,7 +22,7 @@ from binance_mcp.tools.models import Dec, NoArgs, Result, ToolDef
 
 class ToolRuleView(BaseModel):
     tool: str
-    action: str = Field(description="allow or require_approval")
+    action: str  # allow or require_approval
     rule: str
     limits: dict[str, str] = {}
     rate_limit: str | None = None
@@ -41,20 +41,20 @@ class RateView(BaseModel):
     max: int
     window_s: int
     used: int
-    wait_s: int = Field(description="seconds until allowed")
+    wait_s: int  # seconds until a call is allowed
 
 
 class ProtectionView(BaseModel):
     rule: str
     limit: str
-    value: str | None = Field(None, description="now; None: not read")
+    value: str | None = None
     tripped: bool = False
     detail: str | None = None
 
 
 class PolicyStatusResult(Result):
     policy: str
-    mode: str = Field(description="enforce, shadow (audit only) or locked")
+    mode: str  # enforce, shadow (audit only) or locked
     kill_switch: bool
     exchange: str
     tools: list[ToolRuleView]
@@ -62,11 +62,11 @@ class PolicyStatusResult(Result):
     daily: list[DailyView]
     rate_limits: list[RateView]
     protections: list[ProtectionView] = []
-    unpriced_assets: list[str] = Field([], description="left out of equity: no USD price")
+    unpriced_assets: list[str] = []
     reload_error: str | None = None
-    locked: bool = Field(False, description="policy or settings failed to load: only this tool runs")
-    load_error: str | None = Field(None, description="why locked: file, line, key")
-    state_error: str | None = Field(None, description="state directory not writable: changes denied")
+    locked: bool = False  # the policy or the settings failed to load: only this tool runs
+    load_error: str | None = None  # why it is locked: file, line, key
+    state_error: str | None = None  # the state directory cannot be written: changes are denied
 
 
 def _limits(rule) -> dict[str, str]:
@@ -78,9 +78,9 @@ def _limits(rule) -> dict[str, str]:
     return out
 
 
-STATUS_DESCRIPTION = ("What this server's policy lets you do: allowed tools with their limits, today's used and "
-                      "remaining notional, rate-limit headroom, mode and kill switch. Call it before trading to plan "
-                      "within the limits. If the server is locked (the policy could not be loaded), it says why.")
+STATUS_DESCRIPTION = ("What the policy lets you do: allowed tools and limits, today's used and remaining notional, "
+                      "rate limits, protections, kill switch. Call it before trading; if the server is locked, it "
+                      "says why.")
 
 
 async def _state_error(deps) -> str | None:

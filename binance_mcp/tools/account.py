@@ -196,8 +196,8 @@ TOOLS = [
             BalancesArgs, BalancesResult, spot_balances),
     ToolDef("binance_portfolio_account", "USD-M futures margin overview: wallet, unrealized PnL, margin used and "
             "ratio, available balance, max withdraw; per asset.", NoArgs, PortfolioResult, portfolio_account),
-    ToolDef("binance_futures_positions", "Open USD-M futures positions, one symbol or all: size and notional "
-            "signed (+ long, - short), entry, mark, unrealized PnL, liquidation price, leverage, margin type.",
+    ToolDef("binance_futures_positions", "Open USD-M futures positions, one symbol or all: signed size and notional "
+            "(+ long), entry, mark, unrealized PnL, liquidation price, leverage, margin type.",
             PositionsArgs, PositionsResult, futures_positions),
     ToolDef("binance_account_status", "Diagnostics: is the exchange reachable, its server time, our clock drift, "
             "exchange (paper/testnet/live/custom), host.", NoArgs, StatusResult, account_status),

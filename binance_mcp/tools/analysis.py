@@ -285,14 +285,14 @@ TOOLS = [
             "riskAmount, with notional, margin at leverage and min qty/notional checks.",
             PositionSizeArgs, PositionSizeResult, position_size),
     ToolDef("binance_analyze_portfolio_risk", "Futures margin usage % and risk level (LOW < 50 % <= MEDIUM < 80 % <= "
-            "HIGH), distance to liquidation per position, winners/losers, total unrealized PnL, spot holdings count.",
+            "HIGH), liquidation distance per position, winners/losers, unrealized PnL, spot holdings count.",
             NoArgs, PortfolioRiskResult, portfolio_risk),
     ToolDef("binance_compare_spot_futures_price", "Spot vs perpetual price for an asset or symbol: basis (futures - "
             "spot), basis %, premium or discount, funding rate.", CompareArgs, CompareResult, compare_prices),
     ToolDef("binance_calculate_funding_cost", "Funding paid (+) or received (-) for a position held N hours at the "
             "current (or given) rate, with the number of funding events.", FundingArgs, FundingResult, funding_cost),
     ToolDef("binance_check_order_precision", "Check price and quantity against tick and step size, min/max quantity, "
-            "min notional and the price band (around the mark price for futures); gives the nearest valid values.",
+            "min notional and the price band; gives the nearest valid values.",
             PrecisionArgs, PrecisionResult, check_precision),
     ToolDef("binance_get_optimal_trade_size", "Largest spot quantity (step-rounded) whose average fill stays within "
             "maxPriceImpact % of the best price, over 1000 book levels.", OptimalArgs,

@@ -382,9 +382,8 @@ async def close_position(args: CloseArgs, deps: Deps) -> CloseResult:
 
 
 TOOLS = [
-    ToolDef("binance_futures_place_order", "Place a USD-M futures order. LIMIT, STOP and TAKE_PROFIT need price. "
-            "STOP, TAKE_PROFIT, STOP_MARKET and TAKE_PROFIT_MARKET are conditional: triggered at stopPrice, with an "
-            "algoId instead of an orderId. Returns the id, status and fill.", FuturesOrderArgs,
+    ToolDef("binance_futures_place_order", "Place a USD-M futures order. LIMIT, STOP, TAKE_PROFIT need price. STOP* "
+            "and TAKE_PROFIT* are conditional: triggered at stopPrice, answered with an algoId. Returns id, status, fill.", FuturesOrderArgs,
             PlacedOrder, place_order),
     ToolDef("binance_futures_cancel_order", "Cancel one futures order, regular or conditional, by orderId, algoId "
             "or origClientOrderId.", FuturesCancelArgs, CancelledOrder, cancel_order),

@@ -275,8 +275,8 @@ TOOLS = [
             "symbol or all.", TickerArgs, TickerList, spot_24hr),
     ToolDef("binance_futures_24hr_ticker", "Rolling 24 h futures statistics, as spot's.", TickerArgs, TickerList,
             futures_24hr),
-    ToolDef("binance_exchange_info", "Trading rules of the spot or futures market, one symbol or all: status, "
-            "assets, tick and step size, min/max quantity, min notional, order types.", InfoArgs, InfoResult,
+    ToolDef("binance_exchange_info", "Spot or futures trading rules, one symbol or all: status, assets, tick and "
+            "step size, min/max quantity, min notional, order types.", InfoArgs, InfoResult,
             exchange_info),
     ToolDef("binance_server_time", "Exchange server time and its offset from this machine's clock (server - local).",
             TimeArgs, TimeResult, server_time),

@@ -281,9 +281,8 @@ async def trade_history(args: TradesArgs, deps: Deps) -> TradeList:
 
 
 TOOLS = [
-    ToolDef("binance_spot_place_order", "Place a spot order. MARKET takes quantity or quoteOrderQty; LIMIT and "
-            "LIMIT_MAKER need price; STOP_LOSS/TAKE_PROFIT need stopPrice, their *_LIMIT forms also price. Returns "
-            "orderId, status, fills.", SpotOrderArgs, PlaceResult, place_order),
+    ToolDef("binance_spot_place_order", "Place a spot order. MARKET: quantity or quoteOrderQty; LIMIT, LIMIT_MAKER: "
+            "price; STOP_LOSS, TAKE_PROFIT: stopPrice (their *_LIMIT forms also price). Returns orderId, status, fills.", SpotOrderArgs, PlaceResult, place_order),
     ToolDef("binance_spot_cancel_order", "Cancel one open spot order by orderId or origClientOrderId.", CancelArgs,
             CancelResult, cancel_order),
     ToolDef("binance_spot_cancel_all_orders", "Cancel every open spot order on a symbol; lists each (none open: an "
