@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import asyncio
 from decimal import Decimal
+from typing import Annotated, Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, WithJsonSchema
 
 from binance_mcp.catalog import ALL_TOOLS
 from binance_mcp.errors import BinanceMcpError
@@ -57,6 +58,8 @@ class PolicyStatusResult(Result):
     locked: bool = Field(False, description="policy or settings failed to load: only this tool runs")
     load_error: str | None = Field(None, description="why locked: file, line, key")
     state_error: str | None = Field(None, description="state directory not writable: changes denied")
+    # key_check and dead_man_switch (see safety()); the bare schema because tools/list is at its 30,000-byte budget
+    safety: Annotated[dict | None, WithJsonSchema({"type": "object"})] = None
 
 
 def _limits(rule) -> dict[str, str]:
@@ -76,6 +79,20 @@ STATUS_DESCRIPTION = ("What this server's policy lets you do: allowed tools with
 async def _state_error(deps) -> str | None:
     """The state directory as it is now (tried again, off the event loop); None when it can be written."""
     return await asyncio.get_running_loop().run_in_executor(None, state_dir_problem, deps.settings.state_dir)
+
+
+def safety(deps) -> dict[str, Any] | None:
+    """Binance's own safety nets: what the key check found (exchange/keycheck.py) and the dead man's switch
+    (policy/deadman.py): armed symbols, renewal failures."""
+    out: dict[str, Any] = {}
+    check = getattr(deps.exchange, "keycheck", None)
+    if check is not None and check.needed:
+        out["key_check"] = check.result.view()
+    deadman = getattr(deps, "deadman", None)
+    view = deadman.view() if deadman is not None else None
+    if view is not None:
+        out["dead_man_switch"] = view
+    return out or None
 
 
 def status_tool(guard, settings) -> ToolDef:
@@ -122,7 +139,7 @@ def status_tool(guard, settings) -> ToolDef:
         return PolicyStatusResult(policy=f"{loaded.source} ({loaded.sha256})", mode=policy.mode,
                                   kill_switch=await guard.kill_switch(loaded), exchange=settings.mode, tools=tools,
                                   denied=denied, daily=daily, rate_limits=rate_views,
-                                  reload_error=guard.reload_error, state_error=state_error)
+                                  reload_error=guard.reload_error, state_error=state_error, safety=safety(deps))
 
     return ToolDef(engine.POLICY_STATUS_TOOL, STATUS_DESCRIPTION, NoArgs, PolicyStatusResult, handler)
 
