@@ -277,13 +277,16 @@ def build_server(settings: Settings, guard: Guard | None = None, exchange: Excha
     @asynccontextmanager
     async def lifespan(server: FastMCP) -> AsyncIterator[None]:
         await guard.start()
+        undo_sigterm = None
         if deadman is not None:
             await deadman.start()
+            undo_sigterm = deadman.disarm_on_sigterm()
         try:
             yield None
         finally:
             try:
                 if deadman is not None:
+                    undo_sigterm()
                     await deadman.aclose()  # disarm while the exchange (and paper mode's simulator) still runs
             finally:
                 await guard.aclose()

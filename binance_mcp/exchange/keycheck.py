@@ -128,7 +128,7 @@ class KeyCheck:
 
     async def _check(self, exchange: Exchange) -> None:
         try:
-            answer = await exchange.call(METHOD, WHAT, check_key=False)
+            answer = await exchange.call(METHOD, WHAT, retry=False, check_key=False)
         except BinanceMcpError as exc:
             if getattr(exc, "http_status", None) == 404:
                 self._absent()

@@ -38,6 +38,7 @@ log = logging.getLogger("binance_mcp.policy")
 SCAN_S = 60.0  # seconds between scans of the account's open futures orders
 OFF_POLL_S = 30.0  # while the policy has no switch: how often a reload that adds one is noticed
 WARN_EVERY_S = 60.0  # at most one WARNING line a minute about failed renewals
+SIGTERM_DISARM_S = 5.0  # on SIGTERM, at most this long to disarm before the process exits
 ARM_METHOD = "futures_countdown_cancel_all"
 FUTURES_ORDER_METHODS = frozenset({"futures_create_order", "futures_create_algo_order"})
 WARNING = ("it cancels EVERY open order on those symbols if the server dies, including orders a human placed "
@@ -78,23 +79,20 @@ class DeadManSwitch:
         self._warned_at: float | None = None
         self._suppressed = 0
         self._task: asyncio.Task | None = None
-        self._lock: asyncio.Lock | None = None
+        self._lock = asyncio.Lock()  # one pass or arming at a time (binds to the loop on first use)
         self._pending: set[asyncio.Task] = set()
 
     # -- lifecycle ----------------------------------------------------------------------------
     async def start(self) -> None:
         if self._task is None:
-            self._lock = asyncio.Lock()
             self.exchange.order_listeners.append(self._on_order)
             self._task = asyncio.get_running_loop().create_task(self._run())
 
     async def aclose(self) -> None:
         """Stop renewing and disarm every armed symbol (a clean shutdown cancels nothing)."""
-        if self._task is None:
-            return
         if self._on_order in self.exchange.order_listeners:
             self.exchange.order_listeners.remove(self._on_order)
-        tasks = [self._task, *self._pending]
+        tasks = [t for t in (self._task, *self._pending) if t is not None]
         for task in tasks:
             task.cancel()
         for task in tasks:
@@ -138,7 +136,6 @@ class DeadManSwitch:
             return
         if not self.exchange.started:  # no exchange call yet: nothing of ours can be open, and start-up stays quiet
             return
-        assert self._lock is not None
         async with self._lock:
             now = self.clock()
             if self.last_scan is None or now - self.last_scan >= SCAN_S:
@@ -170,7 +167,7 @@ class DeadManSwitch:
         try:
             await self.exchange.call(ARM_METHOD, what, retry=False, symbol=symbol, countdownTime=seconds * 1000)
         except BinanceMcpError as exc:
-            self._failed(f"{what}: {exc.message}")
+            self._failed(exc.message)
             return False
         if seconds:
             self.armed[symbol] = self.wall()
@@ -211,11 +208,52 @@ class DeadManSwitch:
 
     async def arm_now(self, symbol: str) -> None:
         seconds = await self._seconds()
-        if seconds is None or self._lock is None:
+        if seconds is None:
             return
         async with self._lock:
             if symbol not in self.armed:
                 await self._send(symbol, seconds)
+
+    # -- SIGTERM ----------------------------------------------------------------------------------
+    def disarm_on_sigterm(self) -> Callable[[], None]:
+        """SIGTERM (how clients and service managers stop a server) ends the process at once, without the
+        lifespan's cleanup; first disarm the switch (bounded by ``SIGTERM_DISARM_S``), then die of the signal as
+        before. Returns the undo (for the lifespan's end). Only where the loop may have signal handlers (the main
+        thread of a POSIX process); elsewhere a no-op."""
+        import os
+        import signal
+
+        loop = asyncio.get_running_loop()
+
+        def die() -> None:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            os.kill(os.getpid(), signal.SIGTERM)
+
+        async def disarm_then_die() -> None:
+            try:
+                await asyncio.wait_for(self.disarm_all(), SIGTERM_DISARM_S)
+            except BaseException:  # noqa: BLE001 - dying anyway; what could not be disarmed expires at Binance
+                log.warning("dead man's switch: not every symbol could be disarmed before exiting on SIGTERM")
+            finally:
+                die()
+
+        def on_term() -> None:
+            if not self.armed:
+                die()
+            loop.create_task(disarm_then_die())
+
+        try:
+            loop.add_signal_handler(signal.SIGTERM, on_term)
+        except (RuntimeError, ValueError, NotImplementedError, AttributeError):  # not the main thread; Windows
+            return lambda: None
+
+        def undo() -> None:
+            try:
+                loop.remove_signal_handler(signal.SIGTERM)
+            except (RuntimeError, ValueError):
+                pass
+
+        return undo
 
     # -- binance_policy_status ------------------------------------------------------------------------
     def view(self) -> dict[str, Any] | None:

@@ -1,0 +1,141 @@
+"""The key check end to end: ``binance-mcp serve`` (BINANCE_MCP_MODE=testnet, pointed at a simulator with
+BINANCE_MCP_BASE_URL) over stdio, against a simulator whose ``GET /sapi/v1/account/apiRestrictions`` answers what
+the test sets. What reached the exchange is read from the simulator's own request log and order book."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from binance_mcp.exchange.client import Exchange
+from binance_mcp.settings import load_settings
+from tests.hardening.helpers import RawStdio, raw_text, server_env
+from tests.helpers import simulator, write_policy
+
+ALLOW = "version: 1\ndefault: allow\n"
+ORDER = {"symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT", "quantity": "0.002", "price": "90000"}
+SPOT = {"symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT", "quantity": "0.001", "price": "90000"}
+SAPI = "/sapi/v1/account/apiRestrictions"
+
+
+def _serve(sim, tmp_path, **extra: str) -> RawStdio:
+    env = server_env(sim, tmp_path / "state", write_policy(tmp_path / "policy.yaml", ALLOW),
+                     BINANCE_MCP_MODE="testnet", BINANCE_MCP_TIMEOUT="10", **extra)
+    server = RawStdio(env, tmp_path / "stderr.txt")
+    server.initialize()
+    return server
+
+
+def _status(server: RawStdio) -> dict:
+    result = server.call("binance_policy_status", {})
+    assert not result.get("isError"), raw_text(result)
+    return result["structuredContent"]
+
+
+def _paths(sim, since: int) -> list[str]:
+    return [e["path"] for e in sim.control(f"requests?since={since}")]
+
+
+@pytest.mark.parametrize("restrictions, permission, switch", [
+    ({"enableWithdrawals": True}, "enableWithdrawals", "Enable Withdrawals"),
+    ({"permitsUniversalTransfer": True}, "permitsUniversalTransfer", "Permits Universal Transfer"),
+    ({"enableInternalTransfer": True}, "enableInternalTransfer", "Permits Internal Transfer"),
+])
+def test_a_key_that_can_move_funds_locks_the_server_and_nothing_reaches_the_exchange(
+        tmp_path, restrictions, permission, switch):
+    with simulator(api_restrictions=restrictions) as sim:
+        server = _serve(sim, tmp_path)
+        try:
+            texts = []
+            for tool, args in (("binance_futures_place_order", ORDER), ("binance_spot_place_order", SPOT),
+                               ("binance_spot_price", {"symbol": "BTCUSDT"}), ("binance_futures_positions", {})):
+                result = server.call(tool, args)
+                assert result.get("isError") is True, (tool, result)
+                texts.append(raw_text(result))
+            for text in texts:
+                assert text.startswith("POLICY_ERROR: "), text
+                assert permission in text and switch in text and "API management page" in text, text
+            for other in {"enableWithdrawals", "permitsUniversalTransfer", "enableInternalTransfer"} - {permission}:
+                assert other not in texts[0]  # only the permission that is on is named
+            status = _status(server)
+            key = status["safety"]["key_check"]
+            assert key["status"] == "locked" and permission in key["error"]
+            assert key["permissions"][permission] is True
+        finally:
+            assert server.close() == 0
+        # The exchange saw the time sync and the key check, nothing else: no order, no price read.
+        log = sim.control("requests")
+        assert {e["path"] for e in log} <= {"/api/v3/time", SAPI}, [e["path"] for e in log]
+        assert [e["path"] for e in log].count(SAPI) == 1  # checked once (again at most once a minute)
+        state = sim.control("state")
+        assert state["orders"] == {"spot": 0, "futures": 0, "algo": 0}
+        assert state["order_requests"] == {"spot": 0, "futures": 0}
+    audit = [json.loads(line) for line in (tmp_path / "state" / "audit.jsonl").read_text().splitlines()]
+    refused = [r for r in audit if r.get("tool") == "binance_futures_place_order"]
+    assert refused and refused[0]["decision"]["code"] == "POLICY_ERROR"
+    assert permission in refused[0]["decision"]["reason"]
+    assert "locked" in (tmp_path / "stderr.txt").read_text()
+
+
+def test_a_key_without_ip_restriction_works_with_a_warning(tmp_path):
+    with simulator(api_restrictions={"ipRestrict": False}) as sim:
+        sim.control("price", {"symbol": "BTCUSDT", "market": "futures", "price": "95000", "mark": "95000"})
+        server = _serve(sim, tmp_path)
+        try:
+            placed = server.call("binance_futures_place_order", ORDER)
+            assert not placed.get("isError"), raw_text(placed)
+            server.call("binance_spot_price", {"symbol": "BTCUSDT"})
+            key = _status(server)["safety"]["key_check"]
+        finally:
+            assert server.close() == 0
+        assert key["status"] == "passed" and key["permissions"]["ipRestrict"] is False
+        assert any("ipRestrict is false" in w for w in key["warnings"]), key
+        assert sim.control("state")["orders"]["futures"] == 1  # the order reached the exchange
+        assert [e["path"] for e in sim.control("requests")].count(SAPI) == 1  # cached for the process
+    stderr = (tmp_path / "stderr.txt").read_text()
+    assert stderr.count("no IP restriction") == 1, stderr  # said once
+
+
+def test_an_exchange_without_the_endpoint_goes_on_and_says_so_once(tmp_path):
+    """Binance's testnets answer 404 for /sapi: the server says so (log and status) and trades."""
+    with simulator(api_restrictions=None) as sim:
+        sim.control("price", {"symbol": "BTCUSDT", "market": "futures", "price": "95000", "mark": "95000"})
+        server = _serve(sim, tmp_path)
+        try:
+            for _ in range(2):
+                result = server.call("binance_futures_place_order", ORDER)
+                assert not result.get("isError"), raw_text(result)
+            key = _status(server)["safety"]["key_check"]
+        finally:
+            assert server.close() == 0
+        assert key["status"] == "absent" and "404" in key["warnings"][0]
+        assert sim.control("state")["orders"]["futures"] == 2
+        assert [e["path"] for e in sim.control("requests")].count(SAPI) == 1  # asked once, not again
+    assert (tmp_path / "stderr.txt").read_text().count("apiRestrictions") == 1
+
+
+def test_a_safe_key_passes_and_paper_mode_has_no_check(tmp_path):
+    with simulator() as sim:
+        server = _serve(sim, tmp_path)
+        try:
+            assert not server.call("binance_spot_price", {"symbol": "BTCUSDT"}).get("isError")
+            key = _status(server)["safety"]["key_check"]
+        finally:
+            assert server.close() == 0
+        assert key["status"] == "passed" and "warnings" not in key
+        paths = [e["path"] for e in sim.control("requests")]
+        assert paths.index(SAPI) < paths.index("/api/v3/ticker/price")  # checked before anything else was read
+    paper = Exchange(load_settings({}))
+    assert paper.keycheck.needed is False and paper.keycheck.result.view() == {"status": "not_needed"}
+
+
+@pytest.mark.parametrize("env, url", [
+    ({"BINANCE_MCP_MODE": "live"}, "https://api.binance.com/sapi"),
+    ({"BINANCE_MCP_MODE": "testnet"}, "https://testnet.binance.vision/sapi"),
+    ({"BINANCE_MCP_BASE_URL": "http://127.0.0.1:9/"}, "http://127.0.0.1:9/sapi"),
+])
+def test_the_key_check_goes_to_the_mode_s_own_host(env, url):
+    """python-binance's hard-coded wallet URL is never used: the check asks the exchange the server trades on."""
+    exchange = Exchange(load_settings({"BINANCE_API_KEY": "k", "BINANCE_API_SECRET": "s", **env}))
+    assert exchange.sapi_url == url and exchange.keycheck.needed
