@@ -260,3 +260,22 @@ def test_policy_bounds_and_check_say_what_it_cancels(tmp_path):
     text = deadman.describe(loaded.policy)
     assert "30 s" in text and "EVERY open order" in text and "a human placed elsewhere" in text
     assert deadman.describe(parse_text("version: 1\n", "p.yaml").policy) is None
+
+
+def test_policy_check_and_schema_say_it_plainly(tmp_path):
+    """``binance-mcp policy check`` says what the switch cancels; ``policy schema`` has the key and its bounds."""
+    import json
+    import subprocess
+    import sys
+
+    path = write_policy(tmp_path / "p.yaml", POLICY)
+    check = subprocess.run([sys.executable, "-m", "binance_mcp", "policy", "check", str(path)], capture_output=True,
+                           text=True, timeout=60)
+    assert check.returncode == 0, check.stderr
+    (line,) = [x for x in check.stdout.splitlines() if "dead man's switch" in x]
+    assert "countdownCancelAll" in line and "30 s" in line and "EVERY open order" in line
+    assert "including orders a human placed elsewhere" in line and "clean shutdown disarms it" in line
+    schema = json.loads(subprocess.run([sys.executable, "-m", "binance_mcp", "policy", "schema"],
+                                       capture_output=True, text=True, timeout=60).stdout)
+    seconds = schema["$defs"]["DeadManSwitch"]["properties"]["seconds"]
+    assert (seconds["minimum"], seconds["maximum"]) == (30, 86400)

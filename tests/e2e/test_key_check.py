@@ -139,3 +139,61 @@ def test_the_key_check_goes_to_the_mode_s_own_host(env, url):
     """python-binance's hard-coded wallet URL is never used: the check asks the exchange the server trades on."""
     exchange = Exchange(load_settings({"BINANCE_API_KEY": "k", "BINANCE_API_SECRET": "s", **env}))
     assert exchange.sapi_url == url and exchange.keycheck.needed
+
+
+async def test_a_locked_key_is_checked_again_at_most_once_a_minute_and_unlocks_when_fixed():
+    """The adapter on a real simulator, its clock injected: removing the permission on Binance unlocks the server
+    without a restart; a key that passed is checked again after an hour, and a lock is noticed then."""
+    from binance_mcp.exchange import keycheck
+    from binance_mcp.exchange.keycheck import KeyLocked
+    from tests.fakeclock import FakeClock
+
+    with simulator(api_restrictions={"enableWithdrawals": True}) as sim:
+        clock = FakeClock()
+        exchange = Exchange(load_settings({"BINANCE_API_KEY": sim.api_key, "BINANCE_API_SECRET": sim.api_secret,
+                                           "BINANCE_MCP_BASE_URL": sim.base_url}), clock=clock)
+
+        def checks() -> int:
+            return [e["path"] for e in sim.control("requests")].count(SAPI)
+
+        try:
+            for _ in range(3):
+                with pytest.raises(KeyLocked, match="enableWithdrawals"):
+                    await exchange.call("futures_symbol_ticker", "Reading a price", signed=False, symbol="BTCUSDT")
+            assert checks() == 1  # within the minute: the lock is not asked again
+            sim.sim.cfg.api_restrictions = {"enableWithdrawals": False}  # a human fixed the key on Binance
+            clock.advance(keycheck.RECHECK_LOCKED_S)
+            await exchange.call("futures_symbol_ticker", "Reading a price", signed=False, symbol="BTCUSDT")
+            assert checks() == 2 and exchange.keycheck.result.status == "passed"
+            await exchange.call("futures_symbol_ticker", "Reading a price", signed=False, symbol="BTCUSDT")
+            assert checks() == 2  # a pass is cached
+            sim.sim.cfg.api_restrictions = {"permitsUniversalTransfer": True}  # and later someone widened it
+            clock.advance(keycheck.RECHECK_PASSED_S)
+            with pytest.raises(KeyLocked, match="permitsUniversalTransfer"):
+                await exchange.call("futures_symbol_ticker", "Reading a price", signed=False, symbol="BTCUSDT")
+            assert checks() == 3
+            tickers = [e for e in sim.control("requests") if e["path"].endswith("/ticker/price")]
+            assert len(tickers) == 2  # only the calls made while the key passed reached the exchange
+        finally:
+            await exchange.close()
+
+
+async def test_a_first_check_that_cannot_complete_sends_nothing_and_is_tried_again():
+    """Fail closed: no answer to the check means no call; the next call checks again."""
+    from binance_mcp.errors import BinanceMcpError
+    from binance_mcp.exchange.keycheck import KeyLocked
+
+    with simulator() as sim:
+        exchange = Exchange(load_settings({"BINANCE_API_KEY": sim.api_key, "BINANCE_API_SECRET": sim.api_secret,
+                                           "BINANCE_MCP_BASE_URL": sim.base_url}))
+        try:
+            sim.control("faults", {"kind": "error_5xx", "path": SAPI, "count": 1})
+            with pytest.raises(BinanceMcpError, match="Checking the API key's permissions") as info:
+                await exchange.call("futures_symbol_ticker", "Reading a price", signed=False, symbol="BTCUSDT")
+            assert not isinstance(info.value, KeyLocked) and info.value.remedy == "retry_later"
+            assert "could not complete" in exchange.keycheck.result.error
+            assert [e["path"] for e in sim.control("requests") if e["path"] != "/api/v3/time"] == [SAPI]
+            await exchange.call("futures_symbol_ticker", "Reading a price", signed=False, symbol="BTCUSDT")
+            assert exchange.keycheck.result.status == "passed"
+        finally:
+            await exchange.close()
