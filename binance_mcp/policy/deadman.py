@@ -196,8 +196,10 @@ class DeadManSwitch:
 
     # -- orders placed through this server ----------------------------------------------------------
     def _on_order(self, method: str, symbol: str) -> None:
-        """An accepted order (Exchange.call): arm a futures symbol that is not armed yet, at once."""
-        if method not in FUTURES_ORDER_METHODS or not symbol or self.seconds is None or symbol in self.armed:
+        """An accepted order (Exchange.call): arm its futures symbol at once unless it is armed. Decided under the
+        pass's lock, not here: a scan that read the open orders just before this order may be disarming the
+        symbol right now, and then it is armed again as soon as that pass ends."""
+        if method not in FUTURES_ORDER_METHODS or not symbol or self.seconds is None:
             return
         try:
             task = asyncio.get_running_loop().create_task(self.arm_now(symbol))
@@ -259,7 +261,11 @@ class DeadManSwitch:
     def view(self) -> dict[str, Any] | None:
         if self.seconds is None and not self.armed:
             return None
-        out: dict[str, Any] = {"seconds": self.seconds, "armed": sorted(self.armed), "warning": WARNING}
+        out: dict[str, Any] = {"seconds": self.seconds, "armed": sorted(s for s, t in self.armed.items() if t),
+                               "warning": WARNING}
+        failing = sorted(s for s, t in self.armed.items() if not t)
+        if failing:
+            out["not_armed_yet"] = failing  # found by the scan, arming failed so far (see last_error)
         renewed = [t for t in self.armed.values() if t]
         if renewed:
             out["last_renewal"] = _utc(max(renewed))
