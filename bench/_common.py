@@ -139,3 +139,41 @@ def old_tree(path: str | None) -> Path | None:
     if not (tree / "binance_mcp" / "__init__.py").exists():
         raise SystemExit(f"--old {path}: no binance_mcp/ package there")
     return tree
+
+
+class SimBench:
+    """One simulator in this process (frozen prices, controls on) and in-process servers trading it: each built by
+    ``build_server`` with the settings ``binance-mcp serve`` would load against BINANCE_MCP_BASE_URL, with its own
+    policy file and state directory, for fastmcp's in-memory Client. Requests are read from the simulator's log."""
+
+    def __init__(self, prefix: str) -> None:
+        from binance_mcp.simulator.config import SimConfig
+        from binance_mcp.simulator.runner import start_in_thread
+
+        self.sim = start_in_thread(SimConfig(controls=True, tick_seconds=0))
+        self.tmp = temp_dir(prefix)
+        self.n = 0
+
+    def log(self, since: int) -> list[dict]:
+        import json
+        import urllib.request
+
+        with urllib.request.urlopen(f"{self.sim.base_url}/_sim/requests?since={since}", timeout=10) as r:  # noqa: S310
+            return json.loads(r.read())
+
+    def seq(self) -> int:
+        return self.sim.control("state")["last_seq"]
+
+    def server(self, policy: str):
+        from fastmcp import Client
+
+        from binance_mcp.server import build_server
+        from binance_mcp.settings import load_settings
+
+        self.n += 1
+        pol = self.tmp / f"policy-{self.n}.yaml"
+        pol.write_text(policy)
+        settings = load_settings({"BINANCE_MCP_BASE_URL": self.sim.base_url, "BINANCE_API_KEY": self.sim.api_key,
+                                  "BINANCE_API_SECRET": self.sim.api_secret, "BINANCE_MCP_POLICY": str(pol),
+                                  "BINANCE_MCP_STATE_DIR": str(self.tmp / f"state-{self.n}")})
+        return Client(build_server(settings))

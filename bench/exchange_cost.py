@@ -34,20 +34,15 @@ import argparse
 import asyncio
 import json
 import time
-import urllib.request
 import uuid
 from collections import Counter
 
 import _common  # noqa: F401 - puts the repository on sys.path
-from _common import machine, table, temp_dir, verdict
+from _common import SimBench, machine, table, verdict
 from binance import AsyncClient
 from fastmcp import Client
 
 from binance_mcp.catalog import ALL_TOOLS
-from binance_mcp.server import build_server
-from binance_mcp.settings import load_settings
-from binance_mcp.simulator.config import SimConfig
-from binance_mcp.simulator.runner import start_in_thread
 
 BTC, ETH = "BTCUSDT", "ETHUSDT"
 ALLOW_ALL = "version: 1\ndefault: allow\n"
@@ -110,30 +105,12 @@ def cid() -> str:
     return "bench" + uuid.uuid4().hex[:24]
 
 
-class Bench:
+class Bench(SimBench):
     def __init__(self) -> None:
-        self.sim = start_in_thread(SimConfig(controls=True, tick_seconds=0))
-        self.tmp = temp_dir("bench-xcost-")
+        super().__init__("bench-xcost-")
         self.direct = AsyncClient(self.sim.api_key, self.sim.api_secret)
         self.direct.API_URL = self.sim.base_url + "/api"
         self.direct.FUTURES_URL = self.sim.base_url + "/fapi"
-        self.n = 0
-
-    def log(self, since: int) -> list[dict]:
-        with urllib.request.urlopen(f"{self.sim.base_url}/_sim/requests?since={since}", timeout=10) as r:  # noqa: S310
-            return json.loads(r.read())
-
-    def seq(self) -> int:
-        return self.sim.control("state")["last_seq"]
-
-    def server(self, policy: str):
-        self.n += 1
-        pol = self.tmp / f"policy-{self.n}.yaml"
-        pol.write_text(policy)
-        settings = load_settings({"BINANCE_MCP_BASE_URL": self.sim.base_url, "BINANCE_API_KEY": self.sim.api_key,
-                                  "BINANCE_API_SECRET": self.sim.api_secret, "BINANCE_MCP_POLICY": str(pol),
-                                  "BINANCE_MCP_STATE_DIR": str(self.tmp / f"state-{self.n}")})
-        return Client(build_server(settings))
 
     async def call(self, client: Client, tool: str, args: dict) -> tuple[list[dict], str | None]:
         before = self.seq()

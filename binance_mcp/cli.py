@@ -1,4 +1,4 @@
-"""Command line: ``binance-mcp [serve|demo|simulator|policy|approvals|audit]``.
+"""Command line: ``binance-mcp [serve|demo|simulator|policy|approvals|audit|protections]``.
 
 stdout belongs to the MCP channel when serving; every human-facing message here goes to stderr
 unless the command's whole job is to print a report.
@@ -90,12 +90,13 @@ def build_parser(serve_flags: bool = True) -> argparse.ArgumentParser:
                    description="Start `binance-mcp serve` in paper mode as a subprocess, talk to it over stdio as an "
                                "MCP client would, and show what happened.")
     _simulator_parser(sub)
-    from binance_mcp.policy import approvals_cli, audit_cli
+    from binance_mcp.policy import approvals_cli, audit_cli, protections_cli
     from binance_mcp.policy import cli as policy_cli
 
     policy_cli.add_parser(sub)
     approvals_cli.add_parser(sub)
     audit_cli.add_parser(sub)
+    protections_cli.add_parser(sub)
     return parser
 
 
@@ -191,6 +192,10 @@ def _run(args: argparse.Namespace) -> int:
         return run(args)
     if command == "audit":
         from binance_mcp.policy.audit_cli import run
+
+        return run(args)
+    if command == "protections":
+        from binance_mcp.policy.protections_cli import run
 
         return run(args)
     if command == "demo":

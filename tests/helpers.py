@@ -31,6 +31,16 @@ if TYPE_CHECKING:  # imported when a client is made: the simulator tests do not 
 
 SERVE = ["-m", "binance_mcp", "serve"]
 ALLOW_ALL = "version: 1\ndefault: allow\n"
+# Every account protection, at the limits the engine, CLI and protection tests use.
+PROTECTED = ALLOW_ALL + """\
+account:
+  protections:
+    max_daily_loss_usd: 300
+    max_drawdown_pct: 5
+    loss_streak: {losses: 3, window: 3600, cooldown: 1800}
+    max_gross_exposure_usd: 5000
+    cooldown_after_close: 300
+"""
 
 
 def D(value: object) -> Decimal:

@@ -160,12 +160,6 @@ class Exchange:
         return "the paper exchange" if self.settings.mode == "paper" else self.host
 
     # -- requests ---------------------------------------------------------------------------
-    @property
-    def started(self) -> bool:
-        """The client exists (a call has been made): background work may use the exchange without being the first
-        to reach it (start-up stays free of network, and paper mode's simulator starts on a tool call)."""
-        return self._client is not None
-
     async def call(self, method: str, what: str, signed: bool = True, retry: bool | None = None,
                    check_key: bool = True, **params: Any) -> Any:
         """Call ``AsyncClient.<method>(**params)``; translate every failure. ``what`` names the action for errors.
@@ -294,6 +288,11 @@ class Exchange:
         return offset
 
     # -- cached reads -----------------------------------------------------------------------
+    @property
+    def connected(self) -> bool:
+        """Has a call created the client (and, in paper mode, started the exchange)? Nothing before that."""
+        return self._client is not None
+
     async def cached(self, key: tuple, ttl: float, method: str, what: str, signed: bool = False,
                      **params: Any) -> Any:
         now = self.clock()

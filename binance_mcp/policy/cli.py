@@ -18,9 +18,14 @@ from pydantic import ValidationError
 from binance_mcp.catalog import ALL_TOOLS, BY_NAME
 from binance_mcp.policy import engine
 from binance_mcp.policy.engine import Call, Counters, Decision, Facts
-from binance_mcp.policy.facts import FactError, gather
+from binance_mcp.policy.facts import FactError, gather, with_pending
 from binance_mcp.policy.loader import LoadedPolicy, PolicyLoadError, load_named
 from binance_mcp.policy.model import Policy
+
+ACCOUNT_KEYS = ("equity_usd, equity_start_usd, equity_peak_usd (default: the start), tripped [names], "
+                "losing_closes_ago [seconds], closed_ago (seconds since the symbol was closed), gross_exposure_usd")
+ACCOUNT_FIELDS = {"equity_usd", "equity_start_usd", "equity_peak_usd", "tripped", "losing_closes_ago", "closed_ago",
+                  "gross_exposure_usd"}
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -43,10 +48,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     e.add_argument("--open-orders", type=int, default=0)
     e.add_argument("--used", action="append", default=[], metavar="KEY=USD",
                    help="daily notional already used today: account=100 or tool:binance_spot_place_order=50")
+    e.add_argument("--account", default="{}", metavar="JSON", help=f"the account for the protections: {ACCOUNT_KEYS}")
     t = psub.add_parser("test", help="run table-driven cases (tool, args, prices, expected code)",
                         description="Each case: name, tool, args, expect (a code) and optionally rule (the rule "
                                     "path that must decide), prices {SYMBOL: price}, positions {SYMBOL: amount}, "
-                                    "leverage {SYMBOL: n}, open_orders, used {account: USD}, kill_switch.")
+                                    "leverage {SYMBOL: n}, open_orders, used {account: USD}, kill_switch, "
+                                    f"account {{...}} for the protections ({ACCOUNT_KEYS}).")
     t.add_argument("file", help="a policy file, or a built-in policy's name")
     t.add_argument("cases", type=Path)
     psub.add_parser("schema", help="JSON Schema of the policy format (for editor completion)")
@@ -108,9 +115,15 @@ def cmd_check(files: list[str]) -> int:
         p = loaded.policy
         print(f"{f}: OK (version 1, default {p.default}, mode {p.mode}, sha256 {loaded.sha256})")
         account = p.account.model_dump(exclude_none=True)
+        protections = account.pop("protections", None)
         if account:
             print("  account: " + ", ".join(f"{k}={_short(v) if not isinstance(v, dict) else v}"
                                             for k, v in account.items()))
+        if protections:
+            print("  account.protections: " + ", ".join(f"{k}={_short(v) if not isinstance(v, dict) else v}"
+                                                        for k, v in protections.items())
+                  + " (they stop calls that add exposure; equity counts deposits and withdrawals: after one, run "
+                    "`binance-mcp protections reset`)")
         width = max(len(s.name) for s in ALL_TOOLS)
         print(f"  {'tool':<{width}}  {'risk':<11}  {'action':<25}  {'rule':<45}  limits")
         for name, risk, action, path, extras in effective_table(loaded):
@@ -209,14 +222,52 @@ def normalise(tool: str, args: dict) -> dict:
     return model.model_dump(mode="json", exclude_none=True)
 
 
+def account_facts(prot, call: Call, needed: set[str], facts: Facts, account: dict) -> Facts:
+    """The protections' figures from ``--account`` (or a case's ``account``), as the guard reads them from the
+    exchange. A figure the input lacks stays unknown: the protection that needs it denies with POLICY_ERROR, and
+    explain_call says which key to pass."""
+    from binance_mcp.policy.protections import Close, close_left, streak_left
+
+    unknown = set(account) - ACCOUNT_FIELDS
+    if unknown:
+        raise ValueError(f"unknown account key(s) {', '.join(sorted(unknown))}; known: {ACCOUNT_KEYS}")
+    if facts.adds_exposure is False:
+        return facts
+
+    def num(key: str) -> Decimal | None:
+        return None if account.get(key) is None else Decimal(str(account[key]))
+
+    if "equity" in needed:
+        facts.equity_usd, facts.equity_start_usd = num("equity_usd"), num("equity_start_usd")
+        facts.equity_peak_usd = num("equity_peak_usd") or facts.equity_start_usd
+    if "streak" in needed and prot.loss_streak is not None:
+        ls = prot.loss_streak
+        closes = [Close("", -float(ago), Decimal(-1)) for ago in account.get("losing_closes_ago") or []]
+        facts.losing_closes, facts.loss_cooldown_s = streak_left(closes, ls.losses, ls.window, ls.cooldown, 0.0,
+                                                                 since=float("-inf"))
+    if "cooldown" in needed and prot.cooldown_after_close is not None:
+        ago = account.get("closed_ago")
+        closes = [] if ago is None else [Close("", -float(ago), Decimal(0))]
+        facts.close_cooldown_s = close_left(closes, True, prot.cooldown_after_close, 0.0, since=float("-inf"))
+    if "gross" in needed:
+        facts.gross_exposure_usd = num("gross_exposure_usd")
+    return facts
+
+
 async def explain_call(loaded: LoadedPolicy, tool: str, args: dict, facts_src: StaticFacts,
-                       used: dict[str, Decimal] | None = None, kill_switch: bool = False) -> Decision:
+                       used: dict[str, Decimal] | None = None, kill_switch: bool = False,
+                       account: dict | None = None) -> Decision:
     call = Call(tool, normalise(tool, args))
     policy = loaded.policy
-    counters = Counters(daily_used=dict(used or {}), kill_switch=kill_switch)
+    account = dict(account or {})
+    counters = Counters(daily_used=dict(used or {}), kill_switch=kill_switch,
+                        tripped={name: {"start_usd": "(earlier)", "equity_usd": "(earlier)", "loss_usd": "(earlier)",
+                                        "peak_usd": "(earlier)", "drawdown_pct": "(earlier)"}
+                                 for name in account.get("tripped") or []})
     needed = engine.needs(policy, call) | ({"exposure"} if kill_switch and call.risk != "read" else set())
     try:
         facts = await gather(call, needed, facts_src)
+        facts = with_pending(call, account_facts(policy.account.protections, call, needed, facts, account), [])
     except FactError as exc:
         # Decide without the facts: an earlier step (kill switch, tool denied, symbol) still wins; a step that
         # needed the missing fact fails with POLICY_ERROR, and the text says which input to pass.
@@ -226,7 +277,13 @@ async def explain_call(loaded: LoadedPolicy, tool: str, args: dict, facts_src: S
         if decision.effect == engine.DENY:
             return decision
         return Decision(engine.DENY, "POLICY_ERROR", "facts", f"{exc}.", decision.facts, decision.steps)
-    return engine.decide(policy, call, facts, counters)
+    decision = engine.decide(policy, call, facts, counters)
+    if decision.code == "POLICY_ERROR" and decision.rule.startswith("account.protections"):
+        key = {"max_daily_loss_usd": "equity_usd and equity_start_usd", "max_drawdown_pct": "equity_usd and "
+               "equity_start_usd (or equity_peak_usd)", "max_gross_exposure_usd": "gross_exposure_usd"}.get(
+            decision.rule.rsplit(".", 1)[-1], "the figures it needs")
+        return replace(decision, reason=f"{decision.reason} (pass {key} in --account, or in the case's account)")
+    return decision
 
 
 def cmd_explain(ns: argparse.Namespace) -> int:
@@ -238,7 +295,10 @@ def cmd_explain(ns: argparse.Namespace) -> int:
         src = StaticFacts(_pairs(ns.price, "--price"), _pairs(ns.position, "--position"),
                           _pairs(ns.leverage, "--leverage", int), ns.open_orders)
         used = _pairs(ns.used, "--used")
-        decision = asyncio.run(explain_call(loaded, ns.tool, args, src, used))
+        account = json.loads(ns.account)
+        if not isinstance(account, dict):
+            raise ValueError("--account must be a JSON object")
+        decision = asyncio.run(explain_call(loaded, ns.tool, args, src, used, account=account))
     except PolicyLoadError as exc:
         print(str(exc), file=sys.stderr)
         return 2
@@ -290,7 +350,7 @@ def cmd_test(ns: argparse.Namespace) -> int:
                               int(case.get("open_orders", 0)))
             used = {k: Decimal(str(v)) for k, v in (case.get("used") or {}).items()}
             decision = asyncio.run(explain_call(loaded, case["tool"], case.get("args") or {}, src, used,
-                                                bool(case.get("kill_switch", False))))
+                                                bool(case.get("kill_switch", False)), case.get("account") or {}))
             got = decision.code
         except (KeyError, TypeError, ValueError, ArithmeticError, ValidationError) as exc:  # a malformed case
             got, decision = f"INVALID_CASE ({exc})", None

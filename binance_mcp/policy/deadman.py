@@ -134,7 +134,7 @@ class DeadManSwitch:
                 log.warning("dead man's switch: turned off by the policy; disarming %s", ", ".join(sorted(self.armed)))
                 await self.disarm_all()
             return
-        if not self.exchange.started:  # no exchange call yet: nothing of ours can be open, and start-up stays quiet
+        if not self.exchange.connected:  # no exchange call yet: nothing of ours can be open, and start-up stays quiet
             return
         async with self._lock:
             now = self.clock()
@@ -274,6 +274,6 @@ class DeadManSwitch:
         if self.last_error:
             out["last_error"] = self.last_error
             out["last_error_at"] = self.last_error_at
-        if not self.exchange.started:
+        if not self.exchange.connected:
             out["note"] = "starts with the server's first exchange call"
         return out

@@ -13,14 +13,15 @@ from dataclasses import dataclass, field
 from decimal import ROUND_DOWN, Decimal, localcontext
 from typing import Any
 
-from binance_mcp.catalog import BY_NAME, NOTIONAL_TOOLS
+from binance_mcp.catalog import BY_NAME, NOTIONAL_TOOLS, ORDER_TOOLS
 from binance_mcp.policy.model import Policy, RateLimit, Rule
 
 ALLOW, DENY, APPROVE = "allow", "deny", "require_approval"
 CODES = (
     "ALLOWED", "KILL_SWITCH", "TOOL_DENIED", "SYMBOL_NOT_ALLOWED", "SIDE_NOT_ALLOWED", "ORDER_TYPE_NOT_ALLOWED",
     "NOTIONAL_OVER_LIMIT", "DAILY_NOTIONAL_OVER_LIMIT", "PRICE_DEVIATION", "OPEN_ORDERS_OVER_LIMIT",
-    "REDUCE_ONLY_REQUIRED", "LEVERAGE_OVER_LIMIT", "POSITION_OVER_LIMIT", "RATE_LIMITED", "APPROVAL_REQUIRED",
+    "REDUCE_ONLY_REQUIRED", "LEVERAGE_OVER_LIMIT", "POSITION_OVER_LIMIT", "EXPOSURE_OVER_LIMIT", "DAILY_LOSS_LIMIT",
+    "DRAWDOWN_LIMIT", "LOSS_STREAK_COOLDOWN", "COOLDOWN", "RATE_LIMITED", "APPROVAL_REQUIRED",
     "APPROVAL_DENIED", "APPROVAL_EXPIRED", "POLICY_ERROR",
 )
 POLICY_STATUS_TOOL = "binance_policy_status"
@@ -62,6 +63,15 @@ class Facts:
     open_adding: int | None = None  # open orders on the exchange counted in the worst-case position
     adds_exposure: bool | None = None  # see POLICY.md "What adds exposure"; None: not known (treated as yes)
     open_legs: tuple = ()  # open orders on the symbol (facts.OpenLeg), for the worst case; not audited
+    # Protections (protections.py): the account's equity now and today's first and highest samples (USD),
+    equity_usd: Decimal | None = None
+    equity_start_usd: Decimal | None = None
+    equity_peak_usd: Decimal | None = None
+    losing_closes: int | None = None  # losing closes within loss_streak.window
+    loss_cooldown_s: float | None = None  # seconds of loss_streak cooldown left (0: none)
+    close_cooldown_s: float | None = None  # seconds before the symbol, just closed, may be reopened (0: none)
+    gross_exposure_usd: Decimal | None = None  # on the exchange when read (orders in flight not yet added)
+    gross_after_usd: Decimal | None = None  # with orders in flight and this order (facts.with_pending)
 
     def as_dict(self) -> dict[str, str | int | bool]:
         return {k: (str(v) if isinstance(v, Decimal) else v) for k, v in self.__dict__.items()
@@ -76,6 +86,7 @@ class Counters:
     rate_wait: dict[str, float] = field(default_factory=dict)  # "tool:<name>" / "account" -> seconds (0 = free)
     kill_switch: bool = False
     approved: str | None = None  # how a human approved this very call (every limit is still decided again)
+    tripped: dict[str, dict] = field(default_factory=dict)  # protections tripped today (state store), by name
 
 
 @dataclass(frozen=True)
@@ -173,6 +184,9 @@ def needs(policy: Policy, call: Call) -> set[str]:
     action = rule.action if rule is not None else policy.default
     if action == DENY:
         return out
+    from binance_mcp.policy.protections import protection_needs
+
+    out |= protection_needs(policy.account.protections, call)
     limits = rule.limits if rule is not None else None
     if call.tool in NOTIONAL_TOOLS and (
         (limits is not None and (limits.max_notional_usd is not None or limits.daily_notional_usd is not None))
@@ -214,6 +228,14 @@ def _matches(patterns: tuple[str, ...], symbol: str) -> bool:
 def _fmt(value: Decimal) -> str:
     """Two decimals with thousands separators, for any magnitude (quantize would raise past 28 digits)."""
     return format(value, ",.2f")
+
+
+def _figure(value: Any) -> str:
+    """A stored figure for a reason: formatted when it is a number, as given otherwise (never raises)."""
+    try:
+        return _fmt(Decimal(str(value)))
+    except (ArithmeticError, ValueError):
+        return str(value)
 
 
 def _max_qty(limit: Decimal, notional: Decimal, qty: Decimal | None) -> str | None:
@@ -258,6 +280,13 @@ def decide(policy: Policy, call: Call, facts: Facts, counters: Counters) -> Deci
         return ev.deny("KILL_SWITCH", "account.kill_switch_file",
                        f"{where}, so {what}. A human must remove the file to resume; read-only tools still work.")
     ev.passed("kill switch")
+    # 1b. account protections: tripped ones and cooldowns stop every call that adds exposure
+    prot = policy.account.protections
+    if prot.any and risk in ("financial", "destructive") and facts.adds_exposure is not False and \
+            call.tool != POLICY_STATUS_TOOL:
+        decision = _protections(ev, prot)
+        if decision is not None:
+            return decision
     # 2. the tool's action
     rule, path = effective_rule(policy, call.tool)
     action = rule.action if rule is not None else policy.default
@@ -276,6 +305,9 @@ def decide(policy: Policy, call: Call, facts: Facts, counters: Counters) -> Deci
         if decision is not None:
             return decision
     decision = _account_leverage(ev, policy)
+    if decision is not None:
+        return decision
+    decision = _gross(ev, prot)
     if decision is not None:
         return decision
     if call.tool in NOTIONAL_TOOLS and policy.account.daily_notional_usd is not None and not reducing(call):
@@ -431,6 +463,89 @@ def _account_leverage(ev: _Eval, policy: Policy) -> Decision | None:
                        f"{what} {lev}x is over the {cap}x of account.max_leverage; use at most {cap}x"
                        + (" (lower it with binance_futures_change_leverage first)." if order else "."))
     ev.passed("account.max_leverage")
+    return None
+
+
+RESUME = ("Cancels, reduce-only orders and closes still work; a human can run `binance-mcp protections reset` "
+          "(for example after a deposit or withdrawal moved the equity).")
+
+
+def _protections(ev: _Eval, prot) -> Decision | None:
+    """Tripped protections (stored, or crossed by the figures of this decision), then the cooldowns."""
+    facts, counters = ev.facts, ev.counters
+    rp = "account.protections"
+    if prot.max_daily_loss_usd is not None:
+        rule = f"{rp}.max_daily_loss_usd"
+        trip = counters.tripped.get("max_daily_loss_usd")
+        if trip is None:
+            if facts.equity_usd is None or facts.equity_start_usd is None:
+                return ev.missing(rule, "the account's equity")
+            if facts.equity_start_usd - facts.equity_usd > prot.max_daily_loss_usd:
+                trip = {"start_usd": facts.equity_start_usd, "equity_usd": facts.equity_usd,
+                        "loss_usd": facts.equity_start_usd - facts.equity_usd}
+        if trip is not None:
+            return ev.deny("DAILY_LOSS_LIMIT", rule,
+                           f"equity fell from {_figure(trip.get('start_usd'))} USD (the UTC day's first sample) "
+                           f"to {_figure(trip.get('equity_usd'))} USD, a loss of "
+                           f"{_figure(trip.get('loss_usd'))} USD over the {prot.max_daily_loss_usd} USD of "
+                           f"{rule}: calls that add exposure are denied until 00:00 UTC. " + RESUME)
+        ev.passed(rule)
+    if prot.max_drawdown_pct is not None:
+        rule = f"{rp}.max_drawdown_pct"
+        trip = counters.tripped.get("max_drawdown_pct")
+        if trip is None:
+            if facts.equity_usd is None or facts.equity_peak_usd is None:
+                return ev.missing(rule, "the account's equity")
+            peak, now = facts.equity_peak_usd, facts.equity_usd
+            dd = max((peak - now) / peak * 100, Decimal(0)) if peak > 0 else Decimal(0)
+            if dd > prot.max_drawdown_pct:
+                trip = {"peak_usd": peak, "equity_usd": now, "drawdown_pct": dd}
+        if trip is not None:
+            return ev.deny("DRAWDOWN_LIMIT", rule,
+                           f"equity fell {_figure(trip.get('drawdown_pct'))} % from today's highest sample "
+                           f"{_figure(trip.get('peak_usd'))} USD to {_figure(trip.get('equity_usd'))} "
+                           f"USD, over the {prot.max_drawdown_pct} % of {rule}: calls that add exposure are denied "
+                           "until 00:00 UTC. " + RESUME)
+        ev.passed(rule)
+    if prot.loss_streak is not None:
+        ls, rule = prot.loss_streak, f"{rp}.loss_streak"
+        if facts.loss_cooldown_s is None:
+            return ev.missing(rule, "the trade history")
+        if facts.loss_cooldown_s > 0:
+            return ev.deny("LOSS_STREAK_COOLDOWN", rule,
+                           f"{ls.losses} losing closes within {ls.window} s ({rule}): new exposure is paused for "
+                           f"another {int(facts.loss_cooldown_s + 0.999)} s (cooldown {ls.cooldown} s). Cancels, "
+                           "reduce-only orders and closes still work.")
+        ev.passed(rule)
+    if prot.cooldown_after_close is not None and ev.call.get("symbol"):
+        rule = f"{rp}.cooldown_after_close"
+        if facts.close_cooldown_s is None:
+            return ev.missing(rule, "the trade history")
+        if facts.close_cooldown_s > 0:
+            return ev.deny("COOLDOWN", rule,
+                           f"{ev.call.get('symbol')} was just closed, and {rule} allows reopening it only "
+                           f"{prot.cooldown_after_close} s after a close: try again in "
+                           f"{int(facts.close_cooldown_s + 0.999)} s.")
+        ev.passed(rule)
+    return None
+
+
+def _gross(ev: _Eval, prot) -> Decision | None:
+    """account.protections.max_gross_exposure_usd: positions, open orders and orders in flight, spot and futures."""
+    cap, call = prot.max_gross_exposure_usd, ev.call
+    if cap is None or call.tool not in ORDER_TOOLS or reducing(call) or ev.facts.adds_exposure is False:
+        return None
+    rule = "account.protections.max_gross_exposure_usd"
+    after = ev.facts.gross_after_usd
+    if after is None:
+        return ev.missing(rule, "the account's gross exposure")
+    if after > cap:
+        now = ev.facts.gross_exposure_usd or Decimal(0)
+        return ev.deny("EXPOSURE_OVER_LIMIT", rule,
+                       f"gross exposure after this order would be {_fmt(after)} USD (positions at mark, holdings, "
+                       f"open orders and orders in flight, spot and futures; {_fmt(now)} USD on the exchange now), over "
+                       f"the {cap} USD of {rule}. Reduce quantity, or reduce positions and cancel orders first.")
+    ev.passed(rule)
     return None
 
 

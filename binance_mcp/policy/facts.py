@@ -369,10 +369,13 @@ def pending_entry(call: Call, facts: Facts | None, call_id: str, owner: str, cli
         position_side = call.get("positionSide")  # None: every leg
     else:
         position_side = call.get("positionSide") or "BOTH"
+    # The USD it adds to the gross exposure while in flight: 0 for an order that adds none, None when not priced.
+    adds = spec is not None and spec.order and not reducing(call) and (facts is None or facts.adds_exposure is not False)
+    notional = (facts.notional_usd if facts is not None else None) if adds else Decimal(0)
     return Pending(call_id, call.tool, market, call.get("symbol"), call.get("side"), position_side, qty,
                    reducing(call),
                    client_order_id, call.tool == "binance_futures_place_order" and call.get("type") in CONDITIONAL,
-                   0.0, owner)
+                   0.0, owner, notional)
 
 
 def with_pending(call: Call, facts: Facts, pending: list[Pending]) -> Facts:
@@ -386,6 +389,13 @@ def with_pending(call: Call, facts: Facts, pending: list[Pending]) -> Facts:
     out.in_flight = len(mine) or None
     if facts.exchange_open_orders is not None:
         out.open_orders = facts.exchange_open_orders + len(mine)
+    if facts.gross_exposure_usd is not None:
+        # Gross exposure, worst case: every order in flight that adds exposure (either market) fills in full, and
+        # so does this one. An order in flight that was not priced when allowed cannot be bounded: unknown.
+        flying = [p.notional for p in pending if p.market is not None and not p.reduces]
+        this = facts.notional_usd if facts.adds_exposure and not reducing(call) else Decimal(0)
+        out.gross_after_usd = None if this is None or any(n is None for n in flying) else \
+            facts.gross_exposure_usd + sum(flying, Decimal(0)) + this
     if call.tool != "binance_futures_place_order" or facts.position is None:
         return out
     symbol, side = call.get("symbol"), call.get("side")

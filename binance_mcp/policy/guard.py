@@ -29,7 +29,7 @@ import anyio
 from pydantic import BaseModel
 
 from binance_mcp.catalog import BY_NAME, ToolSpec
-from binance_mcp.errors import BinanceMcpError, ExchangeRejected, InputError
+from binance_mcp.errors import BinanceMcpError, ExchangeRejected, InputError, UnknownSymbol
 from binance_mcp.exchange.codes import definitely_not_executed
 from binance_mcp.exchange.orders import CLIENT_ORDER_ID, new_client_order_id
 from binance_mcp.policy import engine
@@ -38,6 +38,7 @@ from binance_mcp.policy.audit import AuditLog
 from binance_mcp.policy.engine import ALLOW, APPROVE, DENY, Call, Counters, Decision, Facts
 from binance_mcp.policy.facts import FactError, PriceSource, gather, pending_entry, with_pending
 from binance_mcp.policy.loader import LoadedPolicy, PolicyLoadError, load_file
+from binance_mcp.policy.protections import AccountFacts, Protector
 from binance_mcp.policy.state import (
     BUSY_TIMEOUT_S,
     Pending,
@@ -101,12 +102,15 @@ class PolicyGuard:
         self._reload_lock = threading.Lock()
         self._hashed_at = clock()
         self._failed_digest: str | None = None
+        exchange = getattr(facts, "exchange", None)
+        self.protector = Protector(self, AccountFacts(exchange, exchange.clock) if exchange is not None else None)
 
     # -- lifecycle --------------------------------------------------------------------------
     async def start(self) -> None:
         """Resolve what a killed process left in flight, now and every SWEEP_EVERY_S while the server runs."""
         if self._sweeper is None:
             self._sweeper = asyncio.get_running_loop().create_task(self._sweep_forever())
+        self.protector.start()  # equity samples about once a minute (when the policy has equity protections)
 
     async def _sweep_forever(self) -> None:
         while True:
@@ -121,6 +125,7 @@ class PolicyGuard:
             await self.sleep(SWEEP_EVERY_S)
 
     async def aclose(self) -> None:
+        await self.protector.aclose()
         if self._sweeper is not None:
             self._sweeper.cancel()
             try:
@@ -246,8 +251,10 @@ class PolicyGuard:
             seq, pending = await self.store.run(self.state.snapshot, self.account)
         try:
             facts = await gather(call, needed, self.facts)
-        except InputError as exc:  # the arguments contradict the account (e.g. its position mode): nothing sent
-            return None, seq, Decision(DENY, "INVALID_INPUT", "guard", exc.message)
+            seq = await self.protector.fill(policy.account.protections, call, needed, facts, seq)
+        except (InputError, UnknownSymbol) as exc:  # the arguments contradict the exchange (a symbol it does not
+            # list, the account's position mode): the agent must change them; nothing was sent
+            return None, seq, Decision(DENY, exc.code, "guard", exc.message)
         except Exception as exc:  # a fact is missing: an earlier rule may still deny; otherwise POLICY_ERROR
             return None, seq, await self._without_facts(loaded, call, exc)
         return with_pending(call, facts, pending), seq, None
@@ -276,6 +283,8 @@ class PolicyGuard:
         caps = engine.daily_caps(policy, call.tool) if facts.notional_usd is not None else []
         rates = engine.rate_limits(policy, call.tool)
         counters = Counters(kill_switch=call.risk != "read" and await self.kill_switch(loaded))
+        if policy.account.protections.equity and call.risk != "read":
+            counters.tripped = await self.store.run(self.state.trips, self.account)
         if caps or rates:
             counters.daily_used, counters.rate_wait = await self.store.run(
                 self.state.view, [c.key for c in caps], [(key, rl) for key, _, rl in rates])
@@ -293,21 +302,23 @@ class PolicyGuard:
         rates = engine.rate_limits(policy, call.tool)
         kill = call.risk != "read" and await self.kill_switch(loaded)
         unchecked = shadow or engine.reducing(call)  # recorded in the sums, never refused for them
+        trips = policy.account.protections.equity and call.risk != "read"
 
         def decide(room: Room) -> Decision:
             counters = Counters(daily_used=room.daily_used, rate_wait=room.rate_wait, kill_switch=kill,
-                                approved=approved)
+                                approved=approved, tripped=room.trips or {})
             decision = engine.decide(policy, call, with_pending(call, facts, room.pending), counters)
             if shadow:  # decide and audit, but let every call through (and keep counting it)
                 return _Passed(decision)
             return decision
 
-        if not caps and not rates and entry is None:
+        if not caps and not rates and entry is None and not trips:
             decision: Any = decide(Room([], {}, {}))
         else:
             decision = await self.store.run(
                 self.state.commit, self.account, seq, {c.key: (None if unchecked else c.limit) for c in caps},
-                facts.notional_usd, [(key, rl) for key, _, rl in rates], entry, decide, patience=BUSY_RETHINK_S)
+                facts.notional_usd, [(key, rl) for key, _, rl in rates], entry, decide, trips,
+                patience=BUSY_RETHINK_S)
         return decision.decision if isinstance(decision, _Passed) else decision
 
     async def _approved_notional_check(self, decision: Decision, fresh: Facts | None) -> Decision | None:
@@ -485,6 +496,8 @@ class PolicyGuard:
         """The exchange answered: settle the in-flight record (or leave it to the sweep), then audit."""
         if entry is not None and entry.symbol and hasattr(self.facts, "invalidate"):
             self.facts.invalidate(entry.symbol)  # the next decision on this symbol reads its prices again
+        if entry is not None and self.protector.reader is not None:
+            self.protector.reader.invalidate(entry.market, entry.symbol, entry.side)  # its trades (closes)
         if entry is not None:
             if settle:
                 try:

@@ -91,6 +91,39 @@ class Rule(Strict):
         return value
 
 
+class LossStreak(Strict):
+    """``{losses: 3, window: 3600, cooldown: 1800}``: that many losing closes within ``window`` seconds pause new
+    exposure for ``cooldown`` seconds after the last of them."""
+
+    losses: StrictInt = Field(ge=1, le=1000)
+    window: StrictInt = Field(gt=0, le=86400, description="seconds")
+    cooldown: StrictInt = Field(gt=0, le=86400, description="seconds")
+
+
+class Protections(Strict):
+    """Account-level risk checks (POLICY.md "Protections"): they stop calls that add exposure, never cancels or
+    reduce-only orders."""
+
+    max_daily_loss_usd: Positive | None = Field(None, description="fall of equity since the UTC day's first sample")
+    max_drawdown_pct: Annotated[Decimal, Field(gt=0, lt=100, allow_inf_nan=False)] | None = Field(
+        None, description="fall of equity from the UTC day's highest sample, in percent")
+    loss_streak: LossStreak | None = None
+    max_gross_exposure_usd: NonNegative | None = Field(
+        None, description="sum of |position notional| at mark and open-order notional, spot and futures")
+    cooldown_after_close: StrictInt | None = Field(None, gt=0, le=86400, description="seconds before a symbol "
+                                                   "just closed may be reopened")
+
+    @property
+    def equity(self) -> bool:
+        """Do these protections need the account's equity?"""
+        return self.max_daily_loss_usd is not None or self.max_drawdown_pct is not None
+
+    @property
+    def any(self) -> bool:
+        return self.equity or self.loss_streak is not None or self.max_gross_exposure_usd is not None or \
+            self.cooldown_after_close is not None
+
+
 class DeadManSwitch(Strict):
     """``account.dead_man_switch``: keep Binance's countdownCancelAll armed on every futures symbol with open orders
     while the server runs (policy/deadman.py)."""
@@ -110,6 +143,12 @@ class Account(Strict):
         "exposure", description="exposure: the kill switch stops calls that add exposure; all: every trading "
         "and cancelling call")
     dead_man_switch: DeadManSwitch | None = None
+    protections: Protections = Field(default_factory=Protections)
+
+    @field_validator("protections", mode="before")
+    @classmethod
+    def _no_protections(cls, value: Any) -> Any:
+        return {} if value is None else value
 
     @field_validator("kill_switch_file")
     @classmethod

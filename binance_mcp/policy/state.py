@@ -45,7 +45,18 @@ CREATE INDEX IF NOT EXISTS inflight_account ON inflight (account, status, releas
 CREATE TABLE IF NOT EXISTS rate_hits (key TEXT NOT NULL, at REAL NOT NULL);
 CREATE INDEX IF NOT EXISTS rate_hits_key ON rate_hits (key, at);
 CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS equity_days (account TEXT NOT NULL, day TEXT NOT NULL, first TEXT NOT NULL,
+    first_at REAL NOT NULL, peak TEXT NOT NULL, peak_at REAL NOT NULL, last TEXT NOT NULL, last_at REAL NOT NULL,
+    PRIMARY KEY (account, day));
+CREATE TABLE IF NOT EXISTS protection_trips (account TEXT NOT NULL, day TEXT NOT NULL, name TEXT NOT NULL,
+    code TEXT NOT NULL, at REAL NOT NULL, detail TEXT NOT NULL, reset_at REAL, PRIMARY KEY (account, day, name));
+CREATE TABLE IF NOT EXISTS protection_resets (account TEXT NOT NULL, at REAL NOT NULL, by TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS traded (account TEXT NOT NULL, market TEXT NOT NULL, symbol TEXT NOT NULL,
+    at REAL NOT NULL, PRIMARY KEY (account, market, symbol));
 """
+# Columns added after a table first shipped: (table, column, declaration), added to an older file at open.
+ADDED_COLUMNS = (("inflight", "notional", "TEXT"),)
+ALL_ACCOUNTS = "*"  # a protections reset that applies to every account on the store
 RELEASED_KEEP_S = 3600.0  # released in-flight rows are kept this long (a decision older than that re-reads)
 RATE_KEEP_S = 86400.0  # the longest rate-limit window
 BUSY_TIMEOUT_S = 0.1  # one attempt's wait for another process's write lock; the worker retries asynchronously
@@ -81,15 +92,16 @@ class Pending:
     conditional: bool = False
     created_at: float = 0.0
     owner: str = ""
+    notional: Decimal | None = None  # USD counted for it when allowed (gross exposure); None: not priced
 
     @classmethod
     def from_row(cls, row: tuple) -> Pending:
         return cls(row[0], row[1], row[2], row[3], row[4], row[5], None if row[6] is None else Decimal(row[6]),
-                   bool(row[7]), row[8], bool(row[9]), row[10], row[11])
+                   bool(row[7]), row[8], bool(row[9]), row[10], row[11], None if row[12] is None else Decimal(row[12]))
 
 
 PENDING_COLS = ("call_id, tool, market, symbol, side, position_side, quantity, reduces, client_order_id, conditional, "
-                "created_at, owner")
+                "created_at, owner, notional")
 
 
 @dataclass
@@ -99,6 +111,7 @@ class Room:
     pending: list[Pending]
     daily_used: dict[str, Decimal]
     rate_wait: dict[str, float]
+    trips: dict[str, dict] | None = None  # protections tripped today (see ``trips``), read in the same transaction
 
 
 def _busy(exc: sqlite3.Error) -> bool:
@@ -123,6 +136,10 @@ class StateStore:
                 db.execute("PRAGMA journal_mode=WAL")
                 db.execute("PRAGMA synchronous=NORMAL")
                 db.executescript(SCHEMA)
+                for table, column, decl in ADDED_COLUMNS:
+                    have = {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
+                    if column not in have:
+                        db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {decl}")
             except sqlite3.Error as exc:
                 if _busy(exc):
                     raise StateBusy(f"the state database {self.path} is locked by another process") from exc
@@ -284,12 +301,13 @@ class StateStore:
                                 "read", write=False)
 
     def commit(self, account: str, since_seq: int | None, caps: dict[str, Decimal | None], amount: Decimal | None,
-               rates: list[tuple[str, Any]], entry: Pending | None, decide: Callable[[Room], Any]) -> Any:
+               rates: list[tuple[str, Any]], entry: Pending | None, decide: Callable[[Room], Any],
+               trips: bool = False) -> Any:
         """Decide and reserve in one write transaction.
 
         Reads the orders that count as in flight for a decision that noted ``since_seq`` before its facts (still
         in flight, or released since: the facts may predate their answer), today's sums for ``caps`` and the
-        rate-limit waits, and calls ``decide(room)``. When it returns an allowed decision (``.allowed``), adds
+        rate-limit waits (and, with ``trips``, the protections tripped today), and calls ``decide(room)``. When it returns an allowed decision (``.allowed``), adds
         ``amount`` to the sums of ``caps`` (a cap of None is not checked again: shadow mode), records a rate hit
         under every key of ``rates``, and records ``entry`` as in flight. Otherwise writes nothing.
         """
@@ -299,7 +317,8 @@ class StateStore:
         def go(db):
             room = Room(self._pending(db, account, since_seq) if entry is not None and entry.market else [],
                         self._used(db, list(caps), day),
-                        {key: self._rate_wait(db, key, rl, now) for key, rl in rates})
+                        {key: self._rate_wait(db, key, rl, now) for key, rl in rates},
+                        self._trips(db, account, day) if trips else None)
             decision = decide(room)
             if not getattr(decision, "allowed", False):
                 return decision
@@ -308,11 +327,17 @@ class StateStore:
             for key, _ in rates:
                 db.execute("INSERT INTO rate_hits (key, at) VALUES (?, ?)", (key, now))
             if entry is not None:
-                db.execute("INSERT INTO inflight VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'inflight', NULL, "
-                           "NULL, NULL)",
+                db.execute("INSERT INTO inflight (call_id, account, tool, market, symbol, side, position_side, "
+                           "quantity, reduces, client_order_id, conditional, owner, created_at, status, notional) "
+                           "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'inflight', ?)",
                            (entry.call_id, account, entry.tool, entry.market, entry.symbol, entry.side,
                             entry.position_side, None if entry.quantity is None else str(entry.quantity),
-                            int(entry.reduces), entry.client_order_id, int(entry.conditional), entry.owner, now))
+                            int(entry.reduces), entry.client_order_id, int(entry.conditional), entry.owner, now,
+                            None if entry.notional is None else str(entry.notional)))
+                if entry.market and entry.symbol:  # the symbols the loss streak reads the trade history of
+                    db.execute("INSERT INTO traded (account, market, symbol, at) VALUES (?, ?, ?, ?) ON CONFLICT "
+                               "(account, market, symbol) DO UPDATE SET at = excluded.at",
+                               (account, entry.market, entry.symbol, now))
             return decision
 
         return self.transaction(go)
@@ -354,6 +379,100 @@ class StateStore:
             db.execute("DELETE FROM rate_hits WHERE at < ?", (now - RATE_KEEP_S,))
 
         self.transaction(go)
+
+
+    # -- protections ------------------------------------------------------------------------
+    @staticmethod
+    def _trips(db: sqlite3.Connection, account: str, day: str) -> dict[str, dict]:
+        rows = db.execute("SELECT name, code, at, detail FROM protection_trips WHERE account = ? AND day = ? AND "
+                          "reset_at IS NULL", (account, day)).fetchall()
+        return {name: {"code": code, "at": at, **json.loads(detail)} for name, code, at, detail in rows}
+
+    def trips(self, account: str) -> dict[str, dict]:
+        """The protections tripped today (UTC) and not reset: name -> code, time and the figures it tripped on."""
+        day = self.today()
+        return self.transaction(lambda db: self._trips(db, account, day), "read", write=False)
+
+    def record_equity(self, account: str, equity: Decimal, checks: list[tuple[str, str, Callable]]
+                      ) -> tuple[Decimal, Decimal, dict[str, dict]]:
+        """Store an equity sample for today (UTC): the day's first, its peak, the last. Each of ``checks``
+        (name, code, test(first, peak, now) -> detail dict or None) that the sample crosses is stored as a trip
+        (kept until the next UTC day or a reset). Returns (first, peak, trips today), all in one transaction."""
+        now = self.clock()
+        day = utc_day(now)
+
+        def go(db):
+            row = db.execute("SELECT first, peak FROM equity_days WHERE account = ? AND day = ?",
+                             (account, day)).fetchone()
+            if row is None:
+                first = peak = equity
+                db.execute("INSERT INTO equity_days VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                           (account, day, str(equity), now, str(equity), now, str(equity), now))
+            else:
+                first, peak = Decimal(row[0]), Decimal(row[1])
+                if equity > peak:
+                    peak = equity
+                    db.execute("UPDATE equity_days SET peak = ?, peak_at = ? WHERE account = ? AND day = ?",
+                               (str(peak), now, account, day))
+                db.execute("UPDATE equity_days SET last = ?, last_at = ? WHERE account = ? AND day = ?",
+                           (str(equity), now, account, day))
+            tripped = self._trips(db, account, day)
+            for name, code, test in checks:
+                detail = None if name in tripped else test(first, peak, equity)
+                if detail is not None:
+                    db.execute("INSERT INTO protection_trips (account, day, name, code, at, detail) VALUES "
+                               "(?, ?, ?, ?, ?, ?) ON CONFLICT (account, day, name) DO UPDATE SET code = "
+                               "excluded.code, at = excluded.at, detail = excluded.detail, reset_at = NULL",
+                               (account, day, name, code, now, json.dumps(detail, default=str)))
+                    tripped[name] = {"code": code, "at": now, **detail}
+            return first, peak, tripped
+
+        return self.transaction(go)
+
+    def equity_day(self, account: str) -> dict | None:
+        """Today's equity samples (first, peak, last and their times), or None before the first."""
+        day = self.today()
+
+        def go(db):
+            row = db.execute("SELECT first, first_at, peak, peak_at, last, last_at FROM equity_days WHERE account = ? "
+                             "AND day = ?", (account, day)).fetchone()
+            if row is None:
+                return None
+            return {"first": Decimal(row[0]), "first_at": row[1], "peak": Decimal(row[2]), "peak_at": row[3],
+                    "last": Decimal(row[4]), "last_at": row[5]}
+
+        return self.transaction(go, "read", write=False)
+
+    def reset_protections(self, account: str | None, by: str) -> dict:
+        """A human's ``binance-mcp protections reset``: today's trips are lifted, today's equity start and peak
+        start again from the next sample, and losing closes and closes before now no longer count. ``account``
+        None resets every account on this store. Returns what was reset."""
+        now = self.clock()
+        day = utc_day(now)
+
+        def go(db):
+            where, args = ("", ()) if account is None else (" AND account = ?", (account,))
+            lifted = db.execute(f"UPDATE protection_trips SET reset_at = ? WHERE day = ? AND reset_at IS NULL{where}",
+                                (now, day, *args)).rowcount
+            samples = db.execute(f"DELETE FROM equity_days WHERE day = ?{where}", (day, *args)).rowcount
+            db.execute("INSERT INTO protection_resets VALUES (?, ?, ?)", (account or ALL_ACCOUNTS, now, by))
+            return {"trips_lifted": lifted, "equity_days_cleared": samples, "at": now}
+
+        return self.transaction(go)
+
+    def last_reset(self, account: str) -> float:
+        """When protections were last reset for this account (or for all): closes before it do not count."""
+        row = self.transaction(lambda db: db.execute(
+            "SELECT MAX(at) FROM protection_resets WHERE account IN (?, ?)", (account, ALL_ACCOUNTS)).fetchone(),
+            "read", write=False)
+        return float(row[0]) if row and row[0] is not None else 0.0
+
+    def traded_since(self, account: str, since: float) -> list[tuple[str, str]]:
+        """(market, symbol) of every symbol this account had an order allowed on since ``since``."""
+        rows = self.transaction(lambda db: db.execute(
+            "SELECT market, symbol FROM traded WHERE account = ? AND at >= ? ORDER BY market, symbol",
+            (account, since)).fetchall(), "read", write=False)
+        return [(m, s) for m, s in rows]
 
 
 T = TypeVar("T")

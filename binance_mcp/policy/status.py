@@ -45,6 +45,14 @@ class RateView(BaseModel):
     wait_s: int = Field(description="seconds until allowed")
 
 
+class ProtectionView(BaseModel):
+    rule: str
+    limit: str
+    value: str | None = Field(None, description="now; None: not read")
+    tripped: bool = False
+    detail: str | None = None
+
+
 class PolicyStatusResult(Result):
     policy: str
     mode: str = Field(description="enforce, shadow (audit only) or locked")
@@ -54,6 +62,8 @@ class PolicyStatusResult(Result):
     denied: int
     daily: list[DailyView]
     rate_limits: list[RateView]
+    protections: list[ProtectionView] = []
+    unpriced_assets: list[str] = Field([], description="left out of equity: no USD price")
     reload_error: str | None = None
     locked: bool = Field(False, description="policy or settings failed to load: only this tool runs")
     load_error: str | None = Field(None, description="why locked: file, line, key")
@@ -136,12 +146,79 @@ def status_tool(guard, settings) -> ToolDef:
                  for key, c in caps.items()]
         rate_views = [RateView(rule=path, max=rl.max, window_s=rl.window, used=usage[key][0],
                                wait_s=int(usage[key][1] + 0.999)) for key, (path, rl) in rates.items()]
+        protections, unpriced = await protection_views(guard, policy.account.protections)
         return PolicyStatusResult(policy=f"{loaded.source} ({loaded.sha256})", mode=policy.mode,
                                   kill_switch=await guard.kill_switch(loaded), exchange=settings.mode, tools=tools,
                                   denied=denied, daily=daily, rate_limits=rate_views,
-                                  reload_error=guard.reload_error, state_error=state_error, safety=safety(deps))
+                                  reload_error=guard.reload_error, state_error=state_error,
+                                  protections=protections, unpriced_assets=unpriced, safety=safety(deps))
 
     return ToolDef(engine.POLICY_STATUS_TOOL, STATUS_DESCRIPTION, NoArgs, PolicyStatusResult, handler)
+
+
+async def protection_views(guard, prot) -> tuple[list[ProtectionView], list[str]]:
+    """Every protection the policy sets: its current value, its limit, whether it is tripped. The account is read
+    (a sample is recorded); a read that fails is shown in ``detail`` instead of failing the status."""
+    if not prot.any:
+        return [], []
+    from binance_mcp.policy.protections import drawdown_pct, streak_left
+
+    p = guard.protector
+    rp = "account.protections"
+    views: list[ProtectionView] = []
+    problem = None
+    eq = gross = None
+    trips: dict = {}
+    try:
+        if p.reader is None:
+            raise BinanceMcpError("no exchange to read the account from")
+        eq, gross = await p.reader.read(prot.equity, prot.max_gross_exposure_usd is not None, None)
+        trips = await p.record(prot, eq) if eq is not None else {}
+    except Exception as exc:  # noqa: BLE001 - the status must answer; the guard denies on its own
+        problem = f"not read: {guard.redact(getattr(exc, 'message', None) or str(exc))[:200]}"
+        try:
+            trips = await guard.store.run(guard.state.trips, guard.account)
+        except StateError:
+            trips = {}
+    day = await guard.store.run(guard.state.equity_day, guard.account) if prot.equity else None
+
+    def trip_text(name: str) -> str | None:
+        t = trips.get(name)
+        return None if t is None else ", ".join(f"{k}={v}" for k, v in t.items() if k not in ("code", "at"))
+
+    if prot.max_daily_loss_usd is not None:
+        value = None if day is None else str(day["first"] - (eq.usd if eq else day["last"]))
+        views.append(ProtectionView(rule=f"{rp}.max_daily_loss_usd", limit=f"{prot.max_daily_loss_usd} USD",
+                                    value=value and f"{value} USD lost today", tripped="max_daily_loss_usd" in trips,
+                                    detail=trip_text("max_daily_loss_usd") or problem))
+    if prot.max_drawdown_pct is not None:
+        value = None if day is None else str(drawdown_pct(day["peak"], eq.usd if eq else day["last"]))
+        views.append(ProtectionView(rule=f"{rp}.max_drawdown_pct", limit=f"{prot.max_drawdown_pct} %",
+                                    value=value and f"{value} % below today's peak", tripped="max_drawdown_pct" in
+                                    trips, detail=trip_text("max_drawdown_pct") or problem))
+    if prot.loss_streak is not None:
+        ls = prot.loss_streak
+        value, detail, left = None, problem, 0.0
+        try:
+            now = guard.clock()
+            since = await guard.store.run(guard.state.last_reset, guard.account)
+            closes = []
+            for m, s in await guard.store.run(guard.state.traded_since, guard.account, now - ls.window - ls.cooldown):
+                closes += await p.reader.closes(m, s, min(now - now % 86400, now - ls.window - ls.cooldown))
+            n, left = streak_left(closes, ls.losses, ls.window, ls.cooldown, now, since)
+            value = f"{n} losing closes in the last {ls.window} s; cooldown left {int(left + 0.999)} s"
+        except Exception as exc:  # noqa: BLE001
+            detail = f"not read: {guard.redact(getattr(exc, 'message', None) or str(exc))[:200]}"
+        views.append(ProtectionView(rule=f"{rp}.loss_streak", limit=f"{ls.losses} per {ls.window} s, pause "
+                                    f"{ls.cooldown} s", value=value, tripped=left > 0,
+                                    detail=detail))
+    if prot.max_gross_exposure_usd is not None:
+        views.append(ProtectionView(rule=f"{rp}.max_gross_exposure_usd", limit=f"{prot.max_gross_exposure_usd} USD",
+                                    value=None if gross is None else f"{gross[0]} USD", detail=problem))
+    if prot.cooldown_after_close is not None:
+        views.append(ProtectionView(rule=f"{rp}.cooldown_after_close", limit=f"{prot.cooldown_after_close} s",
+                                    detail="checked per symbol when an order would reopen it"))
+    return views, list(p.unpriced)
 
 
 def locked_status_tool(guard, settings) -> ToolDef:

@@ -15,6 +15,7 @@ from binance_mcp.policy import engine
 from binance_mcp.policy.engine import Call, Counters, Facts
 from binance_mcp.policy.guard import PolicyDenied
 from binance_mcp.policy.loader import parse_text
+from tests.helpers import PROTECTED
 
 D = Decimal
 SPOT, FUT, LEV = "binance_spot_place_order", "binance_futures_place_order", "binance_futures_change_leverage"
@@ -39,14 +40,25 @@ def F(notional=None, **kw) -> Facts:
     return Facts(notional_usd=None if notional is None else D(notional), **kw)
 
 
-def C(kill=False, used=None, wait=None) -> Counters:
+def C(kill=False, used=None, wait=None, tripped=None) -> Counters:
     return Counters(daily_used={k: D(v) for k, v in (used or {}).items()}, rate_wait=dict(wait or {}),
-                    kill_switch=kill)
+                    kill_switch=kill, tripped=dict(tripped or {}))
 
 
 KILL = "account: {kill_switch_file: /tmp/STOP}\n"
 DAILY_ACCT = "account: {daily_notional_usd: 2000}\n"
 RL = f"tools:\n  {SPOT}: {{rate_limit: {{max: 10, window: 60}}}}\naccount: {{rate_limit: '120/minute'}}\n"
+
+PR = "account.protections"
+PROT = PROTECTED.removeprefix("version: 1\n")
+
+
+def EQ(start="10000", now="10000", peak=None, streak=0.0, close=0.0, gross="100", adds=True) -> Facts:
+    """Facts of a call under PROT: equity figures, cooldowns left, gross exposure after the order."""
+    return Facts(notional_usd=D(1), adds_exposure=adds, equity_usd=D(now), equity_start_usd=D(start),
+                 equity_peak_usd=D(peak or start), loss_cooldown_s=streak, close_cooldown_s=close,
+                 gross_exposure_usd=D(0), gross_after_usd=D(gross))
+
 
 ROWS = [
     # 1. kill switch: financial and destructive only, and it beats the tool's own denial
@@ -126,6 +138,30 @@ ROWS = [
     ("position-over", f"tools: {{{FUT}: {{limits: {{max_position_notional_usd: 1000}}}}}}\n", FUT, MKT,
      F(position_after_usd=D("1000.01")), C(), "POSITION_OVER_LIMIT", f"{FPL}.max_position_notional_usd",
      "Reduce quantity"),
+    # protections (account.protections): equity, streak and close cooldowns, gross exposure
+    ("daily-loss-crossed", PROT, SPOT, MKT, EQ(start="10000", now="9699.99"), C(), "DAILY_LOSS_LIMIT",
+     f"{PR}.max_daily_loss_usd", "a loss of 300.01 USD over the 300 USD"),
+    ("daily-loss-at-limit", PROT, SPOT, MKT, EQ(start="10000", now="9700", peak="10000"), C(), "ALLOWED", "default",
+     None),
+    ("daily-loss-stored-trip", PROT, SPOT, MKT, EQ(start="10000", now="10000"),
+     C(tripped={"max_daily_loss_usd": {"start_usd": "10000", "equity_usd": "9600", "loss_usd": "400"}}),
+     "DAILY_LOSS_LIMIT", f"{PR}.max_daily_loss_usd", "until 00:00 UTC"),
+    ("daily-loss-spares-reduce-only", PROT, FUT, {**MKT, "side": "SELL", "reduceOnly": True},
+     EQ(start="10000", now="1", adds=False), C(), "ALLOWED", "default", None),
+    ("daily-loss-no-equity", PROT, SPOT, MKT, F(adds_exposure=True), C(), "POLICY_ERROR",
+     f"{PR}.max_daily_loss_usd", "the account's equity could not be determined"),
+    ("drawdown-crossed", PROT, SPOT, MKT, EQ(start="10000", peak="10400", now="9870"), C(), "DRAWDOWN_LIMIT",
+     f"{PR}.max_drawdown_pct", "5.10 % from today's highest sample 10,400.00 USD"),
+    ("streak-cooling", PROT, SPOT, MKT, EQ(streak=120.2), C(), "LOSS_STREAK_COOLDOWN", f"{PR}.loss_streak",
+     "paused for another 121 s"),
+    ("close-cooldown", PROT, SPOT, MKT, EQ(close=30), C(), "COOLDOWN", f"{PR}.cooldown_after_close",
+     "try again in 30 s"),
+    ("gross-over", PROT, SPOT, MKT, EQ(gross="5000.01"), C(), "EXPOSURE_OVER_LIMIT", f"{PR}.max_gross_exposure_usd",
+     "would be 5,000.01 USD"),
+    ("gross-at-cap", PROT, SPOT, MKT, EQ(gross="5000"), C(), "ALLOWED", "default", None),
+    ("gross-spares-cancels", PROT, "binance_spot_cancel_order", {"symbol": "BTCUSDT", "orderId": 1},
+     F(adds_exposure=False), C(tripped={"max_daily_loss_usd": {"start_usd": 1, "equity_usd": 0, "loss_usd": 1}}),
+     "ALLOWED", "default", None),
     # 4. rate limits, tool then account, with the seconds to wait (rounded up)
     ("rate-tool", RL, SPOT, MKT, F(), C(wait={f"tool:{SPOT}": 2.5, "account": 9}), "RATE_LIMITED",
      f"{SP}.rate_limit", "try again in 3 s"),

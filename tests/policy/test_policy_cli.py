@@ -12,6 +12,7 @@ import pytest
 import yaml
 
 from binance_mcp.catalog import ALL_TOOLS
+from tests.helpers import PROTECTED
 
 ROOT = Path(__file__).resolve().parents[2]
 POLICIES = ROOT / "policies"
@@ -225,3 +226,55 @@ def test_check_does_not_warn_when_every_way_is_capped(tmp_path, extra):
     path.write_text("version: 1\ndefault: allow\n" + (rules + extra if extra.startswith("  ") else rules + extra))
     out = cli("check", str(path)).stdout
     assert "OK" in out and "warning" not in out, out
+
+
+# -- protections in check, explain and test -----------------------------------------------------
+BUY = {"symbol": "BTCUSDT", "side": "BUY", "type": "MARKET", "quantity": "0.01"}  # 1,000 USD at 100,000
+
+
+def test_policy_test_runs_protection_cases(tmp_path):
+    policy = tmp_path / "p.yaml"
+    policy.write_text(PROTECTED)
+    calm = {"equity_usd": 10000, "equity_start_usd": 10000, "gross_exposure_usd": 0}
+    cases = [
+        {"name": "calm day", "tool": SPOT, "args": BUY, "prices": {"BTCUSDT": 100000}, "account": calm,
+         "expect": "ALLOWED"},
+        {"name": "lost 301", "tool": SPOT, "args": BUY, "prices": {"BTCUSDT": 100000},
+         "account": {**calm, "equity_usd": 9699}, "expect": "DAILY_LOSS_LIMIT",
+         "rule": "account.protections.max_daily_loss_usd"},
+        {"name": "5.1 % off the peak", "tool": SPOT, "args": BUY, "prices": {"BTCUSDT": 100000},
+         "account": {**calm, "equity_peak_usd": 10540, "equity_usd": 10000}, "expect": "DRAWDOWN_LIMIT"},
+        {"name": "tripped earlier", "tool": SPOT, "args": BUY, "prices": {"BTCUSDT": 100000},
+         "account": {**calm, "tripped": ["max_drawdown_pct"]}, "expect": "DRAWDOWN_LIMIT"},
+        {"name": "three losses", "tool": SPOT, "args": BUY, "prices": {"BTCUSDT": 100000},
+         "account": {**calm, "losing_closes_ago": [60, 120, 180]}, "expect": "LOSS_STREAK_COOLDOWN"},
+        {"name": "just closed", "tool": SPOT, "args": BUY, "prices": {"BTCUSDT": 100000},
+         "account": {**calm, "closed_ago": 299}, "expect": "COOLDOWN"},
+        {"name": "closed long ago", "tool": SPOT, "args": BUY, "prices": {"BTCUSDT": 100000},
+         "account": {**calm, "closed_ago": 300}, "expect": "ALLOWED"},
+        {"name": "gross over", "tool": SPOT, "args": BUY, "prices": {"BTCUSDT": 100000},
+         "account": {**calm, "gross_exposure_usd": 4000.01}, "expect": "EXPOSURE_OVER_LIMIT"},
+        {"name": "a sell into USDT is not exposure", "tool": SPOT, "args": {**BUY, "side": "SELL"},
+         "prices": {"BTCUSDT": 100000}, "account": {"tripped": ["max_daily_loss_usd"]}, "expect": "ALLOWED"},
+        {"name": "no equity given", "tool": SPOT, "args": BUY, "prices": {"BTCUSDT": 100000}, "expect": "POLICY_ERROR"},
+    ]
+    (tmp_path / "cases.yaml").write_text(yaml.safe_dump(cases))
+    r = cli("test", str(policy), str(tmp_path / "cases.yaml"))
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "10 passed, 0 failed" in r.stdout
+    # A wrong expectation fails the run.
+    (tmp_path / "bad.yaml").write_text(yaml.safe_dump([{**cases[1], "expect": "ALLOWED"}]))
+    assert cli("test", str(policy), str(tmp_path / "bad.yaml")).returncode == 1
+
+
+def test_explain_says_which_account_figure_to_pass_and_check_lists_the_protections(tmp_path):
+    policy = tmp_path / "p.yaml"
+    policy.write_text(PROTECTED)
+    r = cli("explain", str(policy), "--tool", SPOT, "--args", json.dumps(BUY), "--price", "BTCUSDT=100000")
+    assert r.returncode == 0 and "code:     POLICY_ERROR" in r.stdout
+    assert "pass equity_usd and equity_start_usd in --account" in r.stdout
+    r = cli("explain", str(policy), "--tool", SPOT, "--args", json.dumps(BUY), "--price", "BTCUSDT=100000",
+            "--account", json.dumps({"equity_usd": 1, "bogus": 2}))
+    assert r.returncode == 2 and "unknown account key(s) bogus" in r.stderr
+    r = cli("check", str(policy))
+    assert r.returncode == 0 and "account.protections: max_daily_loss_usd=300" in r.stdout
