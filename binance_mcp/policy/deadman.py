@@ -242,6 +242,7 @@ class DeadManSwitch:
         def on_term() -> None:
             if not self.armed:
                 die()
+                return
             loop.create_task(disarm_then_die())
 
         try:
