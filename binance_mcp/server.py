@@ -197,9 +197,11 @@ class CallGate(Middleware):
 
 
 class KeyGate(Middleware):
-    """Before any tool but ``binance_policy_status`` is decided, the key check (exchange/keycheck.py) has passed: a
-    key that may withdraw or transfer (or a first check that cannot complete) refuses the call with its text, and
-    the refusal is audited. Paper mode has no check."""
+    """Once the key check (exchange/keycheck.py) has found a key that may withdraw or transfer, every tool but
+    ``binance_policy_status`` is refused here with the lock's text, before its arguments or the policy are looked at,
+    and the refusal is audited. The gate never runs the check itself: the exchange adapter runs it before its first
+    request (so a call that needs no exchange, or has invalid arguments, sends nothing), and refuses every request
+    while the key is locked. A lock due for its re-check goes through to the adapter, which checks again."""
 
     def __init__(self, guard: Guard, exchange: Exchange) -> None:
         self.guard = guard
@@ -208,17 +210,13 @@ class KeyGate(Middleware):
     async def on_call_tool(self, context, call_next):
         name = str(context.message.name)
         check = self.exchange.keycheck
-        if name == STATUS_TOOL or not check.needed or (check.passed and not check.due()):
+        if name == STATUS_TOOL or not check.needed or check.result.status != "locked" or check.due():
             return await call_next(context)
-        try:
-            await check.ensure(self.exchange)
-        except BinanceMcpError as exc:
-            text = self.exchange.settings.redact(exc.message)
-            audit = getattr(self.guard, "audit_refused", None)
-            if audit is not None:
-                await audit(name[:200], audit_args(context.message.arguments), exc.code, text)
-            raise ToolError(f"{exc.code}: {text}") from None
-        return await call_next(context)
+        text = self.exchange.settings.redact(check.result.error or "the API key is locked")
+        audit = getattr(self.guard, "audit_refused", None)
+        if audit is not None:
+            await audit(name[:200], audit_args(context.message.arguments), "POLICY_ERROR", text)
+        raise ToolError(f"POLICY_ERROR: {text}")
 
 
 def load_policy(settings: Settings):

@@ -10,8 +10,11 @@ exchange. A key with no IP restriction (``ipRestrict: false``) works, with a war
 
 When: in every mode but paper (testnet, live, and a custom base URL, which may relay to either), before the first
 request of the process: over stdio there is no network at start-up, so ``Exchange.call`` runs it (after the time
-sync it needs) and the ``KeyGate`` middleware runs it before any tool but ``binance_policy_status`` is decided.
-``serve --http`` (not built yet) calls ``check_at_startup`` and exits with the lock's text.
+sync it needs) before its first request, and refuses every request while the key is locked (the call that found
+the lock fails with its text). From then on the ``KeyGate`` middleware (server.py) refuses every tool but
+``binance_policy_status`` with the same text before its arguments or the policy are looked at. A call that needs
+no exchange, or has invalid arguments, triggers no check. ``serve --http`` (not built yet) calls
+``check_at_startup`` and exits with the lock's text.
 
 Caching, for the process: a key that passed is checked again at the first call after an hour (a human may have
 added a permission since; a re-check that cannot reach Binance keeps the last answer); a locked key is checked

@@ -72,9 +72,14 @@ def test_a_key_that_can_move_funds_locks_the_server_and_nothing_reaches_the_exch
         assert state["orders"] == {"spot": 0, "futures": 0, "algo": 0}
         assert state["order_requests"] == {"spot": 0, "futures": 0}
     audit = [json.loads(line) for line in (tmp_path / "state" / "audit.jsonl").read_text().splitlines()]
-    refused = [r for r in audit if r.get("tool") == "binance_futures_place_order"]
-    assert refused and refused[0]["decision"]["code"] == "POLICY_ERROR"
-    assert permission in refused[0]["decision"]["reason"]
+    # The first call: the policy allowed it, the adapter's check refused it before anything was sent.
+    first = [r for r in audit if r.get("tool") == "binance_futures_place_order"][-1]
+    assert first["outcome"]["status"] == "error" and first["outcome"]["error_code"] == "POLICY_ERROR"
+    assert permission in first["outcome"]["error"]
+    # Every later call: refused before the policy saw it, with the lock's text.
+    later = [r for r in audit if r.get("tool") in ("binance_spot_place_order", "binance_spot_price")]
+    assert len(later) == 2 and all(r["decision"]["code"] == "POLICY_ERROR" and permission in r["decision"]["reason"]
+                                   and r["outcome"]["status"] == "not_run" for r in later)
     assert "locked" in (tmp_path / "stderr.txt").read_text()
 
 
