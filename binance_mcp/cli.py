@@ -1,4 +1,4 @@
-"""Command line: ``binance-mcp [serve|demo|simulator|policy|approvals|audit|protections]``.
+"""Command line: ``binance-mcp [serve|demo|simulator|policy|approvals|audit|protections|keys]``.
 
 stdout belongs to the MCP channel when serving; every human-facing message here goes to stderr
 unless the command's whole job is to print a report.
@@ -67,6 +67,11 @@ def _simulator_parser(sub: argparse._SubParsersAction) -> None:
                    help="USD-M futures wallet at start (default USDT=10000)")
     p.add_argument("--api-key", default=DEFAULT_API_KEY, help="the API key the simulator accepts")
     p.add_argument("--api-secret", default=DEFAULT_API_SECRET, help="the API secret requests are signed with")
+    p.add_argument("--ed25519-public-key", metavar="FILE",
+                   help="register this Ed25519 public key (PEM): it gets an API key of its own, printed at start-up, "
+                        "whose requests must be signed with the private key, as at Binance")
+    p.add_argument("--rsa-public-key", metavar="FILE",
+                   help="register this RSA public key (PEM) likewise (signatures: PKCS#1 v1.5 with SHA-256)")
     p.add_argument("--controls", action="store_true",
                    help="enable the /_sim/ test controls (set prices and balances, clock skew, faults)")
     p.add_argument("--tick-seconds", type=float, default=1.0,
@@ -97,6 +102,9 @@ def build_parser(serve_flags: bool = True) -> argparse.ArgumentParser:
     approvals_cli.add_parser(sub)
     audit_cli.add_parser(sub)
     protections_cli.add_parser(sub)
+    from binance_mcp import keys_cli
+
+    keys_cli.add_parser(sub)
     return parser
 
 
@@ -115,24 +123,32 @@ def run_simulator(args: argparse.Namespace) -> int:
             seed=args.seed, api_key=args.api_key, api_secret=args.api_secret,
             spot_balances=parse_balances(args.balances), futures_balances=parse_balances(args.futures_balances),
             controls=args.controls, tick_seconds=args.tick_seconds,
+            ed25519_public_key=_public_key_file(args.ed25519_public_key, "--ed25519-public-key"),
+            rsa_public_key=_public_key_file(args.rsa_public_key, "--rsa-public-key"),
             api_restrictions=dict(DEFAULT_API_RESTRICTIONS) if args.api_restrictions is None
             else parse_api_restrictions(args.api_restrictions),
         )
+        sim = Simulator(cfg)  # checks the public keys
     except ValueError as exc:
         print(f"binance-mcp simulator: {exc}", file=sys.stderr)
         return 2
+    keys = "".join(f"  {s.kind + ' key:':<13}API key {s.api_key} (signatures checked with "
+                   f"{args.ed25519_public_key if s.kind == 'ed25519' else args.rsa_public_key})\n"
+                   for s in sim.signers.values() if s.kind != "hmac")
 
     async def main() -> None:
-        runner, port = await serve(Simulator(cfg), args.port)
+        runner, port = await serve(sim, args.port)
         url = f"http://127.0.0.1:{port}"
         print(
             f"Binance simulator listening on {url}\n"
             f"  spot API:    {url}/api     futures API: {url}/fapi\n"
             f"  API key:     {cfg.api_key}\n"
             f"  API secret:  {cfg.api_secret}\n"
+            f"{keys}"
             f"  controls:    {'on at ' + url + '/_sim/' if cfg.controls else 'off'}\n"
             f"  serve with:  BINANCE_MCP_BASE_URL={url} BINANCE_API_KEY=<key> BINANCE_API_SECRET=<secret> "
             "binance-mcp serve\n"
+            f"{OR_WITH if keys else ''}"
             "Ctrl-C stops it.",
             file=sys.stderr, flush=True,
         )
@@ -150,6 +166,18 @@ def run_simulator(args: argparse.Namespace) -> int:
 
     asyncio.run(main())
     return 0
+
+
+OR_WITH = "  or with:    BINANCE_API_KEY=<its API key> BINANCE_API_PRIVATE_KEY_FILE=<its private key> (no secret)\n"
+
+
+def _public_key_file(path: str | None, flag: str) -> bytes | None:
+    if path is None:
+        return None
+    try:
+        return open(path, "rb").read()
+    except OSError as exc:
+        raise ValueError(f"{flag} {path} cannot be read ({exc.strerror or exc})") from None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -196,6 +224,10 @@ def _run(args: argparse.Namespace) -> int:
         return run(args)
     if command == "protections":
         from binance_mcp.policy.protections_cli import run
+
+        return run(args)
+    if command == "keys":
+        from binance_mcp.keys_cli import run
 
         return run(args)
     if command == "demo":
@@ -278,7 +310,7 @@ def _serve_stdio(mcp) -> int:
 def _env_secrets() -> list[str]:
     import os
 
-    names = ("BINANCE_API_KEY", "BINANCE_API_SECRET", "BINANCE_SECRET_KEY")
+    names = ("BINANCE_API_KEY", "BINANCE_API_SECRET", "BINANCE_SECRET_KEY", "BINANCE_API_PRIVATE_KEY_PASSPHRASE")
     return [value for value in (os.environ.get(n, "").strip() for n in names) if value]
 
 
@@ -322,8 +354,9 @@ def run_check(settings) -> int:
     if problem:
         print(f"binance-mcp serve --check: {problem}", file=sys.stderr)
         return 2
-    print(f"binance-mcp serve --check: ready: policy {loaded.source} ({loaded.sha256}), {settings.mode} mode, state "
-          f"directory {settings.state_dir}", file=sys.stderr)
+    signing = f", {settings.key_type} key (from the {settings.secret_source})" if settings.key_type else ""
+    print(f"binance-mcp serve --check: ready: policy {loaded.source} ({loaded.sha256}), {settings.mode} mode{signing}, "
+          f"state directory {settings.state_dir}", file=sys.stderr)
     return 0
 
 

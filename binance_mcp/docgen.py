@@ -164,6 +164,13 @@ def render_configuration() -> str:
     out.append("\nMode rules: no keys means `paper`; keys need `BINANCE_MCP_MODE=testnet` or `live` (or "
                "`BINANCE_TESTNET=true`), otherwise the server starts locked and says how to choose; "
                "`BINANCE_MCP_BASE_URL` with keys needs no mode (reported as `custom`).\n\n")
+    out.append("Credentials: `BINANCE_API_KEY` with exactly one thing that signs for it: for an HMAC key its secret "
+               "(`BINANCE_API_SECRET`, `BINANCE_API_SECRET_FILE`, or, when neither is set, the OS keychain entry "
+               "`binance-mcp keys store` wrote: the optional `keyring` extra); for an Ed25519 (recommended by "
+               "Binance) or RSA key, `BINANCE_API_PRIVATE_KEY_FILE` and, if it is encrypted, "
+               "`BINANCE_API_PRIVATE_KEY_PASSPHRASE`. Files holding a secret must be readable by their owner only "
+               "(`chmod 600`). Start-up reads and checks them; see [security.md](security.md#key-types-hmac-ed25519-"
+               "rsa).\n\n")
     parser = build_parser()
     out.append("## Commands\n\n")
     for name, sub in parser._subparsers._group_actions[0].choices.items():  # type: ignore[union-attr]

@@ -24,12 +24,13 @@ from pathlib import Path
 from typing import Any, Literal, get_args
 from urllib.parse import urlparse
 
-from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
+from pydantic import AliasChoices, Field, PrivateAttr, SecretStr, ValidationError, field_validator
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUseDefault
 from pydantic_settings import BaseSettings, EnvSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
 
 from binance_mcp.errors import ConfigError
+from binance_mcp.keys import PrivateKey, resolve
 from binance_mcp.paths import BUILTIN_POLICIES, default_state_dir
 
 Mode = Literal["paper", "testnet", "live", "custom"]  # custom: a base URL and no mode; never an input
@@ -65,8 +66,20 @@ class Settings(BaseSettings):
 
     api_key: SecretStr | None = setting(
         env="BINANCE_API_KEY", flag=False, description="API key; without keys the server runs in paper mode")
-    api_secret: SecretStr | None = setting(env="BINANCE_API_SECRET", also=("BINANCE_SECRET_KEY",), flag=False,
-                                           description="API secret")
+    api_secret: SecretStr | None = setting(
+        env="BINANCE_API_SECRET", also=("BINANCE_SECRET_KEY",), flag=False,
+        description="API secret of an HMAC key; instead of it: BINANCE_API_SECRET_FILE, the OS keychain "
+                    "(`binance-mcp keys store`) or, for an Ed25519 or RSA key, BINANCE_API_PRIVATE_KEY_FILE")
+    api_secret_file: Path | None = setting(
+        env="BINANCE_API_SECRET_FILE", flag=False,
+        description="file holding the API secret alone, readable by its owner only (chmod 600)")
+    private_key_file: Path | None = setting(
+        env="BINANCE_API_PRIVATE_KEY_FILE", flag=False,
+        description="PEM file of the Ed25519 (recommended by Binance) or RSA private key of BINANCE_API_KEY, "
+                    "readable by its owner only (chmod 600); takes the place of the secret")
+    private_key_passphrase: SecretStr | None = setting(
+        env="BINANCE_API_PRIVATE_KEY_PASSPHRASE", flag=False,
+        description="passphrase of an encrypted BINANCE_API_PRIVATE_KEY_FILE")
     mode: Literal["paper", "testnet", "live"] = setting(  # load_settings resolves it (custom included)
         "paper", env="BINANCE_MCP_MODE", shown="paper without keys",
         description="paper, testnet or live; required when keys are set (no silent live trading)",
@@ -102,7 +115,11 @@ class Settings(BaseSettings):
         invalid="{env} must be {choices}.")
 
     # -- the shape of single values ---------------------------------------------------------------------------------
-    @field_validator("api_key", "api_secret", "policy", "state_dir", "paper_balances", "timeout",
+    _private_key: PrivateKey | None = PrivateAttr(default=None)
+    _secret_source: str | None = PrivateAttr(default=None)
+
+    @field_validator("api_key", "api_secret", "api_secret_file", "private_key_file", "private_key_passphrase",
+                     "policy", "state_dir", "paper_balances", "timeout",
                      "paper_tick_seconds", "approval_ttl", "approval_timeout", "log_level", mode="before")
     @classmethod
     def _empty_means_default(cls, value: Any) -> Any:
@@ -143,7 +160,7 @@ class Settings(BaseSettings):
             return parse_balances(value)  # its ValueError is the message
         return value
 
-    @field_validator("policy", "state_dir")
+    @field_validator("policy", "state_dir", "api_secret_file", "private_key_file")
     @classmethod
     def _home(cls, value: Path | None) -> Path | None:
         return value.expanduser() if value is not None else None
@@ -185,8 +202,29 @@ class Settings(BaseSettings):
     def exchange_host(self) -> str:
         return urlparse(self.spot_url).netloc
 
+    @property
+    def private_key(self) -> PrivateKey | None:
+        """The Ed25519 or RSA key that signs instead of a secret (load_settings reads and checks the file)."""
+        return self._private_key
+
+    @property
+    def key_type(self) -> str | None:
+        """hmac, ed25519 or rsa: how requests are signed; None without keys."""
+        if self._private_key is not None:
+            return self._private_key.kind
+        return "hmac" if self.api_key is not None and self.api_secret is not None else None
+
+    @property
+    def secret_source(self) -> str | None:
+        """Where the secret (or key) was found: environment, file, OS keychain or private key file."""
+        if self._secret_source is None and self.key_type == "hmac":
+            return "environment"
+        return self._secret_source
+
     def secrets(self) -> list[str]:
-        return [s.get_secret_value() for s in (self.api_key, self.api_secret) if s is not None and s.get_secret_value()]
+        values = [s.get_secret_value() for s in (self.api_key, self.api_secret, self.private_key_passphrase)
+                  if s is not None and s.get_secret_value()]
+        return values + (self._private_key.secrets() if self._private_key is not None else [])
 
     def redact(self, text: str) -> str:
         return redact(text, self.secrets())
@@ -196,8 +234,8 @@ class Settings(BaseSettings):
         view: dict[str, Any] = {}
         for name, field in type(self).model_fields.items():
             value = getattr(self, name)
-            if isinstance(value, SecretStr):
-                value = _mask(value)
+            if isinstance(value, SecretStr):  # a passphrase shows nothing of itself, not even its end
+                value = "****" if name == "private_key_passphrase" else _mask(value)
             elif isinstance(value, Path):
                 value = str(value)
             elif isinstance(value, dict):
@@ -205,6 +243,8 @@ class Settings(BaseSettings):
             elif value is None:
                 value = _extra(field).get("shown")
             view[name] = value
+            if name == "private_key_passphrase":
+                view["key_type"], view["secret_source"] = self.key_type, self.secret_source
             if name == "base_url":
                 view["spot_url"] = PAPER_URL if self.mode == "paper" else self.spot_url
                 view["futures_url"] = PAPER_URL if self.mode == "paper" else self.futures_url
@@ -219,6 +259,9 @@ _ENVIRON: ContextVar[Mapping[str, str] | None] = ContextVar("binance_mcp_environ
 UNEXPANDED = re.compile(r"\$\{user_config\.[^}]*\}")
 
 
+VERBATIM = {"BINANCE_API_PRIVATE_KEY_PASSPHRASE"}  # a passphrase may begin or end with a space
+
+
 def _given(value: str | None) -> bool:
     return bool(value and value.strip() and not UNEXPANDED.fullmatch(value.strip()))
 
@@ -229,7 +272,7 @@ class _Environment(EnvSettingsSource):
 
     def _load_env_vars(self) -> Mapping[str, str | None]:
         environ = _ENVIRON.get() or {}
-        return {name: value.strip() for name, value in environ.items() if _given(value)}
+        return {name: value if name in VERBATIM else value.strip() for name, value in environ.items() if _given(value)}
 
 
 def _extra(field: FieldInfo) -> dict[str, Any]:
@@ -315,8 +358,9 @@ RANGE_ERRORS = {"greater_than_equal", "less_than_equal", "greater_than", "less_t
 def load_settings(environ: Mapping[str, str] | None = None, **flags: object) -> Settings:
     """Settings from the environment, with flags (not None) winning. Raises ConfigError with a remedy.
 
-    When several things are wrong the first in this order is reported: the mode, the testnet switch, the key pair,
-    the base URL, the mode rules, then every other setting in declaration order."""
+    When several things are wrong the first in this order is reported: the mode, the testnet switch, the
+    credentials (key and secret, secret file, private key file, keychain), the base URL, the mode rules, then every
+    other setting in declaration order."""
     shaped, problems = _shape(os.environ if environ is None else environ, flags)
 
     def shape_of(*names: str) -> None:
@@ -326,7 +370,8 @@ def load_settings(environ: Mapping[str, str] | None = None, **flags: object) -> 
 
     shape_of("mode")
     chosen = _testnet_agrees_with_mode(shaped)
-    _keys_come_in_pairs(shaped)
+    shape_of("api_key", "api_secret", "api_secret_file", "private_key_file", "private_key_passphrase")
+    shaped = _credentials(shaped)
     shape_of("base_url")
     resolved = _mode_for_keys_and_url(shaped, chosen)
     shape_of(*Settings.model_fields)
@@ -391,14 +436,22 @@ def _testnet_agrees_with_mode(s: Settings) -> str | None:
     return chosen
 
 
-def _keys_come_in_pairs(s: Settings) -> None:
-    if bool(s.api_key) != bool(s.api_secret):
-        raise ConfigError("Set both BINANCE_API_KEY and BINANCE_API_SECRET, or neither (paper mode).")
+def _credentials(s: Settings) -> Settings:
+    """The API key and what signs for it (keys.resolve: a secret or a private key file, never two of them)."""
+    secret = s.api_secret.get_secret_value() if s.api_secret is not None else None
+    found = resolve(s.api_key.get_secret_value() if s.api_key is not None else None, secret, s.api_secret_file,
+                    s.private_key_file,
+                    s.private_key_passphrase.get_secret_value() if s.private_key_passphrase is not None else None)
+    if found is None:
+        return s
+    out = s.model_copy(update={"api_secret": SecretStr(found.secret)} if found.secret is not None else {})
+    out._private_key, out._secret_source = found.private_key, found.source
+    return out
 
 
 def _mode_for_keys_and_url(s: Settings, chosen: str | None) -> str:
     """Keys need a mode (no silent live trading); a base URL needs keys and no paper mode; no keys means paper."""
-    has_keys = bool(s.api_key and s.api_secret)
+    has_keys = s.key_type is not None
     if s.base_url is not None:
         if not has_keys:
             raise ConfigError("BINANCE_MCP_BASE_URL needs BINANCE_API_KEY and BINANCE_API_SECRET (for a "

@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 from binance import AsyncClient, Client
 
 from binance_mcp.simulator.runner import RunningSimulator
 from tests.helpers import point_at, simulator
+
+# No test reads or writes the developer's own OS keychain (a server given an API key and no secret looks there):
+# the keyring library, when installed, answers from an empty keyring here and in every server the tests start.
+# The keychain tests select a file-based backend of their own (tests/keyring_backend.py).
+os.environ["PYTHON_KEYRING_BACKEND"] = "keyring.backends.null.Keyring"
 
 
 @pytest.fixture(scope="session")

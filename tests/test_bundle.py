@@ -105,17 +105,19 @@ def test_every_variable_the_manifest_sets_is_a_real_setting():
         assert name in SETTINGS, f"{name} is not declared in binance_mcp/settings.py"
 
 
-def test_it_asks_for_mode_policy_key_and_secret_and_uses_each_answer():
+def test_it_asks_for_mode_policy_key_and_secret_or_key_file_and_uses_each_answer():
     m = manifest()
     config = m["user_config"]
     env = m["server"]["mcp_config"]["env"]
     wired = {PLACEHOLDER.fullmatch(value).group(1): name for name, value in env.items()}
     assert wired == {"mode": "BINANCE_MCP_MODE", "policy": "BINANCE_MCP_POLICY", "api_key": "BINANCE_API_KEY",
-                     "api_secret": "BINANCE_API_SECRET"}
+                     "api_secret": "BINANCE_API_SECRET", "private_key_file": "BINANCE_API_PRIVATE_KEY_FILE",
+                     "private_key_passphrase": "BINANCE_API_PRIVATE_KEY_PASSPHRASE"}
     assert set(config) == set(wired)  # nothing asked that is not used
-    for key in ("api_key", "api_secret"):
+    for key in ("api_key", "api_secret", "private_key_passphrase"):
         assert config[key]["type"] == "string" and config[key]["sensitive"] is True  # the OS keychain
         assert "default" not in config[key]
+    assert config["private_key_file"]["type"] == "file" and "default" not in config["private_key_file"]
     for key in ("mode", "policy"):
         assert config[key].get("sensitive", False) is False
     modes = set(Settings.model_fields["mode"].annotation.__args__)

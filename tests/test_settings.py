@@ -32,6 +32,11 @@ URL = "http://127.0.0.1:8765"
 NEEDS_KEYS = "BINANCE_MCP_BASE_URL needs BINANCE_API_KEY and BINANCE_API_SECRET (for a `binance-mcp simulator`, " \
              "the key and secret it printed at start-up)."
 PAIR = "Set both BINANCE_API_KEY and BINANCE_API_SECRET, or neither (paper mode)."
+# an API key with nothing to sign for it (the tests' keychain is the empty null keyring: tests/conftest.py)
+ALONE = ("BINANCE_API_KEY is set but nothing signs for it: set BINANCE_API_SECRET or BINANCE_API_SECRET_FILE (an HMAC "
+         "key), BINANCE_API_PRIVATE_KEY_FILE (an Ed25519 or RSA key), or store the secret in the OS keychain with "
+         "`binance-mcp keys store`; or remove BINANCE_API_KEY for paper mode. The OS keychain has no secret for this "
+         "API key.")
 NO_MODE = ("API keys are set but no mode is chosen. Set BINANCE_MCP_MODE=testnet to trade on Binance's testnet, or "
            "BINANCE_MCP_MODE=live to trade with real money (or remove the keys for paper mode).")
 PAPER_KEYS = ("BINANCE_MCP_MODE=paper runs on the embedded simulator and takes no API keys: remove BINANCE_API_KEY "
@@ -58,10 +63,10 @@ ERRORS = [  # (environment, flags, exact message)
      "BINANCE_TESTNET=true contradicts BINANCE_MCP_MODE=live: remove one of them."),
     ({"BINANCE_TESTNET": "1", "BINANCE_MCP_MODE": "PAPER"}, {},
      "BINANCE_TESTNET=true contradicts BINANCE_MCP_MODE=paper: remove one of them."),
-    ({"BINANCE_API_KEY": "k"}, {}, PAIR),
+    ({"BINANCE_API_KEY": "k"}, {}, ALONE),
     ({"BINANCE_API_SECRET": "s"}, {}, PAIR),
     ({"BINANCE_SECRET_KEY": "s"}, {}, PAIR),
-    ({"BINANCE_API_KEY": "k", "BINANCE_API_SECRET": "   "}, {}, PAIR),
+    ({"BINANCE_API_KEY": "k", "BINANCE_API_SECRET": "   "}, {}, ALONE),
     ({"BINANCE_MCP_BASE_URL": "ftp://x", **KEYS}, {},
      "BINANCE_MCP_BASE_URL='ftp://x' is not an http(s) URL such as http://127.0.0.1:8765."),
     ({"BINANCE_MCP_BASE_URL": "localhost:8765", **KEYS}, {},
@@ -104,7 +109,7 @@ ERRORS = [  # (environment, flags, exact message)
     # several things wrong: the same one is reported first as before
     ({"BINANCE_MCP_MODE": "x", "BINANCE_MCP_TIMEOUT": "x", "BINANCE_API_KEY": "k"}, {},
      "BINANCE_MCP_MODE='x' is not valid: use paper, testnet or live."),
-    ({"BINANCE_API_KEY": "k", "BINANCE_MCP_TIMEOUT": "x", "BINANCE_MCP_BASE_URL": "ftp://x"}, {}, PAIR),
+    ({"BINANCE_API_KEY": "k", "BINANCE_MCP_TIMEOUT": "x", "BINANCE_MCP_BASE_URL": "ftp://x"}, {}, ALONE),
     ({"BINANCE_MCP_BASE_URL": "ftp://x", "BINANCE_MCP_TIMEOUT": "x"}, {},
      "BINANCE_MCP_BASE_URL='ftp://x' is not an http(s) URL such as http://127.0.0.1:8765."),
     ({"BINANCE_MCP_MODE": "live", "BINANCE_MCP_PAPER_BALANCES": "x"}, {},
@@ -215,7 +220,8 @@ def test_settings_values_are_secret_and_redacted():
 # -- derived from the declaration: the environment table, serve flags and --help, --show-config -----------------
 def test_every_variable_is_declared_once_with_a_meaning_and_a_default():
     assert list(ENVIRONMENT) == [
-        "BINANCE_API_KEY", "BINANCE_API_SECRET", "BINANCE_MCP_MODE", "BINANCE_TESTNET", "BINANCE_MCP_BASE_URL",
+        "BINANCE_API_KEY", "BINANCE_API_SECRET", "BINANCE_API_SECRET_FILE", "BINANCE_API_PRIVATE_KEY_FILE",
+        "BINANCE_API_PRIVATE_KEY_PASSPHRASE", "BINANCE_MCP_MODE", "BINANCE_TESTNET", "BINANCE_MCP_BASE_URL",
         "BINANCE_MCP_POLICY", "BINANCE_MCP_STATE_DIR", "BINANCE_MCP_PAPER_BALANCES", "BINANCE_MCP_TIMEOUT",
         "BINANCE_MCP_PAPER_TICK_SECONDS", "BINANCE_MCP_APPROVAL_TTL", "BINANCE_MCP_APPROVAL_TIMEOUT",
         "BINANCE_MCP_LOG_LEVEL"]
@@ -227,7 +233,8 @@ def test_every_variable_is_declared_once_with_a_meaning_and_a_default():
 
 def test_serve_flags_are_every_setting_but_the_keys_and_testnet():
     assert {env for _, env in SERVE_FLAGS.values()} == set(ENVIRONMENT) - {
-        "BINANCE_API_KEY", "BINANCE_API_SECRET", "BINANCE_TESTNET"}
+        "BINANCE_API_KEY", "BINANCE_API_SECRET", "BINANCE_API_SECRET_FILE", "BINANCE_API_PRIVATE_KEY_FILE",
+        "BINANCE_API_PRIVATE_KEY_PASSPHRASE", "BINANCE_TESTNET"}
     for flag, (field, _) in SERVE_FLAGS.items():
         assert flag == "--" + field.replace("_", "-") and field in Settings.model_fields
 
@@ -293,7 +300,7 @@ def test_an_unexpanded_bundle_placeholder_counts_as_unset():
     assert s.mode == "paper" and s.api_key is None and s.api_secret is None and s.policy is None
     with pytest.raises(ConfigError) as e:  # a real key with a blank secret is still half a pair
         load_settings({**KEYS, "BINANCE_API_SECRET": "${user_config.api_secret}", "BINANCE_MCP_MODE": "testnet"})
-    assert str(e.value) == PAIR
+    assert str(e.value) == ALONE
     kept = load_settings({"BINANCE_MCP_POLICY": "/x/${user_config.policy}.yaml"})  # only a whole placeholder
     assert kept.policy == Path("/x/${user_config.policy}.yaml")
 

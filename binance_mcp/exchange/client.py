@@ -100,6 +100,10 @@ class Exchange:
 
                 key, secret = self._credentials()
                 client = AsyncClient(key, secret, requests_params={"timeout": self.settings.timeout})
+                if self.settings.mode != "paper" and self.settings.private_key is not None:
+                    from binance_mcp.exchange.signing import use_private_key
+
+                    use_private_key(client, self.settings.private_key)  # Ed25519 / RSA instead of HMAC
                 client.REQUEST_TIMEOUT = self.settings.timeout
                 client.REQUEST_RECVWINDOW = RECV_WINDOW_MS
                 client.API_URL = self.spot_url
@@ -108,13 +112,15 @@ class Exchange:
                 self._client = client
         return self._client
 
-    def _credentials(self) -> tuple[str, str]:
+    def _credentials(self) -> tuple[str, str | None]:
+        """The API key and the HMAC secret (None when a private key signs)."""
         if self.settings.mode == "paper":
             if self._paper is None:
                 self._start_paper()
             return self._paper.api_key, self._paper.api_secret
-        assert self.settings.api_key is not None and self.settings.api_secret is not None
-        return self.settings.api_key.get_secret_value(), self.settings.api_secret.get_secret_value()
+        assert self.settings.api_key is not None and self.settings.key_type is not None
+        secret = self.settings.api_secret
+        return self.settings.api_key.get_secret_value(), secret.get_secret_value() if secret is not None else None
 
     def _start_paper(self) -> None:
         from binance_mcp.simulator.config import SimConfig

@@ -86,8 +86,8 @@ _ROWS = (
     Code(-1021, RETRY_LATER, "The request timestamp was outside Binance's receive window even after a clock "
                              "resync; check the machine's clock (binance_account_status shows the drift), "
                              "then retry."),
-    Code(-1022, HUMAN, "The signature does not match: the API secret does not belong to this API key. A "
-                       "human must fix BINANCE_API_SECRET."),
+    Code(-1022, HUMAN, "The signature does not match: the API secret (or the private key) does not belong to "
+                       "this API key. A human must fix BINANCE_API_SECRET or BINANCE_API_PRIVATE_KEY_FILE."),
     Code(-1100, FIX_INPUT, "A parameter has characters Binance does not accept; send plain decimal numbers."),
     Code(-1102, FIX_INPUT, "A mandatory parameter is missing for this order type; add it."),
     Code(-1104, FIX_INPUT, "A parameter was sent that this endpoint does not read; remove it."),

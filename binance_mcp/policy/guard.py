@@ -14,10 +14,8 @@ limits hold when calls arrive together, in one process or several on one state d
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 import os
-import threading
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -37,8 +35,11 @@ from binance_mcp.policy.approvals import DEFAULT_ELICIT_TIMEOUT, DEFAULT_TTL, Ap
 from binance_mcp.policy.audit import AuditLog
 from binance_mcp.policy.engine import ALLOW, APPROVE, DENY, Call, Counters, Decision, Facts
 from binance_mcp.policy.facts import FactError, PriceSource, gather, pending_entry, with_pending
-from binance_mcp.policy.loader import LoadedPolicy, PolicyLoadError, load_file
+from binance_mcp.policy.loader import LoadedPolicy
+from binance_mcp.policy.policy_file import PolicyFile
 from binance_mcp.policy.protections import AccountFacts, Protector
+from binance_mcp.policy.recorder import Recorder
+from binance_mcp.policy.resolver import InflightResolver
 from binance_mcp.policy.state import (
     BUSY_TIMEOUT_S,
     Pending,
@@ -52,9 +53,7 @@ from binance_mcp.policy.state import (
 log = logging.getLogger("binance_mcp.policy")
 Runner = Callable[[Any], Awaitable[BaseModel]]
 APPROVAL_DRIFT = Decimal("1.02")  # an approved order may cost at most 2 % more at execution
-SWEEP_EVERY_S = 30.0
 BUSY_RETHINK_S = 0.5  # a decision that waited this long for a locked store fetches its facts again
-RELOAD_HASH_S = 1.0  # the policy file's content is compared by hash at most once a second
 EXPECTED = (StateError, FactError, BinanceMcpError, OSError)  # conditions, not bugs: one log line, no traceback
 
 
@@ -78,7 +77,6 @@ class PolicyGuard:
                  redact: Callable[[str], str] = lambda s: s, approval_ttl: float = DEFAULT_TTL,
                  elicit_timeout: float = DEFAULT_ELICIT_TIMEOUT, account: str = "default",
                  stale_after: float = 60.0, sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep) -> None:
-        self.loaded = loaded
         self.policy_path = policy_path
         self.facts = facts
         self.clock = clock
@@ -90,53 +88,29 @@ class PolicyGuard:
         self.state = StateStore(state_dir / "state.db", clock, busy_timeout=BUSY_TIMEOUT_S)
         self.store = StoreWorker()
         self.audit = AuditLog(state_dir / "audit.jsonl", redact, clock)
-        self.audit_writer = StoreWorker()  # one thread for audit writes (and their fsync), in order
+        self.recorder = Recorder(self.audit, redact)
+        self.policy_file = PolicyFile(loaded, policy_path, clock, self.recorder.now)
         self.approvals = ApprovalStore(self.state, clock, approval_ttl)
-        self.approver = Approver(self.approvals, self._safe_audit, self.store.run, elicit_timeout=elicit_timeout)
+        self.approver = Approver(self.approvals, self.recorder.safe, self.store.run, elicit_timeout=elicit_timeout)
         self.wrapped: set[str] = set()
         self.live: set[str] = set()  # call ids of this process that are in flight right now
-        self._stamp = self._file_stamp()
-        self._failed_stamp: tuple | None = None
-        self.reload_error: str | None = None
-        self._sweeper: asyncio.Task | None = None
-        self._reload_lock = threading.Lock()
-        self._hashed_at = clock()
-        self._failed_digest: str | None = None
+        self.resolver = InflightResolver(self, EXPECTED)
         exchange = getattr(facts, "exchange", None)
         self.protector = Protector(self, AccountFacts(exchange, exchange.clock) if exchange is not None else None)
 
     # -- lifecycle --------------------------------------------------------------------------
     async def start(self) -> None:
         """Resolve what a killed process left in flight, now and every SWEEP_EVERY_S while the server runs."""
-        if self._sweeper is None:
-            self._sweeper = asyncio.get_running_loop().create_task(self._sweep_forever())
+        self.resolver.start()
         self.protector.start()  # equity samples about once a minute (when the policy has equity protections)
-
-    async def _sweep_forever(self) -> None:
-        while True:
-            try:
-                await self.sweep()
-            except asyncio.CancelledError:
-                raise
-            except EXPECTED as exc:
-                log.warning("in-flight sweep: %s", self.redact(str(exc))[:300])
-            except Exception:  # noqa: BLE001 - the sweep must keep running; the bug is logged once per pass
-                log.exception("in-flight sweep failed")
-            await self.sleep(SWEEP_EVERY_S)
 
     async def aclose(self) -> None:
         await self.protector.aclose()
-        if self._sweeper is not None:
-            self._sweeper.cancel()
-            try:
-                await self._sweeper
-            except (asyncio.CancelledError, Exception):  # noqa: BLE001 - closing must not raise
-                pass
-            self._sweeper = None
+        await self.resolver.aclose()
         await asyncio.get_running_loop().run_in_executor(None, self.close)
 
     def close(self) -> None:
-        self.audit_writer.close()
+        self.recorder.close()
         self.store.close()
         self.audit.close()
         self.state.close()
@@ -146,62 +120,18 @@ class PolicyGuard:
         return await asyncio.get_running_loop().run_in_executor(None, fn, *args)
 
     # -- the policy in force ----------------------------------------------------------------
-    def _file_stamp(self) -> tuple | None:
-        if self.policy_path is None:
-            return None
-        try:
-            st = os.stat(self.policy_path)
-        except OSError:
-            return ("missing",)
-        return (st.st_mtime_ns, st.st_size)
+    @property
+    def loaded(self) -> LoadedPolicy:
+        return self.policy_file.loaded
 
-    def _reload(self) -> LoadedPolicy:
-        """The policy in force, reloaded when its file changed; a file that fails to load keeps the previous."""
-        with self._reload_lock:
-            return self._reload_locked()
-
-    def _reload_locked(self) -> LoadedPolicy:
-        stamp = self._file_stamp()
-        if stamp == self._stamp or stamp == self._failed_stamp:
-            # Size and modification time can be kept while the content changes: compare a hash of the content,
-            # at most once a second.
-            now = self.clock()
-            if now - self._hashed_at < RELOAD_HASH_S or not self._content_changed():
-                if now - self._hashed_at >= RELOAD_HASH_S:
-                    self._hashed_at = now
-                return self.loaded
-            self._hashed_at = now
-        try:
-            new = load_file(self.policy_path)
-        except PolicyLoadError as exc:
-            self._failed_stamp = stamp
-            self._failed_digest = self._digest()
-            self.reload_error = str(exc)
-            log.error("policy reload failed; the previous policy stays in force:\n%s", exc)
-            self._audit_now({"event": "policy_reload_failed", "errors": exc.errors,
-                             "kept": {"source": self.loaded.source, "sha256": self.loaded.sha256}})
-            return self.loaded
-        self.loaded, self._stamp, self._failed_stamp, self.reload_error = new, stamp, None, None
-        log.warning("policy reloaded from %s (%s)", new.source, new.sha256)
-        self._audit_now({"event": "policy_reload", "policy": {"source": new.source, "sha256": new.sha256}})
-        return new
-
-    def _digest(self) -> str | None:
-        """The policy file's content hash, as the loader computes it (None when it cannot be read)."""
-        try:
-            text = Path(self.policy_path).read_bytes().decode("utf-8", "replace")
-        except OSError:
-            return None
-        return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-    def _content_changed(self) -> bool:
-        digest = self._digest()
-        return digest is not None and digest != self.loaded.sha256 and digest != self._failed_digest
+    @property
+    def reload_error(self) -> str | None:
+        return self.policy_file.reload_error
 
     async def current(self) -> LoadedPolicy:
         if self.policy_path is None:
             return self.loaded
-        return await self._io(self._reload)
+        return await self._io(self.policy_file.reload)
 
     async def hidden(self) -> frozenset[str]:
         """Tools the policy in force denies outright: not listed in tools/list."""
@@ -366,10 +296,10 @@ class PolicyGuard:
             except Exception as exc:  # fail closed: a fact, the state store or a bug
                 decision = self._error_decision(name, exc)
             if not decision.allowed and not shadow:
-                await self._record(call_id, call, decision, loaded, {"status": "not_run"}, started)
+                await self.recorder.record(call_id, call, decision, loaded, {"status": "not_run"}, started)
                 raise PolicyDenied(decision)
             if call.risk != "read":  # on disk before anything is sent: a crash mid-request leaves a trace
-                await self._record(call_id, call, decision, loaded, self._sending(entry), started, shadow)
+                await self.recorder.record(call_id, call, decision, loaded, self._sending(entry), started, shadow)
             phase = "sending"
             token = CLIENT_ORDER_ID.set(entry.client_order_id if entry is not None else None)
             try:
@@ -418,7 +348,7 @@ class PolicyGuard:
             return failed, None, args
         decision = await self._preview(loaded, call, facts)
         if call.risk != "read" and (decision.effect != DENY or shadow):
-            await self._audit_ready()  # a call that changes anything runs only if its record can be written
+            await self.recorder.ready()  # a call that changes anything runs only if its record can be written
         approved: str | None = None
         if decision.effect == APPROVE and not shadow:
             # No human is asked while the store is broken: sound at a glance, and a real write commits (a full disk
@@ -509,9 +439,9 @@ class PolicyGuard:
                     outcome["reservation"] = "kept (settling failed)"
             else:
                 outcome["reservation"] = "kept until the order is found or known absent"
-                self._resolve_soon(entry)
+                self.resolver.resolve_soon(entry)
         self.live.discard(call_id)
-        await self._record(call_id, call, decision, loaded, outcome, started, shadow)
+        await self.recorder.record(call_id, call, decision, loaded, outcome, started, shadow)
 
     async def _cancelled(self, call_id: str, call: Call, loaded: LoadedPolicy, entry: Pending | None, phase: str,
                          started: float) -> None:
@@ -530,126 +460,21 @@ class PolicyGuard:
                     await self.store.run(self.state.settle, call_id, outcome, False)
                 else:
                     outcome["reservation"] = "kept until the order is found or known absent"
-                    self._resolve_soon(entry)
+                    self.resolver.resolve_soon(entry)
             elif entry is not None:  # answered, cancelled while settling
                 await self.store.run(self.state.settle, call_id, outcome, False)
         except Exception as exc:  # noqa: BLE001 - the cancellation goes on; the sweep settles what is left
             log.error("cancelling %s: could not release its reservation: %s", call_id, exc)
         self.live.discard(call_id)
-        await self._record(call_id, call, Decision(DENY, "CANCELLED", "guard", "cancelled by the client"), loaded,
+        await self.recorder.record(call_id, call, Decision(DENY, "CANCELLED", "guard", "cancelled by the client"), loaded,
                            outcome, started)
 
-    # -- orders whose fate is open -----------------------------------------------------------
-    def _resolve_soon(self, entry: Pending) -> None:
-        """Look an order of unknown fate up by its client id once the exchange's receive window has closed."""
-        async def later() -> None:
-            await self.sleep(self.facts_window())
-            try:
-                await self.sweep(only=entry.call_id)
-            except Exception as exc:  # noqa: BLE001 - the periodic sweep tries again
-                log.warning("resolving %s: %s", entry.call_id, self.redact(str(exc))[:300])
-
-        try:
-            asyncio.get_running_loop().create_task(later())
-        except RuntimeError:  # no loop (closing): the sweep at the next start resolves it
-            pass
-
-    def facts_window(self) -> float:
-        return float(getattr(self.facts, "receive_window", 6.5))
-
     async def sweep(self, only: str | None = None) -> int:
-        """Settle in-flight records that no live call of this process owns and that are older than the receive
-        window: found on the exchange by client id (keep the sums), or known absent (give them back). A record
-        whose order cannot be looked up stays in flight. Returns how many were settled."""
-        now = self.clock()
-        rows = await self.store.run(self.state.in_flight, self.account)
-        done = 0
-        for p in rows:
-            if only is not None and p.call_id != only:
-                continue
-            if only is None and (p.call_id in self.live or now - p.created_at < self.stale_after):
-                continue
-            if p.market is None:  # not an order: nothing on the exchange to find; it counts toward nothing
-                found: bool | None = False
-                give_back = False
-            else:
-                found = await self._find(p)
-                give_back = found is False
-            if found is None:
-                continue
-            outcome = {"status": "resolved", "found": found}
-            await self.store.run(self.state.settle, p.call_id, outcome, give_back)
-            await self._safe_audit({"event": "inflight_resolved", "call_id": p.call_id, "tool": p.tool,
-                                    "client_order_id": p.client_order_id, "found": found,
-                                    "reservation": "released" if give_back else "kept"})
-            done += 1
-        if only is None:
-            await self.store.run(self.state.prune)
-        return done
-
-    async def _find(self, p: Pending) -> bool | None:
-        finder = getattr(self.facts, "find_order", None)
-        if finder is None or not p.client_order_id:
-            return None
-        cids = [p.client_order_id] if p.tool != "binance_futures_close_position" else \
-            [f"{p.client_order_id}{i}" for i in range(2)]
-        answers = [await finder(p.market, p.symbol, cid, p.conditional) for cid in cids]
-        if any(a is True for a in answers):
-            return True
-        if all(a is False for a in answers):
-            return False
-        return None
-
-    # -- audit ------------------------------------------------------------------------------
-    async def _audit_ready(self) -> None:
-        if self.audit.is_open:  # ready() would do nothing more: save the thread hop
-            return
-        await asyncio.get_running_loop().run_in_executor(self.audit_writer.pool(), self.audit.ready)
-
-    async def _record(self, call_id: str, call: Call, decision: Decision, loaded: LoadedPolicy, outcome: dict,
-                      started: float, shadow: bool = False) -> None:
-        record = {
-            "call_id": call_id, "tool": call.tool, "args": call.args, "decision": decision.as_dict(),
-            "outcome": outcome, "duration_ms": round((time.perf_counter() - started) * 1000, 3),
-            "policy": {"source": loaded.source, "sha256": loaded.sha256, "mode": loaded.policy.mode},
-        }
-        if shadow and not decision.allowed:
-            record["shadow"] = True
-        try:
-            # One fsync per trading call, on the record written before it is sent (power-cut safe); every other
-            # record is flushed, which a killed process cannot lose.
-            await asyncio.get_running_loop().run_in_executor(
-                self.audit_writer.pool(), lambda: self.audit.append(record, sync=outcome.get("status") == "sending"))
-        except OSError as exc:  # checked before anything that changes state ran; here the result must still go back
-            log.error("audit record of %s (%s) not written: %s: %s", call_id, call.tool, exc, self.redact(str(record)))
+        return await self.resolver.sweep(only)
 
     async def audit_refused(self, tool: str, args: Any, code: str, text: str) -> None:
-        """One record for a call refused before the policy saw it (arguments that do not validate: INVALID_INPUT;
-        a tool name the server does not have: UNKNOWN_TOOL). Nothing ran and nothing was reserved; like every
-        record it passes ``redact``."""
-        loaded = self.loaded
-        record = {"call_id": uuid.uuid4().hex[:16], "tool": tool, "args": args,
-                  "decision": {"effect": DENY, "code": code, "rule": "input", "reason": text},
-                  "outcome": {"status": "not_run"}, "duration_ms": 0,
-                  "policy": {"source": loaded.source, "sha256": loaded.sha256, "mode": loaded.policy.mode}}
-        try:  # flushed, not fsynced: nothing was sent
-            await asyncio.get_running_loop().run_in_executor(
-                self.audit_writer.pool(), lambda: self.audit.append(record, sync=False))
-        except OSError as exc:
-            log.error("audit record of a refused call to %s not written: %s", tool[:200], exc)
-
-    def _audit_now(self, record: dict) -> None:
-        """From a worker thread (policy reload): write directly."""
-        try:
-            self.audit.append(record)
-        except OSError as exc:
-            log.error("audit log not writable: %s", exc)
-
-    async def _safe_audit(self, record: dict) -> None:
-        try:
-            await asyncio.get_running_loop().run_in_executor(self.audit_writer.pool(), self.audit.append, record)
-        except OSError as exc:
-            log.error("audit log not writable: %s", exc)
+        """One record for a call refused before the policy saw it (see Recorder.refused)."""
+        await self.recorder.refused(self.loaded, tool, args, code, text)
 
 
 class _Passed:

@@ -7,7 +7,6 @@ signature, timestamp) -> unknown-parameter check -> feed catch-up -> handler -> 
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import hmac
 import logging
 import re
@@ -22,6 +21,7 @@ from binance_mcp.simulator.config import DEFAULT_API_RESTRICTIONS
 from binance_mcp.simulator.controls import add_control_routes
 from binance_mcp.simulator.errors import BinanceError, mandatory
 from binance_mcp.simulator.params import Params
+from binance_mcp.simulator.signatures import hmac_signature
 from binance_mcp.simulator.state import SIM_KEY, Simulator
 
 log = logging.getLogger("binance_mcp.simulator")
@@ -211,9 +211,7 @@ def _strip_signature(raw: str) -> str:
     return "&".join(part for part in raw.split("&") if part and not part.startswith("signature="))
 
 
-def sign(secret: str, payload: str) -> str:
-    """Binance's HMAC-SHA256 signature: lower-case hex of HMAC(secret, payload)."""
-    return hmac.new(secret.encode(), payload.encode(), hashlib.sha256).hexdigest()
+sign = hmac_signature  # Binance's HMAC-SHA256 signature, lower-case hex (Ed25519 and RSA: signatures.py)
 
 
 def signature_payload(raw_query: str, raw_body: str) -> str:
@@ -224,17 +222,17 @@ def signature_payload(raw_query: str, raw_body: str) -> str:
 
 def check_security(sim: Simulator, request_key: str | None, p: Params, raw_query: str, raw_body: str,
                    now: int, spot: bool) -> None:
-    """API key, then mandatory timestamp/signature, then HMAC, then timing (the order in the notes, section 9)."""
+    """API key, then mandatory timestamp/signature, then the signature by the key's type (HMAC, Ed25519 or RSA),
+    then timing (the order in the notes, section 9)."""
     if not request_key or not KEY_RE.match(request_key):
         raise BinanceError(-2014, "API-key format invalid.", status=401)
-    if not hmac.compare_digest(request_key, sim.cfg.api_key):
+    signer = next((s for key, s in sim.signers.items() if hmac.compare_digest(request_key, key)), None)
+    if signer is None:
         raise BinanceError(-2015, "Invalid API-key, IP, or permissions for action.", status=401)
     for name in ("timestamp", "signature"):
         if name not in p:
             raise mandatory(name)
-    expected = sign(sim.cfg.api_secret, signature_payload(raw_query, raw_body))
-    # bytes: compare_digest refuses str with non-ASCII characters (a percent-encoded signature can have them)
-    if not hmac.compare_digest(expected.encode(), (p.raw("signature") or "").lower().encode()):
+    if not signer.verify(signature_payload(raw_query, raw_body), p.raw("signature") or ""):
         raise BinanceError(-1022, "Signature for this request is not valid.")
     raw_window = p.raw("recvWindow")
     window = 5000.0

@@ -73,11 +73,16 @@ class SimConfig:
 
     ``tick_seconds``: the price feed takes one random-walk step every this many seconds of wall
     time; 0 freezes it (tests then move prices with the ``/_sim/`` controls).
+    ``ed25519_public_key``, ``rsa_public_key``: PEM public keys; each gets an API key of its own (printed at
+    start-up, ``Simulator.signers``) whose requests are checked with it. The HMAC key keeps working beside them.
     """
 
     seed: int = 42
     api_key: str = DEFAULT_API_KEY
     api_secret: str = DEFAULT_API_SECRET
+    # PEM public keys registered as API keys of their own (signatures.py): Ed25519 and RSA, as Binance has them
+    ed25519_public_key: bytes | None = None
+    rsa_public_key: bytes | None = None
     spot_balances: dict[str, Decimal] = field(default_factory=lambda: dict(DEFAULT_SPOT_BALANCES))
     futures_balances: dict[str, Decimal] = field(default_factory=lambda: dict(DEFAULT_FUTURES_BALANCES))
     controls: bool = False

@@ -39,6 +39,10 @@ class RunningSimulator:
     def api_secret(self) -> str:
         return self.sim.cfg.api_secret
 
+    def api_key_of(self, kind: str) -> str:
+        """The API key of the registered ``ed25519`` or ``rsa`` public key."""
+        return next(s.api_key for s in self.sim.signers.values() if s.kind == kind)
+
     def control(self, path: str, body: dict | None = None, method: str | None = None) -> dict | list:
         """Call a ``/_sim/`` control (requires ``controls=True``)."""
         data = json.dumps(body).encode() if body is not None else None

@@ -15,6 +15,7 @@ from binance_mcp.simulator.feed import Clock, Feed
 from binance_mcp.simulator.futures import FuturesExchange
 from binance_mcp.simulator.limits import RateLimiter
 from binance_mcp.simulator.market import MarketData
+from binance_mcp.simulator.signatures import Signer, signers
 
 FAULT_KINDS = ("latency", "error_5xx", "error_5xx_after", "drop_before", "drop_after", "non_json")
 
@@ -42,6 +43,9 @@ class Fault:
 class Simulator:
     def __init__(self, cfg: SimConfig) -> None:
         self.cfg = cfg
+        # API key -> how its signatures are checked (ValueError for a public key that is not one)
+        self.signers: dict[str, Signer] = signers(cfg.api_key, cfg.api_secret, cfg.ed25519_public_key,
+                                                  cfg.rsa_public_key)
         self.clock = Clock()
         self.faults: list[Fault] = []
         self.log: deque[dict] = deque(maxlen=20000)

@@ -4,11 +4,15 @@
 The simulator accepts a random canary key and secret. ``binance-mcp serve`` runs with them as a subprocess, spoken
 to in raw JSON-RPC so that every byte it writes is kept, with DEBUG logging captured to a file. It runs successes
 and every kind of failure: a rejected order, bad input, 5xx and non-JSON answers, lost order answers, a clock
-skew, Binance's 429, and two more servers whose secret (-1022) or key (-2015) is wrong.
+skew, Binance's 429, and two more servers whose secret (-1022) or key (-2015) is wrong. An Ed25519 key signs too:
+its passphrase and its key material (the file's lines, the decrypted key, the raw seed) are canaries as well, through
+a server that trades with it, one whose key does not match (-1022), one whose passphrase is wrong (locked), and
+``--show-config``.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import secrets
 import string
@@ -20,6 +24,7 @@ from pydantic import SecretStr
 from binance_mcp.settings import Settings, load_settings, redact
 from tests.hardening.helpers import COUNTS, RawStdio, raw_text, serve_cmd, server_env
 from tests.helpers import simulator, write_policy
+from tests.keyfiles import ed25519_key, private_pem, public_pem, write_private
 
 
 def canary(prefix: str) -> str:
@@ -49,9 +54,25 @@ def files_under(root) -> dict[str, bytes]:
     return {str(p): p.read_bytes() for p in root.rglob("*") if p.is_file()}
 
 
+ED = ed25519_key()
+PASSPHRASE = canary("CanaryPassphrase")
+
+
+def key_needles(key, encrypted_pem: bytes, passphrase: str) -> list[str]:
+    """What would show that a private key leaked: its passphrase, the lines of its encrypted PEM (the file) and of
+    its plain PEM (and their tails), the raw 32-byte seed in base64 and hex."""
+    from cryptography.hazmat.primitives import serialization as ser
+
+    lines = [line for pem in (encrypted_pem, private_pem(key))
+             for line in pem.decode().splitlines() if not line.startswith("-----")]
+    seed = key.private_bytes(ser.Encoding.Raw, ser.PrivateFormat.Raw, ser.NoEncryption())
+    return [passphrase, passphrase[:12], *lines, *(line[-20:] for line in lines), base64.b64encode(seed).decode(),
+            seed.hex()]
+
+
 @pytest.fixture(scope="module")
 def sim():
-    with simulator(api_key=KEY, api_secret=SECRET) as rs:
+    with simulator(api_key=KEY, api_secret=SECRET, ed25519_public_key=public_pem(ED)) as rs:
         yield rs
 
 
@@ -168,8 +189,74 @@ def test_canary_credentials_never_leave_the_process(sim, tmp_path):
     COUNTS["secret scans (places searched)"] += len(blobs)
 
 
+def test_private_keys_and_passphrases_never_leave_the_process(sim, tmp_path):
+    sim.control("reset", {})
+    policy = write_policy(tmp_path / "policy.yaml", CAPPED)
+    (tmp_path / "keys").mkdir()
+    key_file = write_private(tmp_path / "keys" / "ed25519.pem", ED, PASSPHRASE)
+    ed_key = sim.api_key_of("ed25519")
+    needles = key_needles(ED, key_file.read_bytes(), PASSPHRASE)
+    wrong = ed25519_key()
+    wrong_file = write_private(tmp_path / "keys" / "wrong.pem", wrong)
+    blobs: dict[str, bytes | str] = {}
+    runs = {"trading": {"BINANCE_API_PRIVATE_KEY_FILE": str(key_file), "BINANCE_API_PRIVATE_KEY_PASSPHRASE": PASSPHRASE},
+            "wrong key": {"BINANCE_API_PRIVATE_KEY_FILE": str(wrong_file)},
+            "wrong passphrase": {"BINANCE_API_PRIVATE_KEY_FILE": str(key_file),
+                                 "BINANCE_API_PRIVATE_KEY_PASSPHRASE": PASSPHRASE[::-1]}}
+    texts: dict[str, list[str]] = {}
+    for name, credentials in runs.items():
+        env = {k: v for k, v in server_env(sim, tmp_path / name, policy, BINANCE_MCP_LOG_LEVEL="DEBUG").items()
+               if k != "BINANCE_API_SECRET"}
+        env.update(BINANCE_API_KEY=ed_key, **credentials)
+        server = RawStdio(env, tmp_path / f"stderr-{name}.txt")
+        try:
+            server.initialize()
+            texts[name] = [raw_text(server.call(tool, args)) for tool, args in (
+                ("binance_account_info", {}), ("binance_spot_place_order", ORDER),
+                ("binance_spot_place_order", {**ORDER, "quantity": "1"}), ("binance_futures_positions", {}),
+                ("binance_spot_cancel_all_orders", {"symbol": "BTCUSDT"}), ("binance_policy_status", {}))]
+        finally:
+            server.close()
+        blobs[f"stdout {name}"] = bytes(server.raw)
+        COUNTS["fault scenarios (secrets)"] += 1
+    assert '"orderId"' in texts["trading"][1] and '"NEW"' in texts["trading"][1], texts  # signed and placed
+    assert "(Binance code -2010)" in texts["trading"][2], texts  # a rejection, with a signed request behind it
+    assert "(Binance code -1022)" in texts["wrong key"][0] and "(Binance code -1022)" in texts["wrong key"][1]
+    assert texts["wrong passphrase"][0].startswith("POLICY_ERROR: ") and "cannot be decrypted" in texts[
+        "wrong passphrase"][0], texts
+
+    env = {**server_env(sim, tmp_path / "shown", policy), **runs["trading"], "BINANCE_API_KEY": ed_key}
+    env.pop("BINANCE_API_SECRET")
+    shown = subprocess.run([*serve_cmd(), "--show-config"], env=env, stdin=subprocess.DEVNULL, capture_output=True,
+                           text=True, timeout=60)
+    assert shown.returncode == 0, shown.stderr
+    config = json.loads(shown.stderr[shown.stderr.index("{"):])
+    assert config["private_key_passphrase"] == "****" and config["key_type"] == "ed25519"
+    blobs["--show-config stdout"], blobs["--show-config stderr"] = shown.stdout, shown.stderr
+
+    for path, data in files_under(tmp_path).items():
+        if "/keys/" not in path:  # the key files themselves hold the key, of course
+            blobs[path] = data
+    names = [p.rsplit("/", 1)[-1] for p in blobs]
+    assert {"audit.jsonl", "state.db", "stderr-trading.txt"} <= set(names), names
+    assert "DEBUG" in (tmp_path / "stderr-trading.txt").read_text()
+    found = [f"{where}: {n[:12]}..." for where, blob in blobs.items() for n in needles
+             if n.encode() in (blob.encode() if isinstance(blob, str) else blob)]
+    assert found == [], found
+    COUNTS["secret scans (places searched)"] += len(blobs)
+
+
 def test_the_scan_can_fail():
     assert leaks(f"x {KEY} y", "t") and leaks(SECRET[:12].encode(), "t") and not leaks("CanaryKey", "t")
+    encrypted = private_pem(ED, PASSPHRASE)  # a new salt each time: the needles come from the file's own text
+    needles = key_needles(ED, encrypted, PASSPHRASE)
+    from cryptography.hazmat.primitives import serialization as ser
+
+    seed = ED.private_bytes(ser.Encoding.Raw, ser.PrivateFormat.Raw, ser.NoEncryption())
+    for text in (private_pem(ED).decode(), encrypted.decode().splitlines()[3], seed.hex(),
+                 f"pass={PASSPHRASE[:12]}"):
+        assert any(n in text for n in needles), text
+    assert not any(n in public_pem(ED).decode() for n in needles)  # the public key is no secret
 
 
 # -- unit tests of the masking helpers ----------------------------------------------------------------------

@@ -3,12 +3,8 @@ real python-binance Client trades spot and futures against it; stdout stays empt
 
 from __future__ import annotations
 
-import queue
-import re
-import signal
 import subprocess
 import sys
-import threading
 from decimal import Decimal as D
 
 import pytest
@@ -16,6 +12,7 @@ from binance import Client
 from binance.exceptions import BinanceAPIException
 
 from tests.helpers import point_at
+from tests.simulator.helpers import CliSimulator as Simulator
 
 KEY = "CliTestKey0123456789abcdefABCDEF0123456789abcdefABCDEF0123456789"
 SECRET = "CliTestSecret0123456789abcdefABCDEF0123456789abcdefABCDEF012345"
@@ -24,50 +21,6 @@ SECRET = "CliTestSecret0123456789abcdefABCDEF0123456789abcdefABCDEF012345"
 def run(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "binance_mcp", "simulator", *args], capture_output=True,
                           text=True, timeout=60)
-
-
-class Simulator:
-    """The CLI simulator in a subprocess; stderr is read on a thread so a silent crash cannot hang the test."""
-
-    def __init__(self, *args: str) -> None:
-        self.proc = subprocess.Popen([sys.executable, "-m", "binance_mcp", "simulator", *args],
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        self.lines: queue.Queue[str | None] = queue.Queue()
-        self.stderr: list[str] = []
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self) -> None:
-        assert self.proc.stderr is not None
-        for line in self.proc.stderr:
-            self.lines.put(line)
-        self.lines.put(None)
-
-    def banner(self) -> dict[str, str]:
-        out: dict[str, str] = {}
-        while "controls" not in out:
-            line = self.lines.get(timeout=60)
-            assert line is not None, f"the simulator exited: {''.join(self.stderr)}"
-            self.stderr.append(line)
-            if m := re.search(r"listening on (http://127\.0\.0\.1:\d+)", line):
-                out["url"] = m.group(1)
-            elif m := re.search(r"API key:\s+(\S+)", line):
-                out["key"] = m.group(1)
-            elif m := re.search(r"API secret:\s+(\S+)", line):
-                out["secret"] = m.group(1)
-            elif m := re.search(r"controls:\s+(.+)$", line):
-                out["controls"] = m.group(1)
-        return out
-
-    def stop(self) -> tuple[int, str]:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-        try:
-            stdout, _ = self.proc.communicate(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            stdout, _ = self.proc.communicate()
-            raise
-        return self.proc.returncode, stdout
 
 
 @pytest.fixture
