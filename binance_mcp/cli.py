@@ -76,6 +76,11 @@ def _simulator_parser(sub: argparse._SubParsersAction) -> None:
                    help="enable the /_sim/ test controls (set prices and balances, clock skew, faults)")
     p.add_argument("--tick-seconds", type=float, default=1.0,
                    help="seconds between random-walk steps of the price feed; 0 freezes prices (default 1)")
+    p.add_argument("--api-restrictions", default=None, metavar="JSON",
+                   help="what GET /sapi/v1/account/apiRestrictions answers: Binance's fields as a JSON object, "
+                        "merged over the default (reading, spot and futures trading enabled; withdrawals and "
+                        "transfers disabled; ipRestrict true), e.g. '{\"enableWithdrawals\": true}'; 'absent' "
+                        "answers 404, as Binance's testnets do")
 
 
 def build_parser(serve_flags: bool = True) -> argparse.ArgumentParser:
@@ -104,7 +109,12 @@ def build_parser(serve_flags: bool = True) -> argparse.ArgumentParser:
 
 
 def run_simulator(args: argparse.Namespace) -> int:
-    from binance_mcp.simulator.config import SimConfig, parse_balances
+    from binance_mcp.simulator.config import (
+        DEFAULT_API_RESTRICTIONS,
+        SimConfig,
+        parse_api_restrictions,
+        parse_balances,
+    )
     from binance_mcp.simulator.runner import serve
     from binance_mcp.simulator.state import Simulator
 
@@ -115,6 +125,8 @@ def run_simulator(args: argparse.Namespace) -> int:
             controls=args.controls, tick_seconds=args.tick_seconds,
             ed25519_public_key=_public_key_file(args.ed25519_public_key, "--ed25519-public-key"),
             rsa_public_key=_public_key_file(args.rsa_public_key, "--rsa-public-key"),
+            api_restrictions=dict(DEFAULT_API_RESTRICTIONS) if args.api_restrictions is None
+            else parse_api_restrictions(args.api_restrictions),
         )
         sim = Simulator(cfg)  # checks the public keys
     except ValueError as exc:

@@ -196,6 +196,29 @@ class CallGate(Middleware):
             await audit(name[:200], audit_args(arguments), code, text)
 
 
+class KeyGate(Middleware):
+    """Once the key check (exchange/keycheck.py) has found a key that may withdraw or transfer, every tool but
+    ``binance_policy_status`` is refused here with the lock's text, before its arguments or the policy are looked at,
+    and the refusal is audited. The gate never runs the check itself: the exchange adapter runs it before its first
+    request (so a call that needs no exchange, or has invalid arguments, sends nothing), and refuses every request
+    while the key is locked. A lock due for its re-check goes through to the adapter, which checks again."""
+
+    def __init__(self, guard: Guard, exchange: Exchange) -> None:
+        self.guard = guard
+        self.exchange = exchange
+
+    async def on_call_tool(self, context, call_next):
+        name = str(context.message.name)
+        check = self.exchange.keycheck
+        if name == STATUS_TOOL or not check.needed or check.result.status != "locked" or check.due():
+            return await call_next(context)
+        text = self.exchange.settings.redact(check.result.error or "the API key is locked")
+        audit = getattr(self.guard, "audit_refused", None)
+        if audit is not None:
+            await audit(name[:200], audit_args(context.message.arguments), "POLICY_ERROR", text)
+        raise ToolError(f"POLICY_ERROR: {text}")
+
+
 def load_policy(settings: Settings):
     """The policy the settings name (a file, or a built-in policy's name), else the built-in read-only policy.
     Raises PolicyLoadError."""
@@ -243,20 +266,35 @@ def build_server(settings: Settings, guard: Guard | None = None, exchange: Excha
         log.error("%s", state_error)
     deps = Deps(exchange=exchange, settings=settings, state_error=state_error)
     guard = guard or make_guard(settings, exchange)
+    deadman = None
+    if hasattr(guard, "current") and not getattr(guard, "locked", False):  # a policy guard: its policy may ask
+        from binance_mcp.policy.deadman import DeadManSwitch
+
+        deadman = deps.deadman = DeadManSwitch(exchange, guard.current)
 
     @asynccontextmanager
     async def lifespan(server: FastMCP) -> AsyncIterator[None]:
         await guard.start()
+        undo_sigterm = None
+        if deadman is not None:
+            await deadman.start()
+            undo_sigterm = deadman.disarm_on_sigterm()
         try:
             yield None
         finally:
-            await guard.aclose()
-            await exchange.close()
+            try:
+                if deadman is not None:
+                    undo_sigterm()
+                    await deadman.aclose()  # disarm while the exchange (and paper mode's simulator) still runs
+            finally:
+                await guard.aclose()
+                await exchange.close()
 
     tool_defs = [*all_tools(), *guard.extra_tools(settings)]
     mcp = FastMCP("binance-mcp", version=__version__, instructions=INSTRUCTIONS, lifespan=lifespan,
                   mask_error_details=True,
-                  middleware=[PolicyListFilter(guard), CallGate(guard, frozenset(t.name for t in tool_defs))])
+                  middleware=[PolicyListFilter(guard), CallGate(guard, frozenset(t.name for t in tool_defs)),
+                              KeyGate(guard, exchange)])
     audit = getattr(guard, "audit_refused", None)
     for tool_def in tool_defs:
         runner = _bind(tool_def, deps)

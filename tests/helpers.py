@@ -112,6 +112,7 @@ def point_at(client, base_url: str):
     """Point a python-binance client (sync or async) at ``base_url`` instead of Binance."""
     client.API_URL = base_url + "/api"
     client.FUTURES_URL = base_url + "/fapi"
+    client.MARGIN_API_URL = base_url + "/sapi"  # /sapi/v1/account/apiRestrictions
     return client
 
 

@@ -18,6 +18,7 @@ import asyncio
 import logging
 import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -39,8 +40,10 @@ BACKOFF_BASE = 0.25
 MUTATING = frozenset({
     "create_order", "cancel_order", "cancel_all_open_orders", "futures_create_order", "futures_cancel_order",
     "futures_cancel_all_open_orders", "futures_change_leverage", "futures_change_margin_type",
-    "futures_change_position_mode",
+    "futures_change_position_mode", "futures_countdown_cancel_all",
 })
+# Methods that place an order (the dead man's switch arms the symbol of each accepted futures order).
+ORDER_METHODS = frozenset({"create_order", "futures_create_order", "futures_create_algo_order"})
 
 
 class ExchangeBackoff(BinanceMcpError):
@@ -80,6 +83,10 @@ class Exchange:
         self.blocked_until = 0.0  # monotonic time before which Binance asked us not to call
         self.recv_window_s = RECV_WINDOW_MS / 1000
         self.sleep = asyncio.sleep
+        from binance_mcp.exchange.keycheck import KeyCheck
+
+        self.keycheck = KeyCheck(self.settings.mode, self.clock)
+        self.order_listeners: list[Callable[[str, str], None]] = []  # (method, symbol) of each accepted order
 
     # -- lifecycle --------------------------------------------------------------------------
     async def _get_client(self) -> AsyncClient:
@@ -101,6 +108,7 @@ class Exchange:
                 client.REQUEST_RECVWINDOW = RECV_WINDOW_MS
                 client.API_URL = self.spot_url
                 client.FUTURES_URL = self.futures_url
+                client.MARGIN_API_URL = self.sapi_url  # the key check: /sapi/v1/account/apiRestrictions
                 self._client = client
         return self._client
 
@@ -139,6 +147,13 @@ class Exchange:
             self._paper = None
 
     @property
+    def sapi_url(self) -> str:
+        """Binance's wallet API beside the spot API: https://api.binance.com/api -> .../sapi (python-binance would
+        otherwise use its own hard-coded URL, whatever the mode or base URL)."""
+        base = self.spot_url.rstrip("/")
+        return (base[:-len("/api")] if base.endswith("/api") else base) + "/sapi"
+
+    @property
     def host(self) -> str:
         from urllib.parse import urlparse
 
@@ -152,12 +167,13 @@ class Exchange:
 
     # -- requests ---------------------------------------------------------------------------
     async def call(self, method: str, what: str, signed: bool = True, retry: bool | None = None,
-                   **params: Any) -> Any:
+                   check_key: bool = True, **params: Any) -> Any:
         """Call ``AsyncClient.<method>(**params)``; translate every failure. ``what`` names the action for errors.
 
         ``retry`` (default: reads yes, state changes no) retries 5xx answers and timeouts a bounded number of
         times with backoff and jitter. A -1021 (clock) is resynced and retried once in every case: Binance
-        rejected that request before acting on it.
+        rejected that request before acting on it. Outside paper mode the key check (keycheck.py) passes before
+        anything else is sent: ``check_key=False`` only for the check's own request.
         """
         import aiohttp
         from binance.exceptions import BinanceAPIException, BinanceRequestException
@@ -167,6 +183,8 @@ class Exchange:
             raise ExchangeBackoff(f"{what} was not sent: Binance asked for a pause after too many requests; "
                                   f"try again in {int(wait + 0.999)} s.", retry_after=wait)
         client = await self._get_client()
+        if check_key and self.keycheck.needed and (self.keycheck.due() or not self.keycheck.passed):
+            await self.keycheck.ensure(self)  # raises KeyLocked, or why the first check could not complete
         if signed and self.connectivity.offset_ms is None:
             try:
                 await self.sync_time()
@@ -184,6 +202,8 @@ class Exchange:
             budget = min(self.settings.timeout, max(deadline - time.monotonic(), 0.05))
             try:
                 result = await asyncio.wait_for(getattr(client, method)(**dict(params)), budget)
+                if method in ORDER_METHODS and self.order_listeners:
+                    self._tell_listeners(method, params)
                 return result
             except BinanceAPIException as exc:
                 if exc.code == -1021 and signed and not resynced:
@@ -212,6 +232,14 @@ class Exchange:
             log.info("%s: %s; retry %d/%d in %.2f s", what, error.message, attempt, attempts - 1, delay)
             await self.sleep(delay)
 
+    def _tell_listeners(self, method: str, params: dict) -> None:
+        symbol = params.get("symbol")
+        for listener in list(self.order_listeners):
+            try:
+                listener(method, str(symbol) if symbol else "")
+            except Exception:  # noqa: BLE001 - a listener must not turn an accepted order into an error
+                log.exception("order listener failed")
+
     def _api_error(self, exc: BinanceAPIException, what: str):
         retry_after = None
         response = getattr(exc, "response", None)
@@ -223,7 +251,9 @@ class Exchange:
             except ValueError:
                 retry_after = None
         if exc.code == 0:  # non-JSON error body
-            return self._unavailable(what, f"HTTP {exc.status_code} with a body that is not Binance JSON")
+            error = self._unavailable(what, f"HTTP {exc.status_code} with a body that is not Binance JSON")
+            error.http_status = exc.status_code  # type: ignore[attr-defined]  # a 404: an endpoint that is absent
+            return error
         if exc.status_code in (418, 429):
             pause = retry_after if retry_after is not None else 60.0
             self.blocked_until = max(self.blocked_until, time.monotonic() + pause)

@@ -130,6 +130,10 @@ def cmd_check(files: list[str]) -> int:
             print(f"  {name:<{width}}  {risk:<11}  {action:<25}  {path:<45}  {extras}")
         for line in warnings(loaded):
             print(f"  warning: {line}")
+        from binance_mcp.policy.deadman import describe
+
+        if describe(p):
+            print(f"  {describe(p)}")
         print()
     return status
 

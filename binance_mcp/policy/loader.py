@@ -19,7 +19,7 @@ from pydantic import ValidationError
 
 from binance_mcp.catalog import BY_NAME, FUTURES_ORDER_TOOLS, NOTIONAL_TOOLS, ORDER_TOOLS, RISK_CLASSES
 from binance_mcp.paths import BUILTIN_POLICIES
-from binance_mcp.policy.model import Account, ApprovalAbove, Limits, Policy, RateLimit, Rule
+from binance_mcp.policy.model import Account, ApprovalAbove, DeadManSwitch, Limits, Policy, RateLimit, Rule
 
 MAX_BYTES = 256 * 1024
 MAX_DEPTH = 12
@@ -213,7 +213,7 @@ def _where(source: str, lines: dict[tuple, int], path: tuple) -> str:
     return source
 
 
-_KEYS = sorted({k for m in (Policy, Rule, Limits, Account, RateLimit, ApprovalAbove) for k in m.model_fields})
+_KEYS = sorted({k for m in (Policy, Rule, Limits, Account, RateLimit, ApprovalAbove, DeadManSwitch) for k in m.model_fields})
 
 
 def _format(exc: ValidationError, source: str, lines: dict[tuple, int]) -> list[str]:

@@ -124,6 +124,14 @@ class Protections(Strict):
             self.cooldown_after_close is not None
 
 
+class DeadManSwitch(Strict):
+    """``account.dead_man_switch``: keep Binance's countdownCancelAll armed on every futures symbol with open orders
+    while the server runs (policy/deadman.py)."""
+
+    seconds: StrictInt = Field(ge=30, le=86400, description="countdown in seconds, renewed every third of it; if the "
+                               "server dies, Binance cancels every open order on those symbols, a human's too")
+
+
 class Account(Strict):
     daily_notional_usd: NonNegative | None = None
     rate_limit: RateLimit | None = None
@@ -134,6 +142,7 @@ class Account(Strict):
     kill_switch_scope: Literal["exposure", "all"] = Field(
         "exposure", description="exposure: the kill switch stops calls that add exposure; all: every trading "
         "and cancelling call")
+    dead_man_switch: DeadManSwitch | None = None
     protections: Protections = Field(default_factory=Protections)
 
     @field_validator("protections", mode="before")

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import asyncio
 from decimal import Decimal
+from typing import Annotated, Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, WithJsonSchema
 
 from binance_mcp.catalog import ALL_TOOLS
 from binance_mcp.errors import BinanceMcpError
@@ -67,6 +68,8 @@ class PolicyStatusResult(Result):
     locked: bool = False  # the policy or the settings failed to load: only this tool runs
     load_error: str | None = None  # why it is locked: file, line, key
     state_error: str | None = None  # the state directory cannot be written: changes are denied
+    # key_check and dead_man_switch (see safety()); the bare schema because tools/list is at its 30,000-byte budget
+    safety: Annotated[dict | None, WithJsonSchema({"type": "object"})] = None
 
 
 def _limits(rule) -> dict[str, str]:
@@ -86,6 +89,20 @@ STATUS_DESCRIPTION = ("What the policy lets you do: allowed tools and limits, to
 async def _state_error(deps) -> str | None:
     """The state directory as it is now (tried again, off the event loop); None when it can be written."""
     return await asyncio.get_running_loop().run_in_executor(None, state_dir_problem, deps.settings.state_dir)
+
+
+def safety(deps) -> dict[str, Any] | None:
+    """Binance's own safety nets: what the key check found (exchange/keycheck.py) and the dead man's switch
+    (policy/deadman.py): armed symbols, renewal failures."""
+    out: dict[str, Any] = {}
+    check = getattr(deps.exchange, "keycheck", None)
+    if check is not None and check.needed:
+        out["key_check"] = check.result.view()
+    deadman = getattr(deps, "deadman", None)
+    view = deadman.view() if deadman is not None else None
+    if view is not None:
+        out["dead_man_switch"] = view
+    return out or None
 
 
 def status_tool(guard, settings) -> ToolDef:
@@ -134,7 +151,7 @@ def status_tool(guard, settings) -> ToolDef:
                                   kill_switch=await guard.kill_switch(loaded), exchange=settings.mode, tools=tools,
                                   denied=denied, daily=daily, rate_limits=rate_views,
                                   reload_error=guard.reload_error, state_error=state_error,
-                                  protections=protections, unpriced_assets=unpriced)
+                                  protections=protections, unpriced_assets=unpriced, safety=safety(deps))
 
     return ToolDef(engine.POLICY_STATUS_TOOL, STATUS_DESCRIPTION, NoArgs, PolicyStatusResult, handler)
 

@@ -17,6 +17,8 @@ from urllib.parse import parse_qsl
 from aiohttp import web
 
 from binance_mcp.simulator import futures_extra, spot_extra
+from binance_mcp.simulator import countdown
+from binance_mcp.simulator.config import DEFAULT_API_RESTRICTIONS
 from binance_mcp.simulator.controls import add_control_routes
 from binance_mcp.simulator.errors import BinanceError, mandatory
 from binance_mcp.simulator.market_extra import MarketExtras
@@ -267,7 +269,19 @@ def _routes() -> list[Route]:
         R("GET", "/fapi/v1/symbolConfig", lambda s, p, now: s.futures.symbol_config(p), True, 5, _fs("symbol")),
         R("GET", "/fapi/v1/income", lambda s, p, now: s.futures.income.query(p, now), True, 30,
           _fs("symbol", "incomeType", "startTime", "endTime", "page", "limit")),
+        R("POST", "/fapi/v1/countdownCancelAll", lambda s, p, now: s.countdowns.set(s.futures, p, now), True,
+          countdown.WEIGHT, _fs("symbol", "countdownTime")),
+        # wallet (sapi), signed
+        R("GET", "/sapi/v1/account/apiRestrictions", lambda s, p, now: api_restrictions(s), True, 1),
     ]
+
+
+def api_restrictions(sim: Simulator) -> dict:
+    """What the key may do (``--api-restrictions``); a 404 where the configuration says the endpoint is absent,
+    as on Binance's testnets."""
+    if sim.cfg.api_restrictions is None:
+        raise BinanceError(-1000, "Unknown endpoint GET /sapi/v1/account/apiRestrictions.", status=404)
+    return {**DEFAULT_API_RESTRICTIONS, **sim.cfg.api_restrictions}
 
 
 ROUTES = {(r.method, r.path): r for r in _routes()}
@@ -331,7 +345,7 @@ def _dumps(obj: object) -> str:
 
 
 def _market_of(path: str) -> str | None:
-    return "futures" if path.startswith("/fapi/") else "spot" if path.startswith("/api/") else None
+    return "futures" if path.startswith("/fapi/") else "spot" if path.startswith(("/api/", "/sapi/")) else None
 
 
 async def _drop(request: web.Request) -> web.Response:
@@ -376,7 +390,7 @@ async def handle(request: web.Request) -> web.StreamResponse:
             return web.Response(status=fault.status or 200, text="<html><body>502 Bad Gateway</body></html>",
                                 content_type="text/html")
         if route is None:
-            raise BinanceError(-1000 if path.startswith(("/api", "/fapi")) else -1, f"Unknown endpoint {method} {path}.",
+            raise BinanceError(-1000 if path.startswith(("/api", "/fapi", "/sapi")) else -1, f"Unknown endpoint {method} {path}.",
                                status=404)
         raw_query = request.rel_url.raw_query_string  # as sent: the signature covers the encoded bytes
         values = dict(parse_qsl(raw_body, keep_blank_values=True))

@@ -10,6 +10,41 @@ DEFAULT_API_KEY = "SimulatorApiKey0000000000000000000000000000000000000000000000
 DEFAULT_API_SECRET = "SimulatorSecret000000000000000000000000000000000000000000000001"
 DEFAULT_SPOT_BALANCES = {"USDT": Decimal("10000")}
 DEFAULT_FUTURES_BALANCES = {"USDT": Decimal("10000")}
+# What GET /sapi/v1/account/apiRestrictions answers by default (Binance's field names): a key that reads and trades
+# spot and futures, cannot withdraw or transfer, and is restricted to trusted IPs.
+DEFAULT_API_RESTRICTIONS: dict[str, bool | int] = {
+    "ipRestrict": True, "createTime": 1700000000000, "enableReading": True, "enableSpotAndMarginTrading": True,
+    "enableFutures": True, "enableMargin": False, "enableVanillaOptions": False,
+    "enablePortfolioMarginTrading": False, "enableWithdrawals": False, "enableInternalTransfer": False,
+    "permitsUniversalTransfer": False, "tradingAuthorityExpirationTime": 0,
+}
+ABSENT = "absent"  # --api-restrictions absent: the endpoint answers 404, as on Binance's testnets
+
+
+def parse_api_restrictions(text: str) -> dict[str, bool | int] | None:
+    """``--api-restrictions``: a JSON object merged over DEFAULT_API_RESTRICTIONS (Binance's field names), or
+    ``absent`` (None: the endpoint does not exist, as on the testnets)."""
+    import json
+
+    if text.strip().lower() == ABSENT:
+        return None
+    try:
+        given = json.loads(text)
+    except ValueError as exc:
+        raise ValueError(f"--api-restrictions is not JSON ({exc}); write e.g. "
+                         "'{\"enableWithdrawals\": true, \"ipRestrict\": false}' or absent") from None
+    if not isinstance(given, dict):
+        raise ValueError("--api-restrictions must be a JSON object such as '{\"enableWithdrawals\": true}'")
+    out = dict(DEFAULT_API_RESTRICTIONS)
+    for key, value in given.items():
+        if key not in DEFAULT_API_RESTRICTIONS:
+            raise ValueError(f"--api-restrictions: unknown field {key!r}; Binance's fields are "
+                             f"{', '.join(sorted(DEFAULT_API_RESTRICTIONS))}")
+        want = int if key in ("createTime", "tradingAuthorityExpirationTime") else bool
+        if type(value) is not want:
+            raise ValueError(f"--api-restrictions: {key} must be {'an integer' if want is int else 'true or false'}")
+        out[key] = value
+    return out
 
 
 def parse_balances(text: str) -> dict[str, Decimal]:
@@ -61,3 +96,5 @@ class SimConfig:
     futures_orders_per_minute: int = 1200
     ban_after_429s: int = 3
     ban_seconds: int = 120
+    # GET /sapi/v1/account/apiRestrictions: what the key may do (None: the endpoint answers 404, as on testnets)
+    api_restrictions: dict | None = field(default_factory=lambda: dict(DEFAULT_API_RESTRICTIONS))

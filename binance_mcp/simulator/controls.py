@@ -42,6 +42,7 @@ def _dec(value: object, name: str) -> Decimal:
 
 
 def _state(sim: Simulator) -> dict:
+    sim.expire_countdowns()  # a countdown that ran out has cancelled its orders before anyone looks
     spot_orders = sum(1 for e in sim.log if e["path"] == "/api/v3/order" and e["method"] == "POST")
     return {
         "server_time": sim.now_ms(), "skew_ms": sim.clock.skew_ms,
@@ -55,6 +56,7 @@ def _state(sim: Simulator) -> dict:
                     for s in sim.market.basis},
         "weight": {m: w.used for m, w in sim.limiter.weight.items()},
         "faults": [f.as_dict() for f in sim.faults],
+        "countdowns": sim.countdowns.as_dict(sim.now_ms()),
     }
 
 
@@ -108,7 +110,13 @@ def add_control_routes(app: web.Application) -> None:
 
     async def clock(request: web.Request, sim: Simulator) -> web.Response:
         body = await _body(request)
-        sim.clock.skew_ms = int(body.get("skew_ms", 0))
+        if "advance_ms" in body:  # move the simulator's clock forward (countdowns, timestamps): no sleeping
+            advance = int(body["advance_ms"])
+            if advance < 0:
+                raise ValueError("advance_ms must be >= 0 (set skew_ms to move the clock back)")
+            sim.clock.skew_ms += advance
+        else:
+            sim.clock.skew_ms = int(body.get("skew_ms", 0))
         return web.json_response(_state(sim))
 
     async def faults_add(request: web.Request, sim: Simulator) -> web.Response:

@@ -10,6 +10,7 @@ from decimal import Decimal
 from aiohttp import web
 
 from binance_mcp.simulator.config import SimConfig
+from binance_mcp.simulator.countdown import Countdowns
 from binance_mcp.simulator.feed import Clock, Feed
 from binance_mcp.simulator.futures import FuturesExchange
 from binance_mcp.simulator.limits import RateLimiter
@@ -60,6 +61,7 @@ class Simulator:
 
         self.spot = SpotExchange(self.feed, dict(cfg.spot_balances))
         self.futures = FuturesExchange(self.market, dict(cfg.futures_balances))
+        self.countdowns = Countdowns()
         self.limiter.restore_defaults()
         self.clock.skew_ms = 0
         self.faults.clear()
@@ -71,6 +73,13 @@ class Simulator:
         """Advance the feed by the wall time elapsed, then fill and trigger what the move crossed."""
         if self.feed.catch_up():
             self.on_prices()
+        self.expire_countdowns()
+
+    def expire_countdowns(self) -> list[str]:
+        """Fire the futures countdowns (countdownCancelAll) whose time has run out on the simulator's clock."""
+        if not self.countdowns.armed:
+            return []
+        return self.countdowns.expire(self.futures, self.now_ms())
 
     def on_prices(self) -> None:
         now = self.now_ms()

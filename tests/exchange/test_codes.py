@@ -164,6 +164,7 @@ def _exchange(code: int, status: int) -> tuple[Exchange, _FakeClient]:
     fake = _FakeClient(code, status)
     exchange._client = fake
     exchange.connectivity.offset_ms = 0  # no time sync
+    exchange.keycheck.needed = False  # the fake answers no apiRestrictions (tests/e2e/test_safety_nets.py has it)
 
     async def no_sleep(_seconds):
         return None

@@ -89,7 +89,25 @@ def test_cli_simulator_with_controls():
     assert code == 0 and stdout == ""
 
 
+def test_cli_simulator_api_restrictions_flag():
+    """``--api-restrictions`` sets what GET /sapi/v1/account/apiRestrictions answers, merged over the default."""
+    sim = Simulator("--port", "0", "--tick-seconds", "0", "--api-restrictions",
+                    '{"enableWithdrawals": true, "ipRestrict": false}')
+    try:
+        info = sim.banner()
+        client = point_at(Client(info["key"], info["secret"], ping=False), info["url"])
+        answer = client.get_account_api_permissions()
+        assert answer["enableWithdrawals"] is True and answer["ipRestrict"] is False
+        assert answer["enableFutures"] is True and answer["permitsUniversalTransfer"] is False
+        client.close_connection()
+    finally:
+        code, stdout = sim.stop()
+    assert code == 0 and stdout == ""
+
+
 @pytest.mark.parametrize("args, message", [
+    (("--api-restrictions", "{nope"), "--api-restrictions is not JSON"),
+    (("--api-restrictions", '{"withdrawals": true}'), "unknown field 'withdrawals'"),
     (("--balances", "USDT=abc"), "'abc' is not a number"),
     (("--balances", "USDT10000"), "is not ASSET=AMOUNT"),
     (("--futures-balances", "USDT=-5"), "finite number >= 0"),
