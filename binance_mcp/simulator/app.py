@@ -16,8 +16,7 @@ from urllib.parse import parse_qsl
 
 from aiohttp import web
 
-from binance_mcp.simulator import futures_extra, spot_extra
-from binance_mcp.simulator import countdown
+from binance_mcp.simulator import countdown, futures_extra, spot_extra
 from binance_mcp.simulator.config import DEFAULT_API_RESTRICTIONS
 from binance_mcp.simulator.controls import add_control_routes
 from binance_mcp.simulator.errors import BinanceError, mandatory
