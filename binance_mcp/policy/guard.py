@@ -192,6 +192,8 @@ class PolicyGuard:
     async def _without_facts(self, loaded: LoadedPolicy, call: Call, exc: Exception) -> Decision:
         """Decide with the facts gathered before the failure; never allow. The reason carries the cause."""
         partial = getattr(exc, "facts", None) or Facts()
+        if isinstance(exc, BinanceMcpError) and exc.code == "POLICY_ERROR":  # e.g. the key check locked the server:
+            return Decision(DENY, "POLICY_ERROR", "guard", self.redact(exc.message))  # its own text says what to do
         cause = self.redact(getattr(exc, "message", None) or str(exc) or type(exc).__name__)[:300]
         if isinstance(exc, EXPECTED):
             log.warning("a fact for %s could not be fetched: %s", call.tool, cause)
