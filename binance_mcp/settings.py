@@ -91,6 +91,11 @@ class Settings(BaseSettings):
     paper_balances: dict[str, Decimal] = setting(
         default_factory=lambda: {"USDT": Decimal("10000")}, env="BINANCE_MCP_PAPER_BALANCES",
         description="paper account start, e.g. USDT=10000,BTC=0.5 (spot and futures wallet)", invalid="{env}: {error}")
+    timeout: float = setting(10.0, env="BINANCE_MCP_TIMEOUT", ge=0.1, le=120, invalid=SECONDS,
+                             description="seconds before an exchange request is abandoned")
+    paper_tick_seconds: float = setting(
+        1.0, env="BINANCE_MCP_PAPER_TICK_SECONDS", ge=0, bounds="0 (frozen prices) or more", invalid=SECONDS,
+        description="seconds between price steps of the paper exchange; 0 freezes prices")
     paper_feed: Literal["live", "synthetic"] = setting(
         "synthetic", env="BINANCE_MCP_PAPER_FEED",
         description="prices of a new paper account: live (Binance's public market data, no key) or synthetic (a "
@@ -102,11 +107,6 @@ class Settings(BaseSettings):
                     "futures at <url>/fapi (e.g. a `binance-mcp simulator`); unset, Binance's public spot and "
                     "futures hosts",
         invalid="{env}={value!r} is not an http(s) URL such as http://127.0.0.1:8765.")
-    timeout: float = setting(10.0, env="BINANCE_MCP_TIMEOUT", ge=0.1, le=120, invalid=SECONDS,
-                             description="seconds before an exchange request is abandoned")
-    paper_tick_seconds: float = setting(
-        1.0, env="BINANCE_MCP_PAPER_TICK_SECONDS", ge=0, bounds="0 (frozen prices) or more", invalid=SECONDS,
-        description="seconds between price steps of the paper exchange; 0 freezes prices")
     approval_ttl: float = setting(600.0, env="BINANCE_MCP_APPROVAL_TTL", ge=1, le=86400, invalid=SECONDS,
                                   description="seconds an out-of-band approval request stays valid")
     approval_timeout: float = setting(120.0, env="BINANCE_MCP_APPROVAL_TIMEOUT", ge=1, le=3600, invalid=SECONDS,
