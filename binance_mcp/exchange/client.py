@@ -157,6 +157,9 @@ class Exchange:
     def host(self) -> str:
         from urllib.parse import urlparse
 
+        if self.settings.mode == "paper" and self._paper is None:
+            return "127.0.0.1 (paper exchange not started)"
+
         return urlparse(self.spot_url).netloc
 
     @property

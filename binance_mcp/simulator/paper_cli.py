@@ -87,6 +87,12 @@ def _reset(args: argparse.Namespace, store) -> int:
     return 0
 
 
+def _n(value: object) -> str:
+    """A stored decimal as a person reads it: 0.01, not 0.01000000."""
+    d = Decimal(str(value))
+    return f"{d.normalize():f}" if d else "0"
+
+
 def _fmt_time(ms: object) -> str:
     try:
         return datetime.fromtimestamp(int(ms) / 1000, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
@@ -110,27 +116,27 @@ def _show(args: argparse.Namespace, store) -> int:
     spot, fut = data.get("spot", {}), data.get("futures", {})
     rows = [(a, Decimal(f), Decimal(lk)) for a, (f, lk) in sorted(spot.get("balances", {}).items())]
     out.append("Spot balances:" if any(f or lk for _, f, lk in rows) else "Spot balances: none")
-    out += [f"  {a:<8} free {f:f}  locked {lk:f}" for a, f, lk in rows if f or lk]
+    out += [f"  {a:<8} free {_n(f)}  locked {_n(lk)}" for a, f, lk in rows if f or lk]
     open_spot = [o for o in spot.get("orders", []) if o.get("status") in ("NEW", "PARTIALLY_FILLED")]
     out.append(f"Spot open orders: {len(open_spot) or 'none'}")
-    out += [f"  {o['order_id']} {o['symbol']} {o['side']} {o['type']} {o['orig_qty']} @ {o['price']} "
+    out += [f"  {o['order_id']} {o['symbol']} {o['side']} {o['type']} {_n(o['orig_qty'])} @ {_n(o['price'])} "
             f"({o['status']}, {o['client_order_id']})" for o in open_spot]
     out.append(f"Spot trades: {len(spot.get('trades', []))}")
-    out.append("Futures wallet: " + (", ".join(f"{a} {v}" for a, v in sorted(fut.get("wallet", {}).items()))
+    out.append("Futures wallet: " + (", ".join(f"{a} {_n(v)}" for a, v in sorted(fut.get("wallet", {}).items()))
                                      or "none"))
     positions = [p for p in fut.get("positions", []) if Decimal(p.get("amt", "0"))]
     out.append(f"Futures positions: {len(positions) or 'none'}")
-    out += [f"  {p['symbol']} {p['side']} {p['amt']} @ {p['entry']}" for p in positions]
+    out += [f"  {p['symbol']} {p['side']} {_n(p['amt'])} @ {_n(p['entry'])}" for p in positions]
     open_fut = [o for o in fut.get("orders", []) if o.get("status") in ("NEW", "PARTIALLY_FILLED")]
     open_algo = [a for a in fut.get("algo", []) if a.get("status") == "NEW"]
     out.append(f"Futures open orders: {len(open_fut) or 'none'}")
-    out += [f"  {o['order_id']} {o['symbol']} {o['side']} {o['type']} {o['orig_qty']} @ {o['price']} "
+    out += [f"  {o['order_id']} {o['symbol']} {o['side']} {o['type']} {_n(o['orig_qty'])} @ {_n(o['price'])} "
             f"({o['client_order_id']})" for o in open_fut]
     out.append(f"Futures conditional orders: {len(open_algo) or 'none'}")
-    out += [f"  {a['algo_id']} {a['symbol']} {a['side']} {a['order_type']} {a['quantity']} trigger "
-            f"{a['trigger_price']}" for a in open_algo]
+    out += [f"  {a['algo_id']} {a['symbol']} {a['side']} {a['order_type']} {_n(a['quantity'])} trigger "
+            f"{_n(a['trigger_price'])}" for a in open_algo]
     income = fut.get("income", [])
     funding = sum((Decimal(r["income"]) for r in income if r.get("incomeType") == "FUNDING_FEE"), Decimal(0))
-    out.append(f"Futures trades: {len(fut.get('trades', []))}; funding paid/received: {funding:f} USDT")
+    out.append(f"Futures trades: {len(fut.get('trades', []))}; funding paid/received: {_n(funding)} USDT")
     print("\n".join(out))
     return 0

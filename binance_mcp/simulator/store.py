@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import json
+import logging
 import os
 import time
 import uuid
@@ -29,6 +30,7 @@ try:
 except ImportError:  # pragma: no cover - Windows
     fcntl = None  # type: ignore[assignment]
 
+log = logging.getLogger("binance_mcp.simulator.store")
 ACCOUNT_FILE = "paper-account.json"
 LOCK_FILE = "paper-account.lock"
 VERSION = 1
@@ -84,13 +86,14 @@ class PaperStore:
         self._fd: int | None = None
         self._seen: tuple | None = None  # (mtime_ns, size, inode) of the file as this process last knew it
         self._text: str | None = None
+        self.unusable: str | None = None  # why the state directory cannot hold the account (then: memory only)
 
     # -- blocking parts (worker thread) ---------------------------------------------------------------------------
     def read(self) -> dict | None:
         """The stored account, or None when there is none (no lock: for ``paper show`` and start-up)."""
         try:
             text = self.path.read_text(encoding="utf-8")
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError):  # no account yet (or no state directory at all)
             return None
         except OSError as exc:
             raise StoreError(f"the paper account {self.path} cannot be read ({exc.strerror}); fix its permissions "
@@ -112,10 +115,21 @@ class PaperStore:
         return (st.st_mtime_ns, st.st_size, st.st_ino)
 
     def begin(self) -> dict | None:
-        """Take the file lock; the stored account when another process changed it since we last saw it, else None."""
-        self.dir.mkdir(parents=True, exist_ok=True)
-        if fcntl is not None:
-            fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        """Take the file lock; the stored account when another process changed it since we last saw it, else None.
+
+        A state directory that cannot be used leaves the account in memory for this process (logged once): the
+        server reports the directory's problem, its guard denies every change, and reads still work."""
+        if self.unusable is not None:
+            return None
+        try:
+            self.dir.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o600) if fcntl is not None else None
+        except OSError as exc:
+            self.unusable = f"{exc.strerror or type(exc).__name__}: {exc.filename or self.dir}"
+            log.warning("paper account: the state directory %s cannot be used (%s); the account is not stored",
+                        self.dir, self.unusable)
+            return None
+        if fd is not None:
             deadline = time.monotonic() + LOCK_TIMEOUT
             while True:
                 try:
@@ -143,7 +157,7 @@ class PaperStore:
     def commit(self, data: dict | None) -> None:
         """Write ``data`` (None: nothing changed) and release the lock."""
         try:
-            if data is not None:
+            if data is not None and self.unusable is None:
                 text = json.dumps(data, separators=(",", ":"), sort_keys=True)
                 if text != self._text:
                     self.write_text(text)

@@ -61,9 +61,10 @@ def live_env(state_dir: Path, upstream_url: str, **extra: str) -> dict[str, str]
 
 
 @asynccontextmanager
-async def paper_server(env: dict[str, str]):
+async def paper_server(env: dict[str, str], connected: bool = True):
     """A ``binance-mcp serve`` in paper mode over stdio, and its paper exchange seen from outside."""
     async with stdio_client(env) as client:
         status = await client.call_tool("binance_account_status", {})
-        assert status.structured_content["connected"] is True, status.structured_content
-        yield Paper(client, status.structured_content["host"]), status.structured_content
+        assert status.structured_content["connected"] is connected, status.structured_content
+        host = status.structured_content["host"] if connected else "127.0.0.1:0"  # no paper exchange to look at
+        yield Paper(client, host), status.structured_content
