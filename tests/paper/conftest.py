@@ -62,8 +62,9 @@ def live_env(state_dir: Path, upstream_url: str, **extra: str) -> dict[str, str]
 
 @asynccontextmanager
 async def paper_server(env: dict[str, str], connected: bool = True):
-    """A ``binance-mcp serve`` in paper mode over stdio, and its paper exchange seen from outside."""
-    async with stdio_client(env) as client:
+    """A ``binance-mcp serve`` in paper mode over stdio, and its paper exchange seen from outside; the server process
+    has exited when the block ends (as an MCP Inspector CLI call's does)."""
+    async with stdio_client(env, keep_alive=False) as client:  # the process ends with the block
         status = await client.call_tool("binance_account_status", {})
         assert status.structured_content["connected"] is connected, status.structured_content
         host = status.structured_content["host"] if connected else "127.0.0.1:0"  # no paper exchange to look at

@@ -4,6 +4,7 @@ running at the same time; ``binance-mcp paper reset`` and ``paper show``; the fe
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import sys
 
@@ -39,7 +40,11 @@ async def test_an_order_placed_by_one_server_process_is_cancelled_by_the_next(tm
                                                             "quantity": "0.01"})
         await first.call("binance_futures_change_leverage", {"symbol": BTC, "leverage": 7})
         first_port = first.host
-    # The first process has exited (as an MCP Inspector CLI call does); a new one opens the same account.
+    # The first process has exited (as an MCP Inspector CLI call does): its paper exchange is gone.
+    host, port = first_port.split(":")
+    with pytest.raises(OSError):
+        socket.create_connection((host, int(port)), timeout=2).close()
+    # A new process opens the same account.
     async with paper_server(env) as (second, _):
         assert second.host != first_port  # another process, another paper exchange
         opened = await second.call("binance_spot_open_orders", {"symbol": BTC})
