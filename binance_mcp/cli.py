@@ -1,4 +1,4 @@
-"""Command line: ``binance-mcp [serve|demo|simulator|policy|approvals|audit|protections|keys]``.
+"""Command line: ``binance-mcp [serve|demo|simulator|paper|policy|approvals|audit|protections|keys]``.
 
 stdout belongs to the MCP channel when serving; every human-facing message here goes to stderr
 unless the command's whole job is to print a report.
@@ -99,6 +99,9 @@ def build_parser(serve_flags: bool = True) -> argparse.ArgumentParser:
     from binance_mcp.policy import cli as policy_cli
 
     policy_cli.add_parser(sub)
+    from binance_mcp.simulator import paper_cli
+
+    paper_cli.add_parser(sub)
     approvals_cli.add_parser(sub)
     audit_cli.add_parser(sub)
     protections_cli.add_parser(sub)
@@ -212,6 +215,10 @@ def _run(args: argparse.Namespace) -> int:
         return run_simulator(args)
     if command == "policy":
         from binance_mcp.policy.cli import run
+
+        return run(args)
+    if command == "paper":
+        from binance_mcp.simulator.paper_cli import run
 
         return run(args)
     if command == "approvals":

@@ -236,12 +236,11 @@ def policy_file(settings: Settings):
 
 def account_id(settings: Settings) -> str:
     """Which exchange account in-flight orders belong to: limits on open orders and positions count the orders
-    of every server on the same account (and state store). Each paper exchange is its own account."""
+    of every server on the same account (and state store). A state directory holds one paper account."""
     import hashlib
-    import uuid
 
-    if settings.mode == "paper":
-        return f"paper-{uuid.uuid4().hex[:12]}"
+    if settings.mode == "paper":  # the paper account of the state directory (simulator/store.py)
+        return "paper-" + hashlib.sha256(str(settings.state_dir.absolute()).encode()).hexdigest()[:12]
     key = settings.api_key.get_secret_value() if settings.api_key is not None else ""
     return hashlib.sha256(f"{settings.mode}|{settings.spot_url}|{key}".encode()).hexdigest()[:16]
 

@@ -40,6 +40,9 @@ LIVE_FUTURES_URL = "https://fapi.binance.com/fapi"
 TESTNET_SPOT_URL = "https://testnet.binance.vision/api"
 TESTNET_FUTURES_URL = "https://testnet.binancefuture.com/fapi"
 PAPER_URL = "embedded simulator on 127.0.0.1 (started on first use)"
+# The live paper feed's default upstream: Binance's public market data, spot and USD-M on their own hosts.
+PAPER_UPSTREAM_SPOT_URL = "https://api.binance.com/api"
+PAPER_UPSTREAM_FUTURES_URL = "https://fapi.binance.com/fapi"
 
 SECONDS = "{env}={value!r} is not a number of seconds."
 
@@ -106,6 +109,17 @@ class Settings(BaseSettings):
     paper_tick_seconds: float = setting(
         1.0, env="BINANCE_MCP_PAPER_TICK_SECONDS", ge=0, bounds="0 (frozen prices) or more", invalid=SECONDS,
         description="seconds between price steps of the paper exchange; 0 freezes prices")
+    paper_feed: Literal["live", "synthetic"] = setting(
+        "synthetic", env="BINANCE_MCP_PAPER_FEED",
+        description="prices of a new paper account: live (Binance's public market data, no key) or synthetic (a "
+                    "random walk, nothing leaves the machine); an account keeps the feed it was created with",
+        invalid="{env}={value!r} is not valid: use {choices}.")
+    paper_upstream: str | None = setting(
+        env="BINANCE_MCP_PAPER_UPSTREAM", shown="api.binance.com and fapi.binance.com",
+        description="where the live paper feed reads public market data: a base URL with spot at <url>/api and "
+                    "futures at <url>/fapi (e.g. a `binance-mcp simulator`); unset, Binance's public spot and "
+                    "futures hosts",
+        invalid="{env}={value!r} is not an http(s) URL such as http://127.0.0.1:8765.")
     approval_ttl: float = setting(600.0, env="BINANCE_MCP_APPROVAL_TTL", ge=1, le=86400, invalid=SECONDS,
                                   description="seconds an out-of-band approval request stays valid")
     approval_timeout: float = setting(120.0, env="BINANCE_MCP_APPROVAL_TIMEOUT", ge=1, le=3600, invalid=SECONDS,
@@ -119,7 +133,7 @@ class Settings(BaseSettings):
     _secret_source: str | None = PrivateAttr(default=None)
 
     @field_validator("api_key", "api_secret", "api_secret_file", "private_key_file", "private_key_passphrase",
-                     "policy", "state_dir", "paper_balances", "timeout",
+                     "policy", "state_dir", "paper_balances", "paper_feed", "timeout",
                      "paper_tick_seconds", "approval_ttl", "approval_timeout", "log_level", mode="before")
     @classmethod
     def _empty_means_default(cls, value: Any) -> Any:
@@ -127,7 +141,7 @@ class Settings(BaseSettings):
             raise PydanticUseDefault
         return value
 
-    @field_validator("mode", mode="before")
+    @field_validator("mode", "paper_feed", mode="before")
     @classmethod
     def _lower(cls, value: Any) -> Any:
         return value.lower() if isinstance(value, str) else value
@@ -142,7 +156,7 @@ class Settings(BaseSettings):
     def _true(cls, value: Any) -> bool:
         return value if isinstance(value, bool) else str(value).lower() in ("1", "true", "yes")
 
-    @field_validator("base_url")
+    @field_validator("base_url", "paper_upstream")
     @classmethod
     def _http_url(cls, value: str | None) -> str | None:
         if value is not None:
@@ -197,6 +211,15 @@ class Settings(BaseSettings):
         if self.base_url:
             return self.base_url.rstrip("/") + "/fapi"
         return TESTNET_FUTURES_URL if self.mode == "testnet" else LIVE_FUTURES_URL
+
+    @property
+    def paper_upstream_urls(self) -> tuple[str, str]:
+        """The live paper feed's spot and futures URLs: ``<url>/api`` and ``<url>/fapi`` of BINANCE_MCP_PAPER_UPSTREAM,
+        else Binance's public hosts (spot and futures are two hosts there)."""
+        if self.paper_upstream:
+            base = self.paper_upstream.rstrip("/")
+            return base + "/api", base + "/fapi"
+        return PAPER_UPSTREAM_SPOT_URL, PAPER_UPSTREAM_FUTURES_URL
 
     @property
     def exchange_host(self) -> str:

@@ -62,13 +62,15 @@ def paper_env(state_dir: Path | str, policy: Path | str, **extra: str) -> dict[s
 
 
 def stdio_client(env: dict[str, str], stderr: Path | None = None, args: tuple[str, ...] = (),
-                 **options: Any) -> Client:
+                 keep_alive: bool | None = None, **options: Any) -> Client:
     """fastmcp's client for ``binance-mcp serve`` as a subprocess over stdio (legacy protocol era, as Claude
-    Desktop and most clients speak today); ``stderr``: a file that gets the server's stderr."""
+    Desktop and most clients speak today); ``stderr``: a file that gets the server's stderr; ``keep_alive=False``:
+    the server process ends when the client's context does (fastmcp keeps it running by default)."""
     from fastmcp import Client
     from fastmcp.client.transports import StdioTransport
 
-    transport = StdioTransport(command=sys.executable, args=[*SERVE, *args], env=env, log_file=stderr)
+    transport = StdioTransport(command=sys.executable, args=[*SERVE, *args], env=env, log_file=stderr,
+                               keep_alive=keep_alive)
     return Client(transport, mode="legacy", **options)
 
 

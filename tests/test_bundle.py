@@ -112,14 +112,18 @@ def test_it_asks_for_mode_policy_key_and_secret_or_key_file_and_uses_each_answer
     wired = {PLACEHOLDER.fullmatch(value).group(1): name for name, value in env.items()}
     assert wired == {"mode": "BINANCE_MCP_MODE", "policy": "BINANCE_MCP_POLICY", "api_key": "BINANCE_API_KEY",
                      "api_secret": "BINANCE_API_SECRET", "private_key_file": "BINANCE_API_PRIVATE_KEY_FILE",
-                     "private_key_passphrase": "BINANCE_API_PRIVATE_KEY_PASSPHRASE"}
+                     "private_key_passphrase": "BINANCE_API_PRIVATE_KEY_PASSPHRASE",
+                     "paper_feed": "BINANCE_MCP_PAPER_FEED"}
     assert set(config) == set(wired)  # nothing asked that is not used
     for key in ("api_key", "api_secret", "private_key_passphrase"):
         assert config[key]["type"] == "string" and config[key]["sensitive"] is True  # the OS keychain
         assert "default" not in config[key]
     assert config["private_key_file"]["type"] == "file" and "default" not in config["private_key_file"]
-    for key in ("mode", "policy"):
+    for key in ("mode", "policy", "paper_feed"):
         assert config[key].get("sensitive", False) is False
+    # The bundle offers paper trading on real prices: the live feed is its default, and a valid value.
+    feeds = set(Settings.model_fields["paper_feed"].annotation.__args__)
+    assert config["paper_feed"]["default"] == "live" and all(f in config["paper_feed"]["description"] for f in feeds)
     modes = set(Settings.model_fields["mode"].annotation.__args__)
     assert config["mode"]["default"] in modes and all(mode in config["mode"]["description"] for mode in modes)
     assert config["policy"]["default"] in BUILTIN_POLICIES

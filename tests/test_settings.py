@@ -120,6 +120,9 @@ ERRORS = [  # (environment, flags, exact message)
     ({"BINANCE_MCP_PAPER_TICK_SECONDS": "-1", "BINANCE_MCP_APPROVAL_TTL": "0"}, {}, TICK_RANGE),
     ({"BINANCE_MCP_APPROVAL_TIMEOUT": "0", "BINANCE_MCP_APPROVAL_TTL": "0"}, {}, TTL_RANGE),
     ({"BINANCE_MCP_APPROVAL_TIMEOUT": "0", "BINANCE_MCP_LOG_LEVEL": "x"}, {}, WAIT_RANGE),
+    ({"BINANCE_MCP_PAPER_FEED": "real"}, {}, "BINANCE_MCP_PAPER_FEED='real' is not valid: use live or synthetic."),
+    ({}, {"paper_upstream": "api.binance.com"},
+     "BINANCE_MCP_PAPER_UPSTREAM='api.binance.com' is not an http(s) URL such as http://127.0.0.1:8765."),
 ]
 
 
@@ -181,6 +184,12 @@ GOOD = [  # (environment, flags, expected attributes)
      {"state_dir": Path("/flag"), "paper_tick_seconds": 0.0}),
     ({"BINANCE_MCP_PAPER_BALANCES": "BTC=1"}, {"paper_balances": "ETH=2"}, {"paper_balances": {"ETH": Decimal("2")}}),
     ({}, {"unknown_flag": "x"}, {"mode": "paper"}),
+    # the live paper feed: Binance's two public hosts by default, one base URL for both markets when set
+    ({}, {}, {"paper_feed": "synthetic", "paper_upstream": None,
+              "paper_upstream_urls": ("https://api.binance.com/api", "https://fapi.binance.com/fapi")}),
+    ({"BINANCE_MCP_PAPER_FEED": " Live ", "BINANCE_MCP_PAPER_UPSTREAM": URL + "/"}, {},
+     {"paper_feed": "live", "paper_upstream_urls": (URL + "/api", URL + "/fapi")}),
+    ({"BINANCE_MCP_PAPER_FEED": "live"}, {"paper_feed": ""}, {"paper_feed": "synthetic"}),
 ]
 
 
@@ -191,6 +200,13 @@ def test_environment_and_flags_give_these_settings(env, flags, expected):
         got = getattr(s, name)
         got = got() if callable(got) else got
         assert got == value, name
+
+
+def test_a_feed_given_is_told_apart_from_the_default():
+    """The stored paper account keeps its feed unless the setting is given and disagrees (simulator/paper.py)."""
+    assert "paper_feed" not in load_settings({}).model_fields_set
+    assert "paper_feed" in load_settings({"BINANCE_MCP_PAPER_FEED": "synthetic"}).model_fields_set
+    assert "paper_upstream" in load_settings({}, paper_upstream=URL).model_fields_set
 
 
 def test_defaults():
@@ -223,7 +239,8 @@ def test_every_variable_is_declared_once_with_a_meaning_and_a_default():
         "BINANCE_API_KEY", "BINANCE_API_SECRET", "BINANCE_API_SECRET_FILE", "BINANCE_API_PRIVATE_KEY_FILE",
         "BINANCE_API_PRIVATE_KEY_PASSPHRASE", "BINANCE_MCP_MODE", "BINANCE_TESTNET", "BINANCE_MCP_BASE_URL",
         "BINANCE_MCP_POLICY", "BINANCE_MCP_STATE_DIR", "BINANCE_MCP_PAPER_BALANCES", "BINANCE_MCP_TIMEOUT",
-        "BINANCE_MCP_PAPER_TICK_SECONDS", "BINANCE_MCP_APPROVAL_TTL", "BINANCE_MCP_APPROVAL_TIMEOUT",
+        "BINANCE_MCP_PAPER_TICK_SECONDS", "BINANCE_MCP_PAPER_FEED", "BINANCE_MCP_PAPER_UPSTREAM",
+        "BINANCE_MCP_APPROVAL_TTL", "BINANCE_MCP_APPROVAL_TIMEOUT",
         "BINANCE_MCP_LOG_LEVEL"]
     for meaning, default in ENVIRONMENT.values():
         assert meaning and default

@@ -20,6 +20,7 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from binance_mcp.errors import BinanceMcpError, ExchangeUnavailable
@@ -53,6 +54,12 @@ class ExchangeBackoff(BinanceMcpError):
     remedy = "retry_later"
 
 
+class PaperAccountError(BinanceMcpError):
+    """The stored paper account cannot be opened as the settings ask (another feed, an unreadable file)."""
+
+    code = "PAPER_ACCOUNT"
+
+
 @dataclass
 class Connectivity:
     """The last time sync: what ``binance_account_status`` reports."""
@@ -78,6 +85,7 @@ class Exchange:
         self._lock: asyncio.Lock | None = None
         self._cache: dict[tuple, _Cached] = {}
         self._paper = None  # RunningSimulator in paper mode
+        self.feed: str | None = None  # paper mode: the account's feed ("synthetic", "live <hosts>"), once started
         self.spot_url = self.settings.spot_url
         self.futures_url = self.settings.futures_url
         self.blocked_until = 0.0  # monotonic time before which Binance asked us not to call
@@ -98,7 +106,7 @@ class Exchange:
             if self._client is None:
                 from binance import AsyncClient
 
-                key, secret = self._credentials()
+                key, secret = await asyncio.to_thread(self._credentials)  # paper: start-up reads the account
                 client = AsyncClient(key, secret, requests_params={"timeout": self.settings.timeout})
                 if self.settings.mode != "paper" and self.settings.private_key is not None:
                     from binance_mcp.exchange.signing import use_private_key
@@ -124,16 +132,29 @@ class Exchange:
 
     def _start_paper(self) -> None:
         from binance_mcp.simulator.config import SimConfig
+        from binance_mcp.simulator.paper import FeedMismatch, PaperExchange, account_meta, feed_label
         from binance_mcp.simulator.runner import start_in_thread
+        from binance_mcp.simulator.store import StoreError
 
-        balances = self.settings.paper_balances
+        s = self.settings
+        given = s.model_fields_set
+        try:
+            meta, stored = account_meta(s.state_dir, s.paper_feed, s.paper_upstream_urls, s.paper_balances,
+                                        "paper_feed" in given, "paper_upstream" in given)
+        except (FeedMismatch, StoreError) as exc:
+            raise PaperAccountError(str(exc)) from None
+        if stored is not None and "paper_balances" in given:
+            log.warning("paper mode: BINANCE_MCP_PAPER_BALANCES applies to a new paper account; the one in %s goes "
+                        "on (`binance-mcp paper reset --balances ...` starts afresh)", s.state_dir)
+        balances = {k: Decimal(v) for k, v in meta["balances"].items()}
         cfg = SimConfig(spot_balances=dict(balances),
-                        futures_balances={"USDT": balances.get("USDT", 0)} if "USDT" in balances else {},
-                        controls=True, tick_seconds=self.settings.paper_tick_seconds)
-        self._paper = start_in_thread(cfg)
+                        futures_balances={"USDT": balances["USDT"]} if "USDT" in balances else {},
+                        controls=True, tick_seconds=s.paper_tick_seconds)
+        self._paper = start_in_thread(sim=PaperExchange(cfg, s.state_dir, meta))
+        self.feed = feed_label(meta)
         self.spot_url = self._paper.base_url + "/api"
         self.futures_url = self._paper.base_url + "/fapi"
-        log.info("paper mode: simulator on %s", self._paper.base_url)
+        log.info("paper mode: simulator on %s, %s feed", self._paper.base_url, self.feed)
 
     async def close(self) -> None:
         if self._client is not None:
@@ -156,6 +177,9 @@ class Exchange:
     @property
     def host(self) -> str:
         from urllib.parse import urlparse
+
+        if self.settings.mode == "paper" and self._paper is None:
+            return "127.0.0.1 (paper exchange not started)"
 
         return urlparse(self.spot_url).netloc
 

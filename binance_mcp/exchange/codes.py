@@ -101,6 +101,9 @@ _ROWS = (
     Code(-1121, FIX_INPUT, "Unknown symbol on this market; list valid symbols with binance_exchange_info."),
     Code(-1127, FIX_INPUT, "The time window is too long; narrow startTime/endTime."),
     Code(-1128, FIX_INPUT, "These optional parameters cannot be combined; drop one."),
+    Code(-1999, HUMAN, "Paper mode only (not a Binance code): the live paper feed cannot read the market; "
+                       "nothing was done. Tell the user: restore the network, or run `binance-mcp paper reset "
+                       "--feed synthetic` for a synthetic paper account."),
     Code(-2010, FIX_INPUT, "The matching engine rejected the order; see the message for why."),
     Code(-2011, FIX_INPUT, "The order is unknown or no longer open (filled, cancelled or expired); list "
                            "open orders to see what can be cancelled."),

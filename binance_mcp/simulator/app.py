@@ -410,8 +410,7 @@ async def handle(request: web.Request) -> web.StreamResponse:
                                       f"parameter(s) but was sent '{len(values)}'.")
         if route.order:
             sim.limiter.count_order(route.market)
-        sim.tick()
-        result = route.handler(sim, p, now)
+        result = await sim.run(route, p, now)
         headers = sim.limiter.headers(route.market)
         if route.order:
             headers.update(sim.limiter.order_headers(route.market))

@@ -52,10 +52,14 @@ class RunningSimulator:
         with urllib.request.urlopen(req, timeout=10) as resp:  # noqa: S310 - loopback only
             return json.loads(resp.read())
 
+    async def _cleanup(self) -> None:
+        await self.runner.cleanup()
+        await self.sim.aclose()
+
     def stop(self) -> None:
         if not self.thread.is_alive():
             return
-        fut = asyncio.run_coroutine_threadsafe(self.runner.cleanup(), self.loop)
+        fut = asyncio.run_coroutine_threadsafe(self._cleanup(), self.loop)
         try:
             fut.result(timeout=10)
         finally:
@@ -72,9 +76,10 @@ async def serve(sim: Simulator, port: int = 0) -> tuple[web.AppRunner, int]:
     return runner, sockets[0].getsockname()[1]
 
 
-def start_in_thread(cfg: SimConfig | None = None, port: int = 0) -> RunningSimulator:
-    """Start a simulator on an ephemeral loopback port in a daemon thread and wait until it listens."""
-    sim = Simulator(cfg or SimConfig())
+def start_in_thread(cfg: SimConfig | None = None, port: int = 0, sim: Simulator | None = None) -> RunningSimulator:
+    """Start a simulator (``sim``, else one of ``cfg``) on an ephemeral loopback port in a daemon thread and wait
+    until it listens."""
+    sim = sim if sim is not None else Simulator(cfg or SimConfig())
     loop = asyncio.new_event_loop()
     ready: dict = {}
     started = threading.Event()

@@ -81,6 +81,15 @@ class Simulator:
             return []
         return self.countdowns.expire(self.futures, self.now_ms())
 
+    async def run(self, route, p, now: int) -> object:
+        """The pipeline's last step: catch the feed up, then the route's handler (paper.py adds the stored account
+        and the live feed)."""
+        self.tick()
+        return route.handler(self, p, now)
+
+    async def aclose(self) -> None:
+        """Release what the simulator holds beyond its HTTP server (paper.py: the upstream session, the poller)."""
+
     def on_prices(self) -> None:
         now = self.now_ms()
         self.spot.on_prices(now)

@@ -172,6 +172,7 @@ class StatusResult(Result):
     serverTime: int | None
     clockDriftMs: int | None = Field(description="server - local")
     error: str | None
+    feed: str | None
 
 
 async def account_status(args: NoArgs, deps: Deps) -> StatusResult:
@@ -186,7 +187,7 @@ async def account_status(args: NoArgs, deps: Deps) -> StatusResult:
     except Exception as exc:  # noqa: BLE001 - diagnostics report the failure instead of raising
         error = str(getattr(exc, "message", exc))
     return StatusResult(connected=connected, exchange=deps.settings.mode, host=ex.host, serverTime=server_time,
-                        clockDriftMs=drift, error=error)
+                        clockDriftMs=drift, error=error, feed=getattr(ex, "feed", None))
 
 
 TOOLS = [

@@ -25,9 +25,11 @@ from tests.fakeclock import FakeClock
 
 ROOT = Path(__file__).resolve().parents[2]
 
-# Every code the server knows: the 53 it translated before the table, plus -1006 and -1007, and -4049, -4051
-# and -5027 (position margin and order modify, which the simulator answers as Binance does).
+# Every code the server knows: the 53 it translated before the table, plus -1006 and -1007, -4049, -4051
+# and -5027 (position margin and order modify, which the simulator answers as Binance does), and the paper
+# exchange's own -1999 (its live feed cannot read the market: simulator/upstream.py).
 ALL = {
+    -1999,
     -1000, -1001, -1003, -1006, -1007, -1008, -1013, -1015, -1021, -1022,
     -1100, -1102, -1104, -1106, -1111, -1114, -1115, -1116, -1117, -1121, -1127, -1128,
     -2010, -2011, -2013, -2014, -2015, -2019, -2021, -2022, -2025, -2027,
@@ -37,7 +39,7 @@ ALL = {
 RETRY_READ = {-1000, -1001, -1008}  # a read that got one is sent again (bounded, with backoff)
 FATE_UNKNOWN = {-1000, -1001, -1006, -1007}  # Binance may have carried the request out (-1008: refused, not lost)
 ANSWER_LOST = {-1000, -1001, -1006, -1007, -1008}  # an order that got one is looked up by its client id
-HUMAN_CODES = {-1022, -2014, -2015}  # key and secret problems
+HUMAN_CODES = {-1022, -2014, -2015, -1999}  # key and secret problems; the paper feed's network
 RETRY_LATER_CODES = {-1000, -1001, -1003, -1006, -1007, -1008, -1015, -1021}
 
 
