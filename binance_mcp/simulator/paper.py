@@ -25,6 +25,7 @@ from pathlib import Path
 
 from binance_mcp.simulator import funding
 from binance_mcp.simulator.config import SimConfig
+from binance_mcp.simulator.countdown import Countdowns
 from binance_mcp.simulator.errors import BinanceError
 from binance_mcp.simulator.futures import FuturesExchange
 from binance_mcp.simulator.futures_models import AlgoOrder, FuturesOrder, Position
@@ -107,6 +108,7 @@ class PaperExchange(Simulator):
             self.live = LiveData(self.upstream, spot_feed, futures_feed, self.market)
             self.spot = SpotExchange(self.feed, dict(cfg.spot_balances))  # type: ignore[arg-type]
             self.futures = FuturesExchange(self.market, dict(cfg.futures_balances))
+            self.countdowns = Countdowns()  # countdownCancelAll (the dead man's switch), as Simulator.reset
             self.limiter.restore_defaults()
             self.clock.skew_ms = 0
             self.faults.clear()
