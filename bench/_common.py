@@ -177,3 +177,17 @@ class SimBench:
                                   "BINANCE_API_SECRET": self.sim.api_secret, "BINANCE_MCP_POLICY": str(pol),
                                   "BINANCE_MCP_STATE_DIR": str(self.tmp / f"state-{self.n}")})
         return Client(build_server(settings))
+
+
+def end_process(proc) -> None:
+    """Close a server's stdin (it exits), wait up to 10 s (then kill it), and close its pipes."""
+    import subprocess
+
+    proc.stdin.close()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+    proc.stdout.close()
+    proc.stderr.close()

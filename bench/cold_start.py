@@ -34,7 +34,19 @@ import time
 from pathlib import Path
 
 import _common  # noqa: F401 - puts the repository on sys.path
-from _common import REPO, bench_env, machine, median, old_tree, pct, table, temp_dir, tree_state, verdict
+from _common import (
+    REPO,
+    bench_env,
+    end_process,
+    machine,
+    median,
+    old_tree,
+    pct,
+    table,
+    temp_dir,
+    tree_state,
+    verdict,
+)
 
 TARGET = 1.15
 INIT = {"jsonrpc": "2.0", "id": 1, "method": "initialize",
@@ -75,14 +87,7 @@ def one_run(cmd: list[str], env: dict[str, str], cwd: Path) -> tuple[float, int]
         tools = read_answer(proc, 2)["tools"]
         dt = time.perf_counter() - t0
     finally:
-        proc.stdin.close()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        proc.stdout.close()
-        proc.stderr.close()
+        end_process(proc)
     return dt, len(tools)
 
 

@@ -26,7 +26,7 @@ import subprocess
 import sys
 
 import _common  # noqa: F401 - puts the repository on sys.path
-from _common import REPO, bench_env, machine, table, temp_dir, verdict
+from _common import REPO, bench_env, end_process, machine, table, temp_dir, verdict
 
 LIST_TARGET = 30_000
 KLINES_TARGET = 12_000
@@ -77,14 +77,7 @@ def measure() -> dict:
         send(KLINES)
         klines, klines_wire = read_line(proc, 3)
     finally:
-        proc.stdin.close()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        proc.stdout.close()
-        proc.stderr.close()
+        end_process(proc)
     if klines.get("isError"):
         raise RuntimeError(klines)
     structured = klines["structuredContent"]

@@ -174,11 +174,11 @@ class StaticFacts:
         return []
 
     async def quote_asset(self, market: str, symbol: str) -> str:
-        from binance_mcp.policy.facts import QUOTES
+        from binance_mcp.policy.facts import quote_suffix
 
-        for q in sorted(QUOTES, key=len, reverse=True):
-            if symbol.endswith(q) and len(symbol) > len(q):
-                return q
+        quote = quote_suffix(symbol)
+        if quote is not None:
+            return quote
         raise FactError(f"cannot tell the quote asset of {symbol}")
 
     async def open_orders(self, market: str) -> int:

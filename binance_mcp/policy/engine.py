@@ -1,7 +1,8 @@
 """The decision engine: pure and synchronous. Facts are gathered before it runs; it reads no clock and no I/O.
 
-Order of evaluation (first failure wins): kill switch -> the tool's action (tool rule, else class rule,
-else default) -> each limit -> rate limits (tool, then account) -> approval.
+Order of evaluation (first failure wins): kill switch, tripped protections -> the tool's action (tool rule, else
+class rule, else default) -> each limit -> rate limits (tool, then account) -> approval. Its inputs and output (Call,
+Facts, Counters, Decision) are in decision.py.
 """
 
 from __future__ import annotations
@@ -9,14 +10,16 @@ from __future__ import annotations
 import fnmatch
 import functools
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from decimal import ROUND_DOWN, Decimal, localcontext
 from typing import Any
 
 from binance_mcp.catalog import BY_NAME, NOTIONAL_TOOLS, ORDER_TOOLS
+from binance_mcp.policy.decision import ALLOW, APPROVE, DENY, Call, Counters, Decision, Facts
 from binance_mcp.policy.model import Policy, RateLimit, Rule
 
-ALLOW, DENY, APPROVE = "allow", "deny", "require_approval"
+__all__ = ["ALLOW", "APPROVE", "DENY", "Call", "Counters", "Decision", "Facts", "decide", "needs"]
+
 CODES = (
     "ALLOWED", "KILL_SWITCH", "TOOL_DENIED", "SYMBOL_NOT_ALLOWED", "SIDE_NOT_ALLOWED", "ORDER_TYPE_NOT_ALLOWED",
     "NOTIONAL_OVER_LIMIT", "DAILY_NOTIONAL_OVER_LIMIT", "PRICE_DEVIATION", "OPEN_ORDERS_OVER_LIMIT",
@@ -25,86 +28,6 @@ CODES = (
     "APPROVAL_DENIED", "APPROVAL_EXPIRED", "POLICY_ERROR",
 )
 POLICY_STATUS_TOOL = "binance_policy_status"
-
-
-@dataclass(frozen=True)
-class Call:
-    """A tool call as the guard saw it: the tool and its validated, normalised arguments."""
-
-    tool: str
-    args: dict[str, Any]
-
-    @property
-    def risk(self) -> str:
-        return BY_NAME[self.tool].risk if self.tool in BY_NAME else "read"
-
-    def get(self, name: str) -> Any:
-        return self.args.get(name)
-
-
-@dataclass
-class Facts:
-    """What the guard fetched for this decision (only what the policy needs)."""
-
-    notional_usd: Decimal | None = None
-    quantity: Decimal | None = None
-    reference_price: Decimal | None = None
-    price_deviation_pct: Decimal | None = None
-    open_orders: int | None = None
-    leverage: int | None = None
-    position_after_usd: Decimal | None = None
-    reduces_position: bool | None = None
-    # What the exchange said, before orders in flight are added (see facts.with_pending):
-    exchange_open_orders: int | None = None
-    position: Decimal | None = None  # signed amount of the position leg the order acts on
-    mark_price: Decimal | None = None
-    usd_rate: Decimal | None = None  # USD per unit of the symbol's quote asset
-    in_flight: int | None = None  # orders in flight (or answered after these facts were read) that were counted
-    open_adding: int | None = None  # open orders on the exchange counted in the worst-case position
-    adds_exposure: bool | None = None  # see POLICY.md "What adds exposure"; None: not known (treated as yes)
-    open_legs: tuple = ()  # open orders on the symbol (facts.OpenLeg), for the worst case; not audited
-    # Protections (protections.py): the account's equity now and today's first and highest samples (USD),
-    equity_usd: Decimal | None = None
-    equity_start_usd: Decimal | None = None
-    equity_peak_usd: Decimal | None = None
-    losing_closes: int | None = None  # losing closes within loss_streak.window
-    loss_cooldown_s: float | None = None  # seconds of loss_streak cooldown left (0: none)
-    close_cooldown_s: float | None = None  # seconds before the symbol, just closed, may be reopened (0: none)
-    gross_exposure_usd: Decimal | None = None  # on the exchange when read (orders in flight not yet added)
-    gross_after_usd: Decimal | None = None  # with orders in flight and this order (facts.with_pending)
-
-    def as_dict(self) -> dict[str, str | int | bool]:
-        return {k: (str(v) if isinstance(v, Decimal) else v) for k, v in self.__dict__.items()
-                if v is not None and k != "open_legs"}
-
-
-@dataclass
-class Counters:
-    """State the decision reads: daily sums used today (UTC) and seconds until a rate limit frees a slot."""
-
-    daily_used: dict[str, Decimal] = field(default_factory=dict)  # "tool:<name>" / "account"
-    rate_wait: dict[str, float] = field(default_factory=dict)  # "tool:<name>" / "account" -> seconds (0 = free)
-    kill_switch: bool = False
-    approved: str | None = None  # how a human approved this very call (every limit is still decided again)
-    tripped: dict[str, dict] = field(default_factory=dict)  # protections tripped today (state store), by name
-
-
-@dataclass(frozen=True)
-class Decision:
-    effect: str
-    code: str
-    rule: str
-    reason: str
-    facts: dict = field(default_factory=dict)
-    steps: tuple[str, ...] = ()
-
-    @property
-    def allowed(self) -> bool:
-        return self.effect == ALLOW
-
-    def as_dict(self) -> dict:
-        return {"effect": self.effect, "code": self.code, "rule": self.rule, "reason": self.reason,
-                "facts": self.facts}
 
 
 def reducing(call: Call) -> bool:
@@ -466,6 +389,13 @@ def _account_leverage(ev: _Eval, policy: Policy) -> Decision | None:
     return None
 
 
+def drawdown_pct(peak: Decimal, now: Decimal) -> Decimal:
+    """How far equity is below the day's highest sample, in percent of it (0 when above it or no peak)."""
+    if peak <= 0:
+        return Decimal(0)
+    return max((peak - now) / peak * 100, Decimal(0))
+
+
 RESUME = ("Cancels, reduce-only orders and closes still work; a human can run `binance-mcp protections reset` "
           "(for example after a deposit or withdrawal moved the equity).")
 
@@ -496,10 +426,9 @@ def _protections(ev: _Eval, prot) -> Decision | None:
         if trip is None:
             if facts.equity_usd is None or facts.equity_peak_usd is None:
                 return ev.missing(rule, "the account's equity")
-            peak, now = facts.equity_peak_usd, facts.equity_usd
-            dd = max((peak - now) / peak * 100, Decimal(0)) if peak > 0 else Decimal(0)
+            dd = drawdown_pct(facts.equity_peak_usd, facts.equity_usd)
             if dd > prot.max_drawdown_pct:
-                trip = {"peak_usd": peak, "equity_usd": now, "drawdown_pct": dd}
+                trip = {"peak_usd": facts.equity_peak_usd, "equity_usd": facts.equity_usd, "drawdown_pct": dd}
         if trip is not None:
             return ev.deny("DRAWDOWN_LIMIT", rule,
                            f"equity fell {_figure(trip.get('drawdown_pct'))} % from today's highest sample "

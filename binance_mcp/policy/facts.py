@@ -28,6 +28,14 @@ MODE_TTL = 30.0  # the account's position mode (one-way or hedge) changes only b
 SANITY_PCT = Decimal(10)  # a book further than this from the mark or last price is not believed
 
 
+def quote_suffix(symbol: str) -> str | None:
+    """The quote asset a symbol ends with (the longest of QUOTES that leaves a base), or None."""
+    for quote in sorted(QUOTES, key=len, reverse=True):
+        if symbol.endswith(quote) and len(symbol) > len(quote):
+            return quote
+    return None
+
+
 class FactError(Exception):
     """A fact the policy needs could not be determined. ``facts`` holds those gathered before it (or None)."""
 
@@ -112,9 +120,9 @@ class ExchangeFacts:
         return legs
 
     async def quote_asset(self, market: str, symbol: str) -> str:
-        for quote in sorted(QUOTES, key=len, reverse=True):
-            if symbol.endswith(quote) and len(symbol) > len(quote):
-                return quote
+        quote = quote_suffix(symbol)
+        if quote is not None:
+            return quote
         info = await self.exchange.symbol_info(market, symbol)
         return info["quoteAsset"]
 

@@ -38,7 +38,7 @@ from binance_mcp.policy.facts import FactError, PriceSource, gather, pending_ent
 from binance_mcp.policy.loader import LoadedPolicy
 from binance_mcp.policy.policy_file import PolicyFile
 from binance_mcp.policy.protections import AccountFacts, Protector
-from binance_mcp.policy.recorder import Recorder
+from binance_mcp.policy.recorder import Recorder, order_ids, sending
 from binance_mcp.policy.resolver import InflightResolver
 from binance_mcp.policy.state import (
     BUSY_TIMEOUT_S,
@@ -301,7 +301,7 @@ class PolicyGuard:
                 await self.recorder.record(call_id, call, decision, loaded, {"status": "not_run"}, started)
                 raise PolicyDenied(decision)
             if call.risk != "read":  # on disk before anything is sent: a crash mid-request leaves a trace
-                await self.recorder.record(call_id, call, decision, loaded, self._sending(entry), started, shadow)
+                await self.recorder.record(call_id, call, decision, loaded, sending(entry), started, shadow)
             phase = "sending"
             token = CLIENT_ORDER_ID.set(entry.client_order_id if entry is not None else None)
             try:
@@ -338,7 +338,7 @@ class PolicyGuard:
             await self._finish(call_id, call, decision, loaded, {"status": "error", "error": type(exc).__name__},
                                started, shadow, entry, settle=entry is None or entry.market is None, give_back=False)
             raise
-        await self._finish(call_id, call, decision, loaded, {"status": "ok", **_order_ids(result)}, started, shadow,
+        await self._finish(call_id, call, decision, loaded, {"status": "ok", **order_ids(result)}, started, shadow,
                            entry, settle=True, give_back=False)
         return result
 
@@ -357,7 +357,7 @@ class PolicyGuard:
             # or a read-only database passes check_writable's BEGIN IMMEDIATE; only the commit after the human's
             # yes would fail).
             await self.store.run(self.state.check_writable)
-            await self.store.run(self.state.transaction, _write_probe)
+            await self.store.run(self.state.write_probe)
             decision = await self.approver.resolve(decision, call, _context())
             if not decision.allowed:
                 return decision, None, args
@@ -415,13 +415,6 @@ class PolicyGuard:
         return Decision(DENY, "POLICY_ERROR", "guard",
                         f"the policy could not be evaluated ({self.redact(why)[:300]}), so the call was "
                         "denied to be safe. Retry later; if it persists, a human must check the server.")
-
-    @staticmethod
-    def _sending(entry: Pending | None) -> dict:
-        out: dict = {"status": "sending"}
-        if entry is not None and entry.client_order_id:
-            out["client_order_id"] = entry.client_order_id
-        return out
 
     async def _finish(self, call_id: str, call: Call, decision: Decision, loaded: LoadedPolicy, outcome: dict,
                       started: float, shadow: bool, entry: Pending | None, *, settle: bool, give_back: bool) -> None:
@@ -488,12 +481,6 @@ class _Passed:
         self.decision = decision
 
 
-def _write_probe(db: Any) -> None:
-    """The smallest committed write: one counter row bumped (fails on a read-only, full or immutable store)."""
-    db.execute("INSERT INTO counters (name, value) VALUES ('write_probe', 1) ON CONFLICT (name) DO UPDATE "
-               "SET value = value + 1")
-
-
 def _context() -> Any:
     """The MCP request context of the running call, or None outside a request."""
     try:
@@ -502,16 +489,6 @@ def _context() -> Any:
         return get_context()
     except Exception:  # noqa: BLE001 - no context means no elicitation
         return None
-
-
-def _order_ids(result: BaseModel) -> dict:
-    """The ids of the order a call placed or cancelled, under the audit record's keys (results: Binance's names)."""
-    out = {}
-    for field, key in (("orderId", "order_id"), ("algoId", "algo_id"), ("clientOrderId", "client_order_id")):
-        value = getattr(result, field, None)
-        if value is not None:
-            out[key] = value
-    return out
 
 
 __all__ = ["ALLOW", "PolicyDenied", "PolicyGuard"]

@@ -27,8 +27,8 @@ from decimal import Decimal
 from typing import Any
 
 from binance_mcp.catalog import ORDER_TOOLS
-from binance_mcp.policy.engine import Call, Facts
-from binance_mcp.policy.facts import QUOTES, STABLE, FactError, _true
+from binance_mcp.policy.engine import Call, Facts, drawdown_pct
+from binance_mcp.policy.facts import STABLE, FactError, _true, quote_suffix
 from binance_mcp.policy.model import Protections
 from binance_mcp.policy.state import StateError
 
@@ -38,6 +38,7 @@ EQUITY_REUSE_S = 5.0  # an equity sample (and the gross exposure read with it) t
 CLOSES_REUSE_S = 5.0  # a symbol's trade history this young is reused (an answered order on it reads it again)
 SAMPLE_EVERY_S = 60.0  # background equity samples while the server runs
 ZERO = Decimal(0)
+PCT = Decimal("0.0001")  # percentages as shown
 EQUITY_NEEDS = frozenset({"equity", "streak", "cooldown", "gross"})
 
 
@@ -51,13 +52,6 @@ def usd_per_unit(asset: str, prices: dict[str, Decimal]) -> Decimal | None:
         return Decimal(1)
     price = prices.get(f"{asset}USDT")
     return price if price is not None and price.is_finite() and price > 0 else None
-
-
-def quote_of(symbol: str) -> str | None:
-    for quote in sorted(QUOTES, key=len, reverse=True):
-        if symbol.endswith(quote) and len(symbol) > len(quote):
-            return quote
-    return None
 
 
 def price_map(tickers: list[dict]) -> dict[str, Decimal]:
@@ -136,7 +130,7 @@ def gross_exposure(spot_account: dict, prices: dict[str, Decimal], spot_open: li
     total, _ = value_assets(holdings, prices)
     for o in spot_open:
         symbol, side = o["symbol"], o.get("side")
-        quote = quote_of(symbol)
+        quote = quote_suffix(symbol)
         if side != "BUY" and quote in STABLE:
             continue  # sells into a USD stablecoin reduce exposure (the asset is counted as a holding)
         left = _d(o.get("origQty")) - _d(o.get("executedQty"))
@@ -146,7 +140,7 @@ def gross_exposure(spot_account: dict, prices: dict[str, Decimal], spot_open: li
         amt = _d(p.get("positionAmt"))
         if amt:
             mark = _d(p.get("markPrice")) or marks.get(p["symbol"], ZERO)
-            rate = usd_per_unit(quote_of(p["symbol"]) or "", prices)
+            rate = usd_per_unit(quote_suffix(p["symbol"]) or "", prices)
             if mark <= 0 or rate is None:
                 raise FactError(f"the {p['symbol']} position cannot be valued in USD")
             total += abs(amt) * mark * rate
@@ -156,14 +150,14 @@ def gross_exposure(spot_account: dict, prices: dict[str, Decimal], spot_open: li
         left = _d(o.get("origQty")) - _d(o.get("executedQty"))
         if left > 0:
             total += _order_usd(left, [_d(o.get("price")), _d(o.get("stopPrice"))], marks.get(o["symbol"]),
-                                quote_of(o["symbol"]), prices)
+                                quote_suffix(o["symbol"]), prices)
     for a in algo_open:
         if _true(a.get("reduceOnly")) or _true(a.get("closePosition")):
             continue
         qty = _d(a.get("quantity"))
         if qty > 0:
             total += _order_usd(qty, [_d(a.get("price")), _d(a.get("triggerPrice"))], marks.get(a["symbol"]),
-                                quote_of(a["symbol"]), prices)
+                                quote_suffix(a["symbol"]), prices)
     return total
 
 
@@ -254,17 +248,11 @@ def equity_checks(prot: Protections) -> list[tuple[str, str, Callable]]:
 
         def drawdown(first: Decimal, peak: Decimal, now: Decimal) -> dict | None:
             dd = drawdown_pct(peak, now)
-            return {"peak_usd": str(peak), "equity_usd": str(now), "drawdown_pct": str(dd), "limit_pct": str(pct)} \
-                if dd > pct else None
+            return {"peak_usd": str(peak), "equity_usd": str(now), "drawdown_pct": str(dd.quantize(PCT)),
+                    "limit_pct": str(pct)} if dd > pct else None
 
         out.append(("max_drawdown_pct", "DRAWDOWN_LIMIT", drawdown))
     return out
-
-
-def drawdown_pct(peak: Decimal, now: Decimal) -> Decimal:
-    if peak <= 0:
-        return ZERO
-    return max((peak - now) / peak * 100, ZERO).quantize(Decimal("0.0001"))
 
 
 def protection_needs(prot: Protections, call: Call) -> set[str]:
@@ -292,7 +280,7 @@ class AccountFacts:
         self._lock = asyncio.Lock()
         self._equity: Equity | None = None
         self._gross: tuple[Decimal, int | None, float] | None = None  # (usd, release counter before it, when)
-        self._closes: dict[tuple, tuple[int, float, list[Close]]] = {}  # (market, symbol, start) -> (start, when, closes)
+        self._closes: dict[tuple, tuple[float, list[Close]]] = {}  # (market, symbol, start minute) -> (when, closes)
         self._close_locks: dict[tuple, asyncio.Lock] = {}
 
     async def _call(self, method: str, what: str, **params: Any) -> Any:
@@ -330,15 +318,16 @@ class AccountFacts:
 
     async def closes(self, market: str, symbol: str, since_s: float) -> list[Close]:
         """The symbol's closes since ``since_s`` (UTC epoch seconds), from its trade history."""
-        key = int(since_s) // 60  # the same start, to the minute
-        lock = self._close_locks.setdefault((market, symbol), asyncio.Lock())
-        async with lock:  # concurrent decisions on one symbol share one read
-            hit = self._closes.get((market, symbol, key))
-            if hit is not None and self.clock() - hit[1] < CLOSES_REUSE_S:
-                return hit[2]
-            return await self._read_closes(market, symbol, key, since_s)
+        key = (market, symbol, int(since_s) // 60)  # the same start, to the minute
+        async with self._close_locks.setdefault(key[:2], asyncio.Lock()):  # decisions on one symbol share a read
+            hit = self._closes.get(key)
+            if hit is not None and self.clock() - hit[0] < CLOSES_REUSE_S:
+                return hit[1]
+            out = await self._read_closes(market, symbol, since_s)
+            self._closes[key] = (self.clock(), out)
+            return out
 
-    async def _read_closes(self, market: str, symbol: str, key: int, since_s: float) -> list[Close]:
+    async def _read_closes(self, market: str, symbol: str, since_s: float) -> list[Close]:
         start = int(since_s * 1000)
         if market == "futures":
             trades = await self._call("futures_account_trades", "Reading trade history", symbol=symbol,
@@ -348,7 +337,6 @@ class AccountFacts:
             trades = await self._call("get_my_trades", "Reading trade history", symbol=symbol, startTime=start,
                                       limit=1000)
             out = spot_closes(trades)
-        self._closes[(market, symbol, key)] = (key, self.clock(), out)
         return out
 
     def invalidate(self, market: str | None, symbol: str | None, side: str | None = None) -> None:
@@ -421,16 +409,8 @@ class Protector:
         market = "futures" if call.tool.startswith("binance_futures") else "spot"
         since = await g.store.run(g.state.last_reset, g.account) if ({"streak", "cooldown"} & needs) else 0.0
         if "streak" in needs and prot.loss_streak is not None:
-            ls = prot.loss_streak
-            start = min(day_start(now), now - ls.window - ls.cooldown)
-            symbols = set(await g.store.run(g.state.traded_since, g.account, now - ls.window - ls.cooldown))
-            if symbol:
-                symbols.add((market, symbol))
-            closes: list[Close] = []
-            for m, s in sorted(symbols):
-                closes += await self.reader.closes(m, s, start)
-            facts.losing_closes, facts.loss_cooldown_s = streak_left(closes, ls.losses, ls.window, ls.cooldown, now,
-                                                                     since)
+            facts.losing_closes, facts.loss_cooldown_s = await self.streak(prot.loss_streak, now, since,
+                                                                           (market, symbol) if symbol else None)
         if "cooldown" in needs and symbol and prot.cooldown_after_close is not None:
             cd = prot.cooldown_after_close
             closes = await self.reader.closes(market, symbol, min(day_start(now), now - cd))
@@ -438,6 +418,20 @@ class Protector:
             facts.close_cooldown_s = close_left(recent, await self.reader.flat(market, symbol) if recent else False,
                                                 cd, now, since)
         return seq
+
+    async def streak(self, ls: Any, now: float, since: float, also: tuple[str, str] | None = None
+                     ) -> tuple[int, float]:
+        """(losing closes within the window, seconds of pause left), from the trade history of every symbol this
+        account traded through the server in window + cooldown (and ``also``, the call's own market and symbol)."""
+        g = self.guard
+        symbols = set(await g.store.run(g.state.traded_since, g.account, now - ls.window - ls.cooldown))
+        if also is not None:
+            symbols.add(also)
+        start = min(day_start(now), now - ls.window - ls.cooldown)
+        closes: list[Close] = []
+        for m, s in sorted(symbols):
+            closes += await self.reader.closes(m, s, start)
+        return streak_left(closes, ls.losses, ls.window, ls.cooldown, now, since)
 
     async def record(self, prot: Protections, eq: Equity, facts: Facts | None = None) -> dict[str, dict]:
         """Store the sample (the day's first, peak, last; trips it crosses) and put the figures in ``facts``."""

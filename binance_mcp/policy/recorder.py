@@ -23,6 +23,24 @@ def _policy(loaded: LoadedPolicy) -> dict:
     return {"source": loaded.source, "sha256": loaded.sha256, "mode": loaded.policy.mode}
 
 
+def order_ids(result: Any) -> dict:
+    """The ids of the order a call placed or cancelled, under the audit record's keys (results: Binance's names)."""
+    out = {}
+    for field, key in (("orderId", "order_id"), ("algoId", "algo_id"), ("clientOrderId", "client_order_id")):
+        value = getattr(result, field, None)
+        if value is not None:
+            out[key] = value
+    return out
+
+
+def sending(entry: Any) -> dict:
+    """The outcome of the record written (and fsynced) before a call is sent, with the order's client id."""
+    out: dict = {"status": "sending"}
+    if entry is not None and entry.client_order_id:
+        out["client_order_id"] = entry.client_order_id
+    return out
+
+
 class Recorder:
     def __init__(self, audit: AuditLog, redact: Callable[[str], str]) -> None:
         self.audit = audit

@@ -161,7 +161,8 @@ async def protection_views(guard, prot) -> tuple[list[ProtectionView], list[str]
     (a sample is recorded); a read that fails is shown in ``detail`` instead of failing the status."""
     if not prot.any:
         return [], []
-    from binance_mcp.policy.protections import drawdown_pct, streak_left
+    from binance_mcp.policy.engine import drawdown_pct
+    from binance_mcp.policy.protections import PCT
 
     p = guard.protector
     rp = "account.protections"
@@ -192,7 +193,7 @@ async def protection_views(guard, prot) -> tuple[list[ProtectionView], list[str]
                                     value=value and f"{value} USD lost today", tripped="max_daily_loss_usd" in trips,
                                     detail=trip_text("max_daily_loss_usd") or problem))
     if prot.max_drawdown_pct is not None:
-        value = None if day is None else str(drawdown_pct(day["peak"], eq.usd if eq else day["last"]))
+        value = None if day is None else str(drawdown_pct(day["peak"], eq.usd if eq else day["last"]).quantize(PCT))
         views.append(ProtectionView(rule=f"{rp}.max_drawdown_pct", limit=f"{prot.max_drawdown_pct} %",
                                     value=value and f"{value} % below today's peak", tripped="max_drawdown_pct" in
                                     trips, detail=trip_text("max_drawdown_pct") or problem))
@@ -200,12 +201,8 @@ async def protection_views(guard, prot) -> tuple[list[ProtectionView], list[str]
         ls = prot.loss_streak
         value, detail, left = None, problem, 0.0
         try:
-            now = guard.clock()
             since = await guard.store.run(guard.state.last_reset, guard.account)
-            closes = []
-            for m, s in await guard.store.run(guard.state.traded_since, guard.account, now - ls.window - ls.cooldown):
-                closes += await p.reader.closes(m, s, min(now - now % 86400, now - ls.window - ls.cooldown))
-            n, left = streak_left(closes, ls.losses, ls.window, ls.cooldown, now, since)
+            n, left = await p.streak(ls, guard.clock(), since)
             value = f"{n} losing closes in the last {ls.window} s; cooldown left {int(left + 0.999)} s"
         except Exception as exc:  # noqa: BLE001
             detail = f"not read: {guard.redact(getattr(exc, 'message', None) or str(exc))[:200]}"
