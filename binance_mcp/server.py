@@ -279,7 +279,9 @@ def build_server(settings: Settings, guard: Guard | None = None, exchange: Excha
         undo_sigterm = None
         if deadman is not None:
             await deadman.start()
-            undo_sigterm = deadman.disarm_on_sigterm()
+            # Over stdio SIGTERM ends the process at once (disarming first); the HTTP service stops gracefully on
+            # it instead (service/run.py), and this lifespan's end disarms.
+            undo_sigterm = (lambda: None) if service else deadman.disarm_on_sigterm()
         try:
             yield None
         finally:
