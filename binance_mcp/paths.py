@@ -46,24 +46,6 @@ def state_dir_problem(path: Path) -> str | None:
     return None
 
 
-def state_dir_unreadable(path: Path, command: str) -> str | None:
-    """None when the ``command`` (``approvals``, ``audit``, ...) run by this user may look into the state directory
-    ``path`` (or it does not exist yet), else why not, said for a human: in the separated setup
-    (docs/deployment.md) the directory is the service user's alone, and that is the point."""
-    try:
-        os.stat(path)
-        if os.access(path, os.R_OK | os.X_OK):
-            return None
-        reason = "Permission denied"
-    except FileNotFoundError:
-        return None
-    except OSError as exc:
-        reason = exc.strerror or type(exc).__name__
-    return (f"the state directory {path} cannot be read by this user ({reason}): run `binance-mcp {command}` as "
-            f"the user the server runs as (e.g. `sudo -u binance-mcp binance-mcp {command} ...`), or set "
-            "--state-dir or BINANCE_MCP_STATE_DIR to a state directory this user may read.")
-
-
 # The shipped policies a BINANCE_MCP_POLICY value (or a `policy` command's file argument) may name instead of a path;
 # pyproject.toml force-includes each file into the wheel (binance_mcp/_policies).
 BUILTIN_POLICIES = ("read-only", "spot-trader", "futures-reduce-only", "policylayer-binance")

@@ -11,7 +11,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from binance_mcp.paths import state_dir_of, state_dir_unreadable
+from binance_mcp.paths import state_dir_of
 
 STATE_DIR_HELP = "the server's state directory (default: BINANCE_MCP_STATE_DIR, else ~/.local/state/binance-mcp)"
 VERBS = {"show": "show one approval: the order in full and the rule that asked",
@@ -47,10 +47,6 @@ def run(ns: argparse.Namespace) -> int:
     from binance_mcp.policy.state import StateError, StateStore
 
     state_dir = state_dir_of(ns.state_dir)
-    problem = state_dir_unreadable(state_dir, "approvals")
-    if problem:
-        print(problem, file=sys.stderr)
-        return 1
     if not (state_dir / "state.db").exists():
         print(f"no state database in {state_dir}: the server has not asked for any approval there "
               "(set --state-dir or BINANCE_MCP_STATE_DIR to the server's)", file=sys.stderr)

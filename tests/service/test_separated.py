@@ -58,6 +58,10 @@ tools:
 """
 
 
+SIMULATOR = ("import os, sys; from binance_mcp.cli import main; secret = open(os.environ['SIM_SECRET_FILE']).read()"
+             ".strip(); sys.exit(main(['simulator', *sys.argv[1:], '--api-secret', secret]))")
+
+
 def _can_run() -> None:
     reason = not_root_reason()
     if reason is None:
@@ -82,6 +86,7 @@ class Separated:
     service_env: dict[str, str]
     mcp_url: str
     logs: Path
+    service_pid: int
 
     def agent_env(self, **settings: str) -> dict[str, str]:
         return user_env(self.agent, self.runtime, **settings)
@@ -125,9 +130,11 @@ def separated() -> Iterator[Separated]:
         secret.write_text(api_secret + "\n", encoding="utf-8")
         svc.own(secret, 0o600)
 
-        sim = Background(svc, user_env(svc, runtime), [
-            SYSTEM_PYTHON, "-m", "binance_mcp", "simulator", "--controls", "--tick-seconds", "0",
-            "--api-key", api_key, "--api-secret", api_secret], logs / "simulator.txt")
+        # The simulator gets its secret from the service user's file, not from its command line (which every
+        # user can read in /proc): the secret appears in no process's arguments.
+        sim = Background(svc, user_env(svc, runtime, SIM_SECRET_FILE=str(secret)), [
+            SYSTEM_PYTHON, "-c", SIMULATOR, "--controls", "--tick-seconds", "0", "--api-key", api_key],
+            logs / "simulator.txt")
         stack.callback(sim.stop)
         sim_url = sim.wait_for(r"listening on (http://127\.0\.0\.1:\d+)").group(1)
         http_json(f"{sim_url}/_sim/price", {"symbol": "BTCUSDT", "price": str(PRICE)})
@@ -149,7 +156,7 @@ def separated() -> Iterator[Separated]:
         token_file.write_text(token + "\n", encoding="utf-8")
         agent.own(token_file, 0o600)
         yield Separated(svc, agent, runtime, state, policy, secret, token_file, sim_url, api_key, api_secret,
-                        service_env, f"http://127.0.0.1:{port}/mcp", logs)
+                        service_env, f"http://127.0.0.1:{port}/mcp", logs, service.proc.pid)
 
 
 def bridge(s: Separated):
@@ -194,7 +201,7 @@ async def test_tools_work_through_the_bridge_run_as_another_user(separated: Sepa
 
 PRIVATE = ("cat {policy}", "cat {secret}", "ls {state}", "cat {state}/state.db", "cat {state}/audit.jsonl",
            "touch {policy}", "touch {secret}", "touch {state}/new-file", "rm -f {policy}", "rm -f {secret}",
-           "rm -f {state}/state.db", "rm -f {state}/audit.jsonl")
+           "rm -f {state}/state.db", "rm -f {state}/audit.jsonl", "cat /proc/{pid}/environ")
 
 
 def test_the_agent_user_can_neither_read_nor_change_the_state_the_policy_or_the_secret(separated: Separated):
@@ -203,12 +210,16 @@ def test_the_agent_user_can_neither_read_nor_change_the_state_the_policy_or_the_
     assert all(f.is_file() for f in files)  # as root: the service made its state database and audit log
     contents = [f.read_bytes() for f in files]
     for command in PRIVATE:
-        argv = command.format(policy=s.policy, secret=s.secret, state=s.state).split()
+        argv = command.format(policy=s.policy, secret=s.secret, state=s.state, pid=s.service_pid).split()
         status, output = s.as_agent(f"/usr/bin/{argv[0]}", *argv[1:])
         assert status != 0, f"as {s.agent.name}: `{command}` succeeded: {output}"
         assert "Permission denied" in output, output
     assert [f.read_bytes() for f in files] == contents
     assert not (s.state / "new-file").exists()
+    # Nor through the processes: the service's environment is its own (above), and no command line holds it.
+    status, listed = s.as_agent("/usr/bin/ps", "-eo", "user:32,args", "--no-headers")
+    assert status == 0 and s.svc.name in listed, listed
+    assert s.api_secret not in listed
 
 
 async def test_an_approval_the_agent_asked_for_cannot_be_given_by_the_agent_user(separated: Separated):
