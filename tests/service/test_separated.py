@@ -24,6 +24,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+import pytest_asyncio
 from binance import Client as BinanceClient
 
 from tests.helpers import http_json, point_at
@@ -40,6 +41,7 @@ from tests.service.separation import (
     user_env,
 )
 
+ONE_LOOP = pytest.mark.asyncio(loop_scope="module")  # the tests that share the module's bridge
 REQUIRED = "BINANCE_MCP_SEPARATED_REQUIRED"
 PRICE = Decimal("50000")
 POLICY = """\
@@ -119,7 +121,7 @@ def separated() -> Iterator[Separated]:
         agent = stack.enter_context(os_user("bmcp-agent", top))
         logs = top / "logs"
         logs.mkdir(mode=0o700)  # root's: the processes' stderr, opened here and handed to them
-        api_key, api_secret = f"sep-key-{secrets.token_hex(8)}", secrets.token_hex(32)
+        api_key, api_secret = secrets.token_hex(32), secrets.token_hex(32)
         state = svc.home / "state"
         state.mkdir()
         svc.own(state, 0o700)
@@ -159,15 +161,19 @@ def separated() -> Iterator[Separated]:
                         service_env, f"http://127.0.0.1:{port}/mcp", logs, service.proc.pid)
 
 
-def bridge(s: Separated):
-    """fastmcp's stdio client on ``binance-mcp connect``, run as the agent's user."""
+@pytest_asyncio.fixture(loop_scope="module", scope="module")
+async def agent(separated: Separated):
+    """fastmcp's stdio client on the bridge ``binance-mcp connect``, run as the agent's user (one for the module:
+    the bridge's start-up is most of this test's time)."""
     from fastmcp import Client
     from fastmcp.client.transports import StdioTransport
 
+    s = separated
     argv = binance_mcp_as(s.agent, s.agent_env(), "connect", s.mcp_url, "--token-file", str(s.token_file))
     transport = StdioTransport(command=argv[0], args=argv[1:], env={}, cwd=str(s.agent.home),
                                log_file=s.logs / "bridge.txt", keep_alive=False)
-    return Client(transport, mode="legacy", timeout=60)
+    async with Client(transport, mode="legacy", timeout=60) as client:
+        yield client
 
 
 def order(quantity: str) -> dict:
@@ -182,17 +188,19 @@ def sim_orders(s: Separated) -> list[dict]:
         client.close_connection()
 
 
-async def test_tools_work_through_the_bridge_run_as_another_user(separated: Separated):
+@ONE_LOOP
+async def test_tools_work_through_the_bridge_with_the_service_run_as_another_user(separated: Separated, agent):
+    status, owner = separated.as_agent("/usr/bin/ps", "-o", "user:32=", "-p", str(separated.service_pid))
+    assert (status, owner.strip()) == (0, separated.svc.name)
     before = sim_orders(separated)
-    async with bridge(separated) as client:
-        price = await client.call_tool("binance_spot_price", {"symbol": "BTCUSDT"})
-        assert Decimal(price.structured_content["prices"][0]["price"]) == PRICE
-        placed = await client.call_tool("binance_spot_place_order", order("0.001"))
-        assert not placed.is_error, placed.content[0].text
-        order_id = placed.structured_content["orderId"]
-        over = await client.call_tool("binance_spot_place_order", order("0.011"), raise_on_error=False)
-        assert over.is_error and over.content[0].text.startswith("NOTIONAL_OVER_LIMIT"), over.content[0].text
-        assert "max_notional_usd" in over.content[0].text
+    price = await agent.call_tool("binance_spot_price", {"symbol": "BTCUSDT"})
+    assert Decimal(price.structured_content["prices"][0]["price"]) == PRICE
+    placed = await agent.call_tool("binance_spot_place_order", order("0.001"), raise_on_error=False)
+    assert not placed.is_error, placed.content[0].text
+    order_id = placed.structured_content["orderId"]
+    over = await agent.call_tool("binance_spot_place_order", order("0.011"), raise_on_error=False)
+    assert over.is_error and over.content[0].text.startswith("NOTIONAL_OVER_LIMIT"), over.content[0].text
+    assert "max_notional_usd" in over.content[0].text
     after = sim_orders(separated)
     new = [o for o in after if o["orderId"] not in {b["orderId"] for b in before}]
     assert [(o["orderId"], Decimal(o["origQty"]), Decimal(o["price"]), o["side"]) for o in new] == \
@@ -222,10 +230,10 @@ def test_the_agent_user_can_neither_read_nor_change_the_state_the_policy_or_the_
     assert s.api_secret not in listed
 
 
-async def test_an_approval_the_agent_asked_for_cannot_be_given_by_the_agent_user(separated: Separated):
+@ONE_LOOP
+async def test_an_approval_the_agent_asked_for_cannot_be_given_by_the_agent_user(separated: Separated, agent):
     s = separated
-    async with bridge(s) as client:
-        asked = await client.call_tool("binance_spot_place_order", order("0.006"), raise_on_error=False)
+    asked = await agent.call_tool("binance_spot_place_order", order("0.006"), raise_on_error=False)
     text = asked.content[0].text
     assert asked.is_error and text.startswith("APPROVAL_REQUIRED"), text
     approval_id = re.search(r"Approval id (\w+)", text).group(1)
