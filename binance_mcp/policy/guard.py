@@ -166,6 +166,10 @@ class PolicyGuard:
             raise PolicyLoadError(path, errors)
         return loaded
 
+    async def authenticate(self, token: str):
+        """The active agent whose bearer token this is (agent_state.AgentRow), or None: read on every request."""
+        return await self.store.run(self.state.agent_by_token, token)
+
     async def hidden(self) -> frozenset[str]:
         """Tools the policies in force deny outright: not listed in tools/list."""
         try:
