@@ -172,8 +172,16 @@ async def agent(separated: Separated):
     argv = binance_mcp_as(s.agent, s.agent_env(), "connect", s.mcp_url, "--token-file", str(s.token_file))
     transport = StdioTransport(command=argv[0], args=argv[1:], env={}, cwd=str(s.agent.home),
                                log_file=s.logs / "bridge.txt", keep_alive=False)
-    async with Client(transport, mode="legacy", timeout=60) as client:
+    client = Client(transport, mode="legacy", timeout=60)
+    try:
+        await client.__aenter__()
+    except Exception as exc:  # the bridge's own words, not only "Connection closed"
+        log = (s.logs / "bridge.txt").read_text(errors="replace")[-3000:]
+        raise AssertionError(f"the bridge did not start ({exc}); its stderr:\n{log}") from exc
+    try:
         yield client
+    finally:
+        await client.__aexit__(None, None, None)
 
 
 def order(quantity: str) -> dict:
