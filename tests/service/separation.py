@@ -106,6 +106,13 @@ class OsUser:
     uid: int
     gid: int
 
+    def write(self, path: Path, text: str, mode: int = 0o600) -> Path:
+        """A new file of this user's with ``text``, created with ``mode`` (never readable by others meanwhile)."""
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        return self.own(path, mode)
+
     def own(self, path: Path, mode: int) -> Path:
         """Give ``path`` to this user with ``mode``."""
         os.chown(path, self.uid, self.gid)

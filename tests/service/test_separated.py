@@ -125,12 +125,8 @@ def separated() -> Iterator[Separated]:
         state = svc.home / "state"
         state.mkdir()
         svc.own(state, 0o700)
-        policy = svc.home / "policy.yaml"
-        policy.write_text(POLICY, encoding="utf-8")
-        svc.own(policy, 0o600)
-        secret = svc.home / "api-secret"
-        secret.write_text(api_secret + "\n", encoding="utf-8")
-        svc.own(secret, 0o600)
+        policy = svc.write(svc.home / "policy.yaml", POLICY)
+        secret = svc.write(svc.home / "api-secret", api_secret + "\n")
 
         # The simulator gets its secret from the service user's file, not from its command line (which every
         # user can read in /proc): the secret appears in no process's arguments.
@@ -154,9 +150,7 @@ def separated() -> Iterator[Separated]:
         assert done.returncode == 0, done.stderr
         token = done.stdout.strip().splitlines()[-1]
         assert re.fullmatch(r"bmcp_[A-Za-z0-9_-]{43}", token), "agents add: no token on the last line"
-        token_file = agent.home / "token"
-        token_file.write_text(token + "\n", encoding="utf-8")
-        agent.own(token_file, 0o600)
+        token_file = agent.write(agent.home / "token", token + "\n")
         yield Separated(svc, agent, runtime, state, policy, secret, token_file, sim_url, api_key, api_secret,
                         service_env, f"http://127.0.0.1:{port}/mcp", logs, service.proc.pid)
 
