@@ -253,7 +253,8 @@ def make_guard(settings: Settings, exchange: Exchange, service: bool = False):
     return PolicyGuard(load_policy(settings), settings.state_dir, ExchangeFacts(exchange),
                        policy_path=policy_file(settings), redact=settings.redact, approval_ttl=settings.approval_ttl,
                        elicit_timeout=settings.approval_timeout, account=account_id(settings),
-                       stale_after=2 * settings.timeout + 20, service=service)
+                       stale_after=2 * settings.timeout + 20, service=service,
+                       confirm_loosening=service)
 
 
 def build_server(settings: Settings, guard: Guard | None = None, exchange: Exchange | None = None,

@@ -161,7 +161,9 @@ class PolicyGuard:
         held = self.agent_files.get(path)
         if held is None:
             loaded = load_file(Path(path))
-            held = self.agent_files.setdefault(path, PolicyFile(loaded, Path(path), self.clock, self.recorder.now))
+            confirmer = StoreConfirmer(self.state) if self.policy_file.confirmer is not None else None
+            held = self.agent_files.setdefault(path, PolicyFile(loaded, Path(path), self.clock, self.recorder.now,
+                                                                confirm_loosening=confirmer))
         loaded = held.reload()
         errors = layers.agent_policy_errors(loaded)
         if errors:  # checked on every use: a reload may bring what an agent's policy may not set

@@ -252,3 +252,32 @@ async def test_failed_authentications_are_summarised_once_a_minute():
     await failures.flush()
     await failures.flush()  # nothing new: nothing written
     assert len(records) == 1 and failures.total == 5001
+
+
+async def test_a_policy_change_that_loosens_waits_for_a_human(sim, tmp_path):
+    strict = "version: 1\ndefault: allow\ntools:\n  binance_spot_place_order:\n    limits: {max_notional_usd: 150}\n"
+    env = service_env(sim, tmp_path, strict)
+    token = add_agent(env, "bot")
+    two = {**ORDER, "quantity": "0.002"}  # ~194 USD
+    with running_service(env, tmp_path / "service.log") as svc:
+        async with http_client(svc.url, token) as c:
+            write_policy(tmp_path / "policy.yaml", strict.replace("150", "1000"))
+            held = await c.call_tool("binance_spot_place_order", two, raise_on_error=False)
+            assert code(held) == "NOTIONAL_OVER_LIMIT"  # the old, stricter policy is still in force
+            pending = (await c.call_tool("binance_policy_status", {})).structured_content["service"][
+                "pending_policy_changes"]
+            assert len(pending) == 1 and "150 -> 1000" in " ".join(pending[0]["lines"])
+            listed = subprocess.run([sys.executable, "-m", "binance_mcp", "policy", "confirm"], env=env,
+                                    capture_output=True, text=True, timeout=60)
+            assert listed.returncode == 1 and pending[0]["sha256"] in listed.stdout
+            confirm = subprocess.run([sys.executable, "-m", "binance_mcp", "policy", "confirm", pending[0]["sha256"]],
+                                     env=env, capture_output=True, text=True, timeout=60)
+            assert confirm.returncode == 0, confirm.stderr
+            ran = await c.call_tool("binance_spot_place_order", two, raise_on_error=False)
+            assert code(ran) == "OK"
+            write_policy(tmp_path / "policy.yaml", strict.replace("150", "50"))  # tighter: at once
+            small = await c.call_tool("binance_spot_place_order", ORDER, raise_on_error=False)
+            assert code(small) == "NOTIONAL_OVER_LIMIT"
+    assert len(order_posts(sim)) == 1
+    events = [r["event"] for r in read_audit(tmp_path / "state") if r.get("event", "").startswith("policy")]
+    assert events == ["policy_change_pending", "policy_confirm", "policy_change_confirmed", "policy_reload"]
