@@ -68,3 +68,22 @@ def state_dir_problem(path: Path) -> str | None:
 # The shipped policies a BINANCE_MCP_POLICY value (or a `policy` command's file argument) may name instead of a path;
 # pyproject.toml force-includes each file into the wheel (binance_mcp/_policies).
 BUILTIN_POLICIES = ("read-only", "spot-trader", "futures-reduce-only", "policylayer-binance")
+
+
+def state_dir_access(state_dir: Path, create: bool = True, write: bool = True) -> str | None:
+    """For the commands a human runs on a server's state directory: None when this user may use it (created if
+    missing, with ``create``; only read, without ``write``), else why not and who may (on the HTTP service, its own
+    OS user: the directory is 0700)."""
+    if not create and not os.path.lexists(state_dir):
+        return None  # the caller says there is nothing there
+    try:
+        if create:
+            state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        ok = os.access(state_dir, os.R_OK | os.X_OK | (os.W_OK if write else 0))
+        why = "permission denied"
+    except OSError as exc:
+        ok, why = False, exc.strerror or type(exc).__name__
+    if ok:
+        return None
+    return (f"the state directory {state_dir} cannot be used by this user ({why}). Run this as the service's OS "
+            "user (e.g. sudo -u binance-mcp binance-mcp ...) with the service's BINANCE_MCP_STATE_DIR.")

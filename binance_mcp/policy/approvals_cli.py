@@ -11,7 +11,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from binance_mcp.paths import state_dir_of
+from binance_mcp.paths import state_dir_access, state_dir_of
 
 STATE_DIR_HELP = "the server's state directory (default: BINANCE_MCP_STATE_DIR, else ~/.local/state/binance-mcp)"
 VERBS = {"show": "show one approval: the order in full and the rule that asked",
@@ -47,11 +47,9 @@ def run(ns: argparse.Namespace) -> int:
     from binance_mcp.policy.state import StateError, StateStore
 
     state_dir = state_dir_of(ns.state_dir)
-    from binance_mcp.service.agents_cli import state_dir_access
-
     problem = state_dir_access(state_dir, create=False)
     if problem:
-        print(f"binance-mcp approvals: {problem}", file=sys.stderr)
+        print(problem, file=sys.stderr)
         return 2
     if not (state_dir / "state.db").exists():
         print(f"no state database in {state_dir}: the server has not asked for any approval there "

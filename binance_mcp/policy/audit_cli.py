@@ -10,7 +10,7 @@ from datetime import datetime, timezone
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
-from binance_mcp.paths import state_dir_of
+from binance_mcp.paths import state_dir_access, state_dir_of
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -28,6 +28,10 @@ def run(ns: argparse.Namespace) -> int:
     from binance_mcp.policy.audit import read
 
     state = state_dir_of(ns.state_dir)
+    problem = state_dir_access(state, create=False, write=False)
+    if problem:
+        print(problem, file=sys.stderr)
+        return 2
     records = [r for r in read(state / "audit.jsonl") if "tool" in r or "event" in r]
     if ns.tool:
         records = [r for r in records if r.get("tool") == ns.tool]

@@ -14,7 +14,7 @@ import sys
 import time
 from pathlib import Path
 
-from binance_mcp.paths import state_dir_of
+from binance_mcp.paths import state_dir_access, state_dir_of
 from binance_mcp.policy.approvals_cli import STATE_DIR_HELP
 
 TOKEN_PREFIX = "bmcp_"
@@ -48,7 +48,7 @@ def run(ns: argparse.Namespace) -> int:
     state_dir = state_dir_of(ns.state_dir)
     problem = state_dir_access(state_dir)
     if problem:
-        print(f"binance-mcp agents: {problem}", file=sys.stderr)
+        print(problem, file=sys.stderr)
         return 2
     store = StateStore(state_dir / "state.db", time.time)
     try:
@@ -103,24 +103,6 @@ def _add(store, ns: argparse.Namespace, state_dir: Path) -> int:
           "in a file only the agent's user can read; the service stores only its hash):")
     print(token)
     return 0
-
-
-def state_dir_access(state_dir: Path, create: bool = True) -> str | None:
-    """None when this user may use the state directory (created if missing, with ``create``), else why not and who
-    may."""
-    if not create and not os.path.lexists(state_dir):
-        return None  # the caller says there is nothing there
-    try:
-        if create:
-            state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        ok = os.access(state_dir, os.R_OK | os.W_OK | os.X_OK)
-        why = "permission denied"
-    except OSError as exc:
-        ok, why = False, exc.strerror or type(exc).__name__
-    if ok:
-        return None
-    return (f"the state directory {state_dir} cannot be used by this user ({why}). Run this as the service's OS "
-            "user (e.g. sudo -u binance-mcp binance-mcp ...) with the service's BINANCE_MCP_STATE_DIR.")
 
 
 def _audit(state_dir: Path, record: dict) -> None:
