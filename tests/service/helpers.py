@@ -1,0 +1,112 @@
+"""The service and the bridge as real processes: a binance-mcp service over MCP Streamable HTTP on 127.0.0.1 and
+``binance-mcp connect`` spoken to over stdio by fastmcp's client (legacy era, as Claude Desktop speaks).
+
+The service is the STAND-IN of ``standin_service.py`` (the real server behind a bearer-token check) until the
+lead's ``binance-mcp serve --http`` lands; then ``Service.start`` runs that command and ``add_agent`` uses
+``binance-mcp agents add``.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from fastmcp import Client
+from fastmcp.client.auth.bearer import BearerAuth
+from fastmcp.client.transports import StdioTransport, StreamableHttpTransport
+
+from tests.helpers import paper_env, write_policy
+
+HERE = Path(__file__).parent
+STANDIN = HERE / "standin_service.py"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def new_token() -> str:
+    return "bmcp_" + secrets.token_urlsafe(32)
+
+
+def write_token(path: Path, token: str) -> Path:
+    path.write_text(token + "\n", encoding="ascii")
+    path.chmod(0o600)
+    return path
+
+
+class Service:
+    """A paper-mode service on a fixed port of 127.0.0.1 (so that it can be stopped and started again at the same
+    URL), with one agent whose token is in ``token_file``."""
+
+    def __init__(self, root: Path, policy: str) -> None:
+        self.root = root
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}/mcp"
+        self.state_dir = root / "state"
+        self.policy = write_policy(root / "policy.yaml", policy)
+        self.token = new_token()
+        self.service_tokens = write_token(root / "service-tokens", self.token)  # the stand-in's agent table
+        self.token_file = write_token(root / "agent-token", self.token)  # what the agent's user holds
+        self.stderr = root / "service.err"
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> Service:
+        env = paper_env(self.state_dir, self.policy)
+        with open(self.stderr, "ab") as err:
+            self.process = subprocess.Popen([sys.executable, str(STANDIN), str(self.port), str(self.service_tokens)],
+                                            env=env, stdin=subprocess.DEVNULL, stdout=err, stderr=err)
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                return self
+            except OSError:
+                if self.process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"the service did not start: {self.stderr.read_text()}") from None
+                time.sleep(0.05)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(30)
+        self.process = None
+
+    def revoke(self) -> None:
+        """The agent's token stops working on the next request (the stand-in's `agents revoke`)."""
+        write_token(self.service_tokens, new_token())
+
+    def direct(self) -> Client:
+        """A client of the service itself, over HTTP with the agent's token (as Claude Code would connect)."""
+        return Client(StreamableHttpTransport(self.url, auth=BearerAuth(self.token)), mode="legacy")
+
+
+def connect_command(url: str, token_file: Path | str) -> list[str]:
+    return [sys.executable, "-m", "binance_mcp", "connect", url, "--token-file", str(token_file)]
+
+
+def bridge_env(**extra: str) -> dict[str, str]:
+    """The agent's side: no BINANCE_* setting at all (no keys, no policy, no state directory)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BINANCE_")}
+    env.update(extra)
+    return env
+
+
+def bridge_client(url: str, token_file: Path | str, stderr: Path, **options) -> Client:
+    """fastmcp's client for ``binance-mcp connect`` as a subprocess (ending with the client's context)."""
+    command = connect_command(url, token_file)
+    transport = StdioTransport(command=command[0], args=command[1:], env=bridge_env(BINANCE_MCP_LOG_LEVEL="DEBUG"),
+                               log_file=stderr, keep_alive=False)
+    return Client(transport, mode="legacy", **options)
+
+
+def listing(tools) -> list[dict]:
+    """tools/list as it goes on the wire, for comparing two servers' lists."""
+    return [t.model_dump(mode="json", by_alias=True, exclude_none=True) for t in tools]
