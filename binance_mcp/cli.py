@@ -1,4 +1,4 @@
-"""Command line: ``binance-mcp [serve|connect|demo|simulator|paper|policy|approvals|audit|protections|keys]``.
+"""Command line: ``binance-mcp [serve|connect|demo|simulator|paper|policy|approvals|audit|protections|keys|agents]``.
 
 stdout belongs to the MCP channel when serving; every human-facing message here goes to stderr
 unless the command's whole job is to print a report.
@@ -33,6 +33,21 @@ def _serve_parser(sub: argparse._SubParsersAction, flags: bool = True) -> None:
         meaning, default = ENVIRONMENT[env]
         p.add_argument(flag, dest=field, default=None,
                        help=f"{meaning} (default: {default}; overrides {env})".replace("%", "%%"))
+    h = p.add_argument_group("HTTP service (the guard in its own trust domain: docs/deployment.md)")
+    h.add_argument("--http", nargs="?", const="127.0.0.1:8765", default=None, metavar="HOST:PORT",
+                   help="serve MCP Streamable HTTP at /mcp instead of stdio (default address 127.0.0.1:8765); every "
+                        "request needs an agent's bearer token (binance-mcp agents add)")
+    h.add_argument("--allow-remote", action="store_true",
+                   help="allow a non-loopback address; needs --tls-cert/--tls-key or --behind-tls-proxy")
+    h.add_argument("--tls-cert", metavar="FILE", help="TLS certificate chain (PEM) for HTTPS in this server")
+    h.add_argument("--tls-key", metavar="FILE", help="the certificate's private key (PEM)")
+    h.add_argument("--behind-tls-proxy", action="store_true",
+                   help="a TLS-terminating proxy is in front: this server speaks plain HTTP to it")
+    h.add_argument("--allowed-host", action="append", default=[], metavar="NAME",
+                   help="a Host header name to accept besides loopback names and the bound address (a proxy's "
+                        "public name); repeatable")
+    h.add_argument("--allowed-origin", action="append", default=[], metavar="ORIGIN",
+                   help="a browser Origin to accept (scheme://host[:port]); repeatable. Others get 403")
     p.add_argument("--show-config", action="store_true",
                    help="print the effective configuration (secrets masked) on stderr and exit")
     p.add_argument("--check", action="store_true",
@@ -124,6 +139,9 @@ def build_parser(serve_flags: bool = True) -> argparse.ArgumentParser:
     from binance_mcp import keys_cli
 
     keys_cli.add_parser(sub)
+    from binance_mcp.service import agents_cli
+
+    agents_cli.add_parser(sub)
     return parser
 
 
@@ -255,6 +273,10 @@ def _run(args: argparse.Namespace) -> int:
         from binance_mcp.keys_cli import run
 
         return run(args)
+    if command == "agents":
+        from binance_mcp.service.agents_cli import run
+
+        return run(args)
     if command == "demo":
         from binance_mcp.demo import run_demo
 
@@ -276,13 +298,14 @@ def run_serve(args: argparse.Namespace) -> int:
     from binance_mcp.settings import SERVE_FLAGS, load_settings
 
     check = bool(getattr(args, "check", False))
+    http = getattr(args, "http", None)
     flags = {field: getattr(args, field, None) for field, _ in SERVE_FLAGS.values()}
     try:
         settings = load_settings(**flags)
     except ConfigError as exc:
         text = _env_redact(str(exc))
         print(f"binance-mcp serve: {text}", file=sys.stderr)
-        if check or getattr(args, "show_config", False):
+        if check or getattr(args, "show_config", False) or http is not None:
             return 2
         print(LOCKED_NOTE, file=sys.stderr)
         return _serve_stdio(_locked_on_config(flags, text))
@@ -294,6 +317,12 @@ def run_serve(args: argparse.Namespace) -> int:
         return 0
     if check:
         return run_check(settings)
+    if http is not None:
+        from binance_mcp.service.run import HttpOptions, run_http
+
+        quiet_fastmcp()
+        return run_http(settings, HttpOptions(http, args.allow_remote, args.tls_cert, args.tls_key,
+                                              args.behind_tls_proxy, args.allowed_host, args.allowed_origin))
     from binance_mcp.policy.loader import PolicyLoadError
     from binance_mcp.server import build_locked_server, build_server
 

@@ -245,17 +245,19 @@ def account_id(settings: Settings) -> str:
     return hashlib.sha256(f"{settings.mode}|{settings.spot_url}|{key}".encode()).hexdigest()[:16]
 
 
-def make_guard(settings: Settings, exchange: Exchange):
+def make_guard(settings: Settings, exchange: Exchange, service: bool = False):
+    """The policy guard; ``service``: for ``serve --http`` (every call from a known agent, approvals out of band)."""
     from binance_mcp.policy.facts import ExchangeFacts
     from binance_mcp.policy.guard import PolicyGuard
 
     return PolicyGuard(load_policy(settings), settings.state_dir, ExchangeFacts(exchange),
                        policy_path=policy_file(settings), redact=settings.redact, approval_ttl=settings.approval_ttl,
                        elicit_timeout=settings.approval_timeout, account=account_id(settings),
-                       stale_after=2 * settings.timeout + 20)
+                       stale_after=2 * settings.timeout + 20, service=service)
 
 
-def build_server(settings: Settings, guard: Guard | None = None, exchange: Exchange | None = None) -> FastMCP:
+def build_server(settings: Settings, guard: Guard | None = None, exchange: Exchange | None = None,
+                 service: bool = False) -> FastMCP:
     """The server with every tool wrapped by ``guard`` (default: the policy guard for ``settings``; raises
     PolicyLoadError when the policy cannot be loaded). The state directory is tried at once (a real write): a
     problem is logged and kept in ``binance_deps.state_error`` for binance_policy_status."""
@@ -264,7 +266,7 @@ def build_server(settings: Settings, guard: Guard | None = None, exchange: Excha
     if state_error:
         log.error("%s", state_error)
     deps = Deps(exchange=exchange, settings=settings, state_error=state_error)
-    guard = guard or make_guard(settings, exchange)
+    guard = guard or make_guard(settings, exchange, service)
     deadman = None
     if hasattr(guard, "current") and not getattr(guard, "locked", False):  # a policy guard: its policy may ask
         from binance_mcp.policy.deadman import DeadManSwitch
@@ -290,10 +292,14 @@ def build_server(settings: Settings, guard: Guard | None = None, exchange: Excha
                 await exchange.close()
 
     tool_defs = [*all_tools(), *guard.extra_tools(settings)]
+    middleware: list[Middleware] = [PolicyListFilter(guard), CallGate(guard, frozenset(t.name for t in tool_defs)),
+                                    KeyGate(guard, exchange)]
+    if service:  # every request runs as the agent its HTTP request authenticated (service/http.py)
+        from binance_mcp.service.http import AgentContext
+
+        middleware.insert(0, AgentContext())
     mcp = FastMCP("binance-mcp", version=__version__, instructions=INSTRUCTIONS, lifespan=lifespan,
-                  mask_error_details=True,
-                  middleware=[PolicyListFilter(guard), CallGate(guard, frozenset(t.name for t in tool_defs)),
-                              KeyGate(guard, exchange)])
+                  mask_error_details=True, middleware=middleware)
     audit = getattr(guard, "audit_refused", None)
     for tool_def in tool_defs:
         runner = _bind(tool_def, deps)

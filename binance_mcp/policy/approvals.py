@@ -37,7 +37,12 @@ ID_ALPHABET = "abcdefghjkmnpqrstuvwxyz23456789"
 
 
 def args_hash(call: Call) -> str:
-    canonical = json.dumps({"tool": call.tool, "args": call.args}, sort_keys=True, separators=(",", ":"))
+    """What an approval is bound to: the tool, its normalised arguments, and the agent that asked (on the service;
+    another agent's identical call has another hash, so it cannot consume the approval)."""
+    bound: dict[str, Any] = {"tool": call.tool, "args": call.args}
+    if call.agent is not None:
+        bound["agent"] = call.agent
+    canonical = json.dumps(bound, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
@@ -53,6 +58,8 @@ def summary(call: Call, decision: Decision) -> dict:
     """The normalised order a human approves."""
     a = call.args
     out: dict[str, Any] = {"tool": call.tool}
+    if call.agent is not None:
+        out["agent"] = call.agent
     for key in ("symbol", "side", "type", "quantity", "quoteOrderQty", "price", "stopPrice", "positionSide",
                 "reduceOnly", "closePosition", "leverage", "marginType"):
         if key in a:
@@ -75,10 +82,11 @@ def describe(s: dict) -> str:
         text += f" leverage {s['leverage']}x"
     if "notional_usd" in s:
         text += f" (~{s['notional_usd']} USD)"
-    return f"{text} via {s['tool']}".strip()
+    text = f"{text} via {s['tool']}".strip()
+    return f"{text} for agent {s['agent']}" if "agent" in s else text
 
 
-LABELS = (("tool", "tool"), ("symbol", "symbol"), ("side", "side"), ("type", "type"), ("quantity", "quantity"),
+LABELS = (("agent", "agent"), ("tool", "tool"), ("symbol", "symbol"), ("side", "side"), ("type", "type"), ("quantity", "quantity"),
           ("quoteOrderQty", "quote amount"), ("price", "price"), ("stopPrice", "stop price"),
           ("positionSide", "position side"), ("reduceOnly", "reduce only"), ("closePosition", "close position"),
           ("leverage", "leverage"), ("marginType", "margin type"))
@@ -272,14 +280,19 @@ class Approver:
     """Turns a require_approval decision into allow (approved once) or a denial with the right code."""
 
     def __init__(self, store: ApprovalStore, audit: Callable[[dict], Awaitable[None]],
-                 run: Callable[..., Awaitable[Any]], *, elicit_timeout: float = DEFAULT_ELICIT_TIMEOUT) -> None:
+                 run: Callable[..., Awaitable[Any]], *, elicit_timeout: float = DEFAULT_ELICIT_TIMEOUT,
+                 elicit: bool = True) -> None:
         self.store = store
+        # False on the HTTP service: a form the agent's own client answers is not a human's approval there
+        self.elicit = elicit
         self.audit = audit
         self.run = run  # runs a store call off the event loop (the guard's state worker)
         self.elicit_timeout = elicit_timeout
 
     async def _event(self, event: str, approval: Approval | None, call: Call, **extra: Any) -> None:
         record = {"event": event, "tool": call.tool}
+        if call.agent is not None:
+            record["agent"] = call.agent
         if approval is not None:
             record.update(approval_id=approval.id, summary=approval.summary)
         record.update(extra)
@@ -288,7 +301,7 @@ class Approver:
     async def resolve(self, decision: Decision, call: Call, ctx: Any) -> Decision:
         for expired in await self.run(self.store.expire_old):
             await self._event("approval_expired", expired, Call(expired.tool, {}))
-        if client_can_elicit(ctx):
+        if self.elicit and client_can_elicit(ctx):
             return await self._elicit(decision, call, ctx)
         return await self._out_of_band(decision, call)
 

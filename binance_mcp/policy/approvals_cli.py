@@ -47,6 +47,12 @@ def run(ns: argparse.Namespace) -> int:
     from binance_mcp.policy.state import StateError, StateStore
 
     state_dir = state_dir_of(ns.state_dir)
+    from binance_mcp.service.agents_cli import state_dir_access
+
+    problem = state_dir_access(state_dir, create=False)
+    if problem:
+        print(f"binance-mcp approvals: {problem}", file=sys.stderr)
+        return 2
     if not (state_dir / "state.db").exists():
         print(f"no state database in {state_dir}: the server has not asked for any approval there "
               "(set --state-dir or BINANCE_MCP_STATE_DIR to the server's)", file=sys.stderr)

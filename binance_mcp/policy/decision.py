@@ -18,6 +18,7 @@ class Call:
 
     tool: str
     args: dict[str, Any]
+    agent: str | None = None  # the agent that called, on the HTTP service (None over stdio)
 
     @property
     def risk(self) -> str:
@@ -68,7 +69,9 @@ class Counters:
     """State the decision reads: daily sums used today (UTC) and seconds until a rate limit frees a slot."""
 
     daily_used: dict[str, Decimal] = field(default_factory=dict)  # "tool:<name>" / "account"
-    rate_wait: dict[str, float] = field(default_factory=dict)  # "tool:<name>" / "account" -> seconds (0 = free)
+    # seconds until a rate limit frees (0 = free), by engine.rate_slot(key, limit), or by the bare key
+    # ("tool:<name>", "account") when a key has one limit
+    rate_wait: dict[str, float] = field(default_factory=dict)
     kill_switch: bool = False
     approved: str | None = None  # how a human approved this very call (every limit is still decided again)
     tripped: dict[str, dict] = field(default_factory=dict)  # protections tripped today (state store), by name

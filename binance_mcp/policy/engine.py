@@ -68,7 +68,19 @@ class Cap:
     limit: Decimal
 
 
-def daily_caps(policy: Policy, tool: str) -> list[Cap]:
+def tool_key(tool: str, agent: str | None = None) -> str:
+    """The state-store key of a tool rule's daily sum and rate limit: per agent on the HTTP service (a tool rule
+    counts what that agent did), the bare tool over stdio. The account's key ("account") is never per agent."""
+    return f"tool:{tool}" if agent is None else f"agent:{agent}:tool:{tool}"
+
+
+def rate_slot(key: str, rl: RateLimit) -> str:
+    """Where a rate limit's wait is found in Counters.rate_wait: two policies (the service's and an agent's) may
+    limit the same key differently, and each must see its own wait."""
+    return f"{key}#{rl.max}/{rl.window}"
+
+
+def daily_caps(policy: Policy, tool: str, agent: str | None = None) -> list[Cap]:
     """The daily caps a call of ``tool`` counts against (its tool rule's, then the account's). The one place the
     guard, the engine and ``binance_policy_status`` take them from."""
     if tool not in NOTIONAL_TOOLS:
@@ -76,18 +88,18 @@ def daily_caps(policy: Policy, tool: str) -> list[Cap]:
     rule, path = effective_rule(policy, tool)
     out = []
     if rule is not None and rule.limits is not None and rule.limits.daily_notional_usd is not None:
-        out.append(Cap(f"tool:{tool}", f"{path}.limits.daily_notional_usd", rule.limits.daily_notional_usd))
+        out.append(Cap(tool_key(tool, agent), f"{path}.limits.daily_notional_usd", rule.limits.daily_notional_usd))
     if policy.account.daily_notional_usd is not None:
         out.append(Cap("account", "account.daily_notional_usd", policy.account.daily_notional_usd))
     return out
 
 
-def rate_limits(policy: Policy, tool: str) -> list[tuple[str, str, RateLimit]]:
+def rate_limits(policy: Policy, tool: str, agent: str | None = None) -> list[tuple[str, str, RateLimit]]:
     """(state-store key, rule path, limit) of every rate limit a call of ``tool`` counts against, tool first."""
     rule, path = effective_rule(policy, tool)
     out = []
     if rule is not None and rule.rate_limit is not None:
-        out.append((f"tool:{tool}", f"{path}.rate_limit", rule.rate_limit))
+        out.append((tool_key(tool, agent), f"{path}.rate_limit", rule.rate_limit))
     if policy.account.rate_limit is not None:
         out.append(("account", "account.rate_limit", policy.account.rate_limit))
     return out
@@ -239,8 +251,8 @@ def decide(policy: Policy, call: Call, facts: Facts, counters: Counters) -> Deci
         if decision is not None:
             return decision
     # 4. rate limits, tool then account
-    for key, rl_path, rl in rate_limits(policy, call.tool):
-        wait = counters.rate_wait.get(key, 0.0)
+    for key, rl_path, rl in rate_limits(policy, call.tool, call.agent):
+        wait = counters.rate_wait.get(rate_slot(key, rl), counters.rate_wait.get(key, 0.0))
         if wait > 0:
             secs = max(1, int(wait + 0.999))
             return ev.deny("RATE_LIMITED", rl_path,
@@ -314,7 +326,7 @@ def _limits(ev: _Eval, limits, path: str) -> Decision | None:
                            f"{lp}.max_notional_usd." + (f" Reduce {field} to at most {hint}." if hint else ""))
         ev.passed(f"{lp}.max_notional_usd")
     if limits.daily_notional_usd is not None and not exempt:
-        decision = _daily(ev, limits.daily_notional_usd, f"tool:{call.tool}", f"{lp}.daily_notional_usd")
+        decision = _daily(ev, limits.daily_notional_usd, tool_key(call.tool, call.agent), f"{lp}.daily_notional_usd")
         if decision is not None:
             return decision
     if limits.max_price_deviation_pct is not None and call.get("type") not in ("MARKET", None):

@@ -30,12 +30,13 @@ from binance_mcp.catalog import BY_NAME, ToolSpec
 from binance_mcp.errors import BinanceMcpError, ExchangeRejected, InputError, UnknownSymbol
 from binance_mcp.exchange.codes import definitely_not_executed
 from binance_mcp.exchange.orders import CLIENT_ORDER_ID, new_client_order_id
-from binance_mcp.policy import engine
+from binance_mcp.policy import engine, layers
 from binance_mcp.policy.approvals import DEFAULT_ELICIT_TIMEOUT, DEFAULT_TTL, ApprovalStore, Approver
 from binance_mcp.policy.audit import AuditLog
 from binance_mcp.policy.engine import ALLOW, APPROVE, DENY, Call, Counters, Decision, Facts
 from binance_mcp.policy.facts import FactError, PriceSource, gather, pending_entry, with_pending
-from binance_mcp.policy.loader import LoadedPolicy
+from binance_mcp.policy.layers import CURRENT_AGENT, Layers
+from binance_mcp.policy.loader import LoadedPolicy, PolicyLoadError, load_file
 from binance_mcp.policy.policy_file import PolicyFile
 from binance_mcp.policy.protections import AccountFacts, Protector
 from binance_mcp.policy.recorder import Recorder, order_ids, sending
@@ -54,7 +55,7 @@ log = logging.getLogger("binance_mcp.policy")
 Runner = Callable[[Any], Awaitable[BaseModel]]
 APPROVAL_DRIFT = Decimal("1.02")  # an approved order may cost at most 2 % more at execution
 BUSY_RETHINK_S = 0.5  # a decision that waited this long for a locked store fetches its facts again
-EXPECTED = (StateError, FactError, BinanceMcpError, OSError)  # conditions, not bugs: one log line, no traceback
+EXPECTED = (StateError, FactError, BinanceMcpError, OSError, PolicyLoadError)  # conditions, not bugs: one log line, no traceback
 
 
 class PolicyDenied(BinanceMcpError):
@@ -76,13 +77,18 @@ class PolicyGuard:
                  policy_path: Path | None = None, clock: Callable[[], float] = time.time,
                  redact: Callable[[str], str] = lambda s: s, approval_ttl: float = DEFAULT_TTL,
                  elicit_timeout: float = DEFAULT_ELICIT_TIMEOUT, account: str = "default",
-                 stale_after: float = 60.0, sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep) -> None:
+                 stale_after: float = 60.0, sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
+                 service: bool = False) -> None:
         self.policy_path = policy_path
         self.facts = facts
         self.clock = clock
         self.sleep = sleep
         self.redact = redact
         self.account = account
+        # On the HTTP service every call comes from a known agent (layers.CURRENT_AGENT), whose own policy applies on
+        # top of the service's, and only a human out of band approves (the agent answers its own client's forms).
+        self.service = service
+        self.agent_files: dict[str, PolicyFile] = {}
         self.owner = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
         self.stale_after = stale_after  # an in-flight record older than this is resolved by the sweep
         self.state = StateStore(state_dir / "state.db", clock, busy_timeout=BUSY_TIMEOUT_S)
@@ -91,7 +97,8 @@ class PolicyGuard:
         self.recorder = Recorder(self.audit, redact)
         self.policy_file = PolicyFile(loaded, policy_path, clock, self.recorder.now)
         self.approvals = ApprovalStore(self.state, clock, approval_ttl)
-        self.approver = Approver(self.approvals, self.recorder.safe, self.store.run, elicit_timeout=elicit_timeout)
+        self.approver = Approver(self.approvals, self.recorder.safe, self.store.run, elicit_timeout=elicit_timeout,
+                                 elicit=not service)
         self.wrapped: set[str] = set()
         self.live: set[str] = set()  # call ids of this process that are in flight right now
         self.resolver = InflightResolver(self, EXPECTED)
@@ -133,10 +140,43 @@ class PolicyGuard:
             return self.loaded
         return await self._io(self.policy_file.reload)
 
+    async def layers(self) -> Layers:
+        """The policies in force for the running call: the service's, and its agent's (hot-reloaded alike). Raises
+        PolicyLoadError when the agent's policy cannot be loaded (its calls are then denied), StateError (as
+        POLICY_ERROR) on the service when no agent is known."""
+        service = await self.current()
+        agent = CURRENT_AGENT.get()
+        if agent is None:
+            if self.service:
+                raise StateError("no agent is known for this request")
+            return Layers(service)
+        if agent.policy is None:
+            return Layers(service)
+        return Layers(service, await self._io(self._agent_policy, agent.policy))
+
+    def _agent_policy(self, path: str) -> LoadedPolicy:
+        """From a worker thread: the agent's policy file, loaded on first use and hot-reloaded after."""
+        held = self.agent_files.get(path)
+        if held is None:
+            loaded = load_file(Path(path))
+            held = self.agent_files.setdefault(path, PolicyFile(loaded, Path(path), self.clock, self.recorder.now))
+        loaded = held.reload()
+        errors = layers.agent_policy_errors(loaded)
+        if errors:  # checked on every use: a reload may bring what an agent's policy may not set
+            raise PolicyLoadError(path, errors)
+        return loaded
+
+    async def authenticate(self, token: str):
+        """The active agent whose bearer token this is (agent_state.AgentRow), or None: read on every request."""
+        return await self.store.run(self.state.agent_by_token, token)
+
     async def hidden(self) -> frozenset[str]:
-        """Tools the policy in force denies outright: not listed in tools/list."""
-        policy = (await self.current()).policy
-        return frozenset(name for name in BY_NAME if engine.denied_outright(policy, name))
+        """Tools the policies in force deny outright: not listed in tools/list."""
+        try:
+            now = await self.layers()
+        except (PolicyLoadError, StateError):
+            return frozenset(BY_NAME) - {engine.POLICY_STATUS_TOOL}  # nothing will run: list only the status
+        return frozenset(name for name in BY_NAME if layers.denied_outright(now, name))
 
     def kill_switch_on(self, loaded: LoadedPolicy) -> bool:
         """Anything at the path stops trading: a file, a directory, a dangling symlink, a symlink loop. A path
@@ -163,16 +203,17 @@ class PolicyGuard:
         return [status_tool(self, settings)]
 
     # -- deciding ---------------------------------------------------------------------------
-    async def _facts(self, loaded: LoadedPolicy, call: Call) -> tuple[Facts | None, int | None, Decision | None]:
+    async def _facts(self, lay: Layers, call: Call) -> tuple[Facts | None, int | None, Decision | None]:
         """(facts with the orders in flight now, the release counter noted before them, a denial if facts failed)."""
+        loaded = lay.service
         policy = loaded.policy
-        needed = engine.needs(policy, call)
-        if call.tool in engine.NOTIONAL_TOOLS and engine.effective_action(policy, call.tool) == APPROVE:
+        needed = layers.needs(lay, call)
+        if call.tool in engine.NOTIONAL_TOOLS and layers.effective_action(lay, call.tool) == APPROVE:
             needed.add("notional")  # the human approving an order must see what it is worth
         if call.risk != "read" and await self.kill_switch(loaded):
             needed.add("exposure")  # the kill switch stops only what adds exposure (unless its scope is all)
         if needed and policy.mode == "enforce":  # a rule that needs no fact may deny already: then fetch nothing
-            early = engine.decide(policy, call, Facts(), Counters())
+            early = layers.decide(lay, call, Facts(), Counters())
             if early.effect == DENY and early.code != "POLICY_ERROR":
                 return None, None, early
         spec = BY_NAME.get(call.tool)
@@ -186,10 +227,10 @@ class PolicyGuard:
             # list, the account's position mode): the agent must change them; nothing was sent
             return None, seq, Decision(DENY, exc.code, "guard", exc.message)
         except Exception as exc:  # a fact is missing: an earlier rule may still deny; otherwise POLICY_ERROR
-            return None, seq, await self._without_facts(loaded, call, exc)
+            return None, seq, await self._without_facts(lay, call, exc)
         return with_pending(call, facts, pending), seq, None
 
-    async def _without_facts(self, loaded: LoadedPolicy, call: Call, exc: Exception) -> Decision:
+    async def _without_facts(self, lay: Layers, call: Call, exc: Exception) -> Decision:
         """Decide with the facts gathered before the failure; never allow. The reason carries the cause."""
         partial = getattr(exc, "facts", None) or Facts()
         if isinstance(exc, BinanceMcpError) and exc.code == "POLICY_ERROR":  # e.g. the key check locked the server:
@@ -199,8 +240,8 @@ class PolicyGuard:
             log.warning("a fact for %s could not be fetched: %s", call.tool, cause)
         else:
             log.error("fetching facts for %s failed", call.tool, exc_info=exc)
-        kill = call.risk != "read" and await self.kill_switch(loaded)
-        decision = engine.decide(loaded.policy, call, partial, Counters(kill_switch=kill))
+        kill = call.risk != "read" and await self.kill_switch(lay.service)
+        decision = layers.decide(lay, call, partial, Counters(kill_switch=kill))
         if decision.code != "POLICY_ERROR" and not decision.allowed and decision.effect != APPROVE:
             return decision  # denied by a rule that needed no missing fact (kill switch, symbol, side...)
         rule = decision.rule if decision.code == "POLICY_ERROR" else "guard"
@@ -209,37 +250,37 @@ class PolicyGuard:
                         "Retry later; if it persists, a human must check the exchange connection.",
                         partial.as_dict(), decision.steps)
 
-    async def _preview(self, loaded: LoadedPolicy, call: Call, facts: Facts) -> Decision:
+    async def _preview(self, lay: Layers, call: Call, facts: Facts) -> Decision:
         """What the engine says before anything is reserved (today's sums and rate limits as they stand)."""
-        policy = loaded.policy
-        caps = engine.daily_caps(policy, call.tool) if facts.notional_usd is not None else []
-        rates = engine.rate_limits(policy, call.tool)
-        counters = Counters(kill_switch=call.risk != "read" and await self.kill_switch(loaded))
+        policy = lay.service.policy
+        caps = layers.daily_caps(lay, call) if facts.notional_usd is not None else []
+        rates = layers.rate_limits(lay, call)
+        counters = Counters(kill_switch=call.risk != "read" and await self.kill_switch(lay.service))
         if policy.account.protections.equity and call.risk != "read":
             counters.tripped = await self.store.run(self.state.trips, self.account)
         if caps or rates:
             counters.daily_used, counters.rate_wait = await self.store.run(
                 self.state.view, [c.key for c in caps], [(key, rl) for key, _, rl in rates])
-        return engine.decide(policy, call, facts, counters)
+        return layers.decide(lay, call, facts, counters)
 
-    async def _commit(self, loaded: LoadedPolicy, call: Call, call_id: str, facts: Facts | None, seq: int | None,
+    async def _commit(self, lay: Layers, call: Call, call_id: str, facts: Facts | None, seq: int | None,
                       entry: Pending | None, approved: str | None) -> Decision:
         """Decide again and reserve, atomically: nothing another call (or process) reserved can be missed."""
-        policy = loaded.policy
+        policy = lay.service.policy
         shadow = policy.mode == "shadow"
         facts = facts or Facts()
         if facts.notional_usd is not None and facts.notional_usd < 0:
             raise FactError(f"the order's notional came out negative ({facts.notional_usd}); refusing to count it")
-        caps = engine.daily_caps(policy, call.tool) if facts.notional_usd is not None else []
-        rates = engine.rate_limits(policy, call.tool)
-        kill = call.risk != "read" and await self.kill_switch(loaded)
+        caps = layers.daily_caps(lay, call) if facts.notional_usd is not None else []
+        rates = layers.rate_limits(lay, call)
+        kill = call.risk != "read" and await self.kill_switch(lay.service)
         unchecked = shadow or engine.reducing(call)  # recorded in the sums, never refused for them
         trips = policy.account.protections.equity and call.risk != "read"
 
         def decide(room: Room) -> Decision:
             counters = Counters(daily_used=room.daily_used, rate_wait=room.rate_wait, kill_switch=kill,
                                 approved=approved, tripped=room.trips or {})
-            decision = engine.decide(policy, call, with_pending(call, facts, room.pending), counters)
+            decision = layers.decide(lay, call, with_pending(call, facts, room.pending), counters)
             if shadow:  # decide and audit, but let every call through (and keep counting it)
                 return _Passed(decision)
             return decision
@@ -280,8 +321,9 @@ class PolicyGuard:
     async def _guarded(self, name: str, spec: ToolSpec, args: BaseModel, runner: Runner) -> BaseModel:
         call_id = uuid.uuid4().hex[:16]
         started = time.perf_counter()
-        loaded = self.loaded
-        call = Call(name, args.model_dump(mode="json", exclude_none=True))
+        loaded: Any = self.loaded
+        agent = CURRENT_AGENT.get()
+        call = Call(name, args.model_dump(mode="json", exclude_none=True), agent.name if agent is not None else None)
         shadow = False
         entry: Pending | None = None
         holder: dict = {}  # the in-flight entry once it is handed to the store (a cancel must release it)
@@ -289,8 +331,8 @@ class PolicyGuard:
         decision = Decision(DENY, "POLICY_ERROR", "guard", "not decided")
         try:
             try:
-                loaded = await self.current()
-                shadow = loaded.policy.mode == "shadow"
+                loaded = await self.layers()
+                shadow = loaded.service.policy.mode == "shadow"
                 decision, entry, args = await self._decide(loaded, call, call_id, args, shadow, holder)
             except asyncio.CancelledError:
                 entry = holder.get("entry")
@@ -342,13 +384,13 @@ class PolicyGuard:
                            entry, settle=True, give_back=False)
         return result
 
-    async def _decide(self, loaded: LoadedPolicy, call: Call, call_id: str, args: BaseModel, shadow: bool,
+    async def _decide(self, lay: Layers, call: Call, call_id: str, args: BaseModel, shadow: bool,
                       holder: dict) -> tuple[Decision, Pending | None, BaseModel]:
         """The final decision, reserved when allowed, and the in-flight entry (and the arguments to send)."""
-        facts, seq, failed = await self._facts(loaded, call)
+        facts, seq, failed = await self._facts(lay, call)
         if failed is not None:
             return failed, None, args
-        decision = await self._preview(loaded, call, facts)
+        decision = await self._preview(lay, call, facts)
         if call.risk != "read" and (decision.effect != DENY or shadow):
             await self.recorder.ready()  # a call that changes anything runs only if its record can be written
         approved: str | None = None
@@ -364,7 +406,7 @@ class PolicyGuard:
             approved = decision.reason
             # After the wait, every limit is decided again on fresh facts before anything is sent.
             shown = decision
-            facts, seq, failed = await self._facts(loaded, call)
+            facts, seq, failed = await self._facts(lay, call)
             if failed is not None:
                 return failed, None, args
             drift = await self._approved_notional_check(shown, facts)
@@ -388,13 +430,13 @@ class PolicyGuard:
         try:
             while True:
                 try:
-                    final = await self._commit(loaded, call, call_id, facts, seq, entry, approved)
+                    final = await self._commit(lay, call, call_id, facts, seq, entry, approved)
                     break
                 except StateBusy:
                     if loop.time() >= give_up:
                         raise
                 # After waiting for a busy state store, decide again on fresh facts.
-                facts, seq, failed = await self._facts(loaded, call)
+                facts, seq, failed = await self._facts(lay, call)
                 if failed is not None:
                     self.live.discard(call_id)
                     return failed, None, args
@@ -416,7 +458,7 @@ class PolicyGuard:
                         f"the policy could not be evaluated ({self.redact(why)[:300]}), so the call was "
                         "denied to be safe. Retry later; if it persists, a human must check the server.")
 
-    async def _finish(self, call_id: str, call: Call, decision: Decision, loaded: LoadedPolicy, outcome: dict,
+    async def _finish(self, call_id: str, call: Call, decision: Decision, loaded: Any, outcome: dict,
                       started: float, shadow: bool, entry: Pending | None, *, settle: bool, give_back: bool) -> None:
         """The exchange answered: settle the in-flight record (or leave it to the sweep), then audit."""
         if entry is not None and entry.symbol and hasattr(self.facts, "invalidate"):
@@ -427,7 +469,7 @@ class PolicyGuard:
             if settle:
                 try:
                     await self.store.run(self.state.settle, call_id, outcome, give_back)
-                    if give_back and engine.daily_caps(loaded.policy, call.tool):
+                    if give_back and any(engine.daily_caps(p, call.tool) for p in _policies(loaded)):
                         outcome["reservation"] = "released"
                 except StateError as err:  # the call's own result matters more; the sweep settles it later
                     log.error("could not settle the in-flight record of %s: %s", call_id, err)
@@ -438,7 +480,7 @@ class PolicyGuard:
         self.live.discard(call_id)
         await self.recorder.record(call_id, call, decision, loaded, outcome, started, shadow)
 
-    async def _cancelled(self, call_id: str, call: Call, loaded: LoadedPolicy, entry: Pending | None, phase: str,
+    async def _cancelled(self, call_id: str, call: Call, loaded: Any, entry: Pending | None, phase: str,
                          started: float) -> None:
         """The client (notifications/cancelled) or shutdown cancelled the call: release what it reserved that
         cannot have reached the exchange, and leave a final audit record."""
@@ -470,6 +512,11 @@ class PolicyGuard:
     async def audit_refused(self, tool: str, args: Any, code: str, text: str) -> None:
         """One record for a call refused before the policy saw it (see Recorder.refused)."""
         await self.recorder.refused(self.loaded, tool, args, code, text)
+
+
+def _policies(loaded: Any) -> tuple:
+    """The policies of what a call was decided under: Layers, or a LoadedPolicy (a call that failed before)."""
+    return loaded.policies if isinstance(loaded, Layers) else (loaded.policy,)
 
 
 class _Passed:

@@ -13,13 +13,20 @@ from typing import Any
 
 from binance_mcp.policy.audit import AuditLog
 from binance_mcp.policy.engine import DENY, Call, Decision
+from binance_mcp.policy.layers import CURRENT_AGENT, Layers
 from binance_mcp.policy.loader import LoadedPolicy
 from binance_mcp.policy.state import StoreWorker
 
 log = logging.getLogger("binance_mcp.policy")
 
 
-def _policy(loaded: LoadedPolicy) -> dict:
+def _policy(loaded: LoadedPolicy | Layers) -> dict:
+    """What the audit record says of the policy a call was decided under (and of its agent's, on the service)."""
+    if isinstance(loaded, Layers):
+        out = _policy(loaded.service)
+        if loaded.agent is not None:
+            out["agent_policy"] = {"source": loaded.agent.source, "sha256": loaded.agent.sha256}
+        return out
     return {"source": loaded.source, "sha256": loaded.sha256, "mode": loaded.policy.mode}
 
 
@@ -56,13 +63,15 @@ class Recorder:
             return
         await self._write(self.audit.ready)
 
-    async def record(self, call_id: str, call: Call, decision: Decision, loaded: LoadedPolicy, outcome: dict,
-                     started: float, shadow: bool = False) -> None:
+    async def record(self, call_id: str, call: Call, decision: Decision, loaded: LoadedPolicy | Layers,
+                     outcome: dict, started: float, shadow: bool = False) -> None:
         record = {
             "call_id": call_id, "tool": call.tool, "args": call.args, "decision": decision.as_dict(),
             "outcome": outcome, "duration_ms": round((time.perf_counter() - started) * 1000, 3),
             "policy": _policy(loaded),
         }
+        if call.agent is not None:
+            record["agent"] = call.agent
         if shadow and not decision.allowed:
             record["shadow"] = True
         try:
@@ -76,6 +85,9 @@ class Recorder:
         record = {"call_id": uuid.uuid4().hex[:16], "tool": tool, "args": args,
                   "decision": {"effect": DENY, "code": code, "rule": "input", "reason": text},
                   "outcome": {"status": "not_run"}, "duration_ms": 0, "policy": _policy(loaded)}
+        agent = CURRENT_AGENT.get()
+        if agent is not None:
+            record["agent"] = agent.name
         try:
             await self._write(lambda: self.audit.append(record, sync=False))
         except OSError as exc:

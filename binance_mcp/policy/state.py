@@ -25,6 +25,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, TypeVar
 
+from binance_mcp.policy.agent_state import AGENTS_SCHEMA, AgentState
 from binance_mcp.policy.protection_state import ProtectionState
 
 log = logging.getLogger("binance_mcp.policy.state")
@@ -55,7 +56,7 @@ CREATE TABLE IF NOT EXISTS protection_trips (account TEXT NOT NULL, day TEXT NOT
 CREATE TABLE IF NOT EXISTS protection_resets (account TEXT NOT NULL, at REAL NOT NULL, by TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS traded (account TEXT NOT NULL, market TEXT NOT NULL, symbol TEXT NOT NULL,
     at REAL NOT NULL, PRIMARY KEY (account, market, symbol));
-"""
+""" + AGENTS_SCHEMA
 # Columns added after a table first shipped: (table, column, declaration), added to an older file at open.
 ADDED_COLUMNS = (("inflight", "notional", "TEXT"),)
 RELEASED_KEEP_S = 3600.0  # released in-flight rows are kept this long (a decision older than that re-reads)
@@ -120,7 +121,7 @@ def _busy(exc: sqlite3.Error) -> bool:
     return "locked" in text or "busy" in text
 
 
-class StateStore(ProtectionState):
+class StateStore(ProtectionState, AgentState):
     def __init__(self, path: Path, clock: Callable[[], float], busy_timeout: float = 2.0) -> None:
         self.path = path
         self.clock = clock
@@ -306,9 +307,14 @@ class StateStore(ProtectionState):
     def view(self, keys: list[str], rates: list[tuple[str, Any]]) -> tuple[dict[str, Decimal], dict[str, float]]:
         """Today's sums under ``keys`` and the seconds until each rate limit frees, in one read."""
         now = self.clock()
-        return self.transaction(lambda db: (self._used(db, keys, utc_day(now)),
-                                            {key: self._rate_wait(db, key, rl, now) for key, rl in rates}),
+        return self.transaction(lambda db: (self._used(db, keys, utc_day(now)), self._waits(db, rates, now)),
                                 "read", write=False)
+
+    def _waits(self, db: sqlite3.Connection, rates: list[tuple[str, Any]], now: float) -> dict[str, float]:
+        """Each limit's wait under engine.rate_slot(key, limit): a key may have a limit in two policies."""
+        from binance_mcp.policy.engine import rate_slot
+
+        return {rate_slot(key, rl): self._rate_wait(db, key, rl, now) for key, rl in rates}
 
     def commit(self, account: str, since_seq: int | None, caps: dict[str, Decimal | None], amount: Decimal | None,
                rates: list[tuple[str, Any]], entry: Pending | None, decide: Callable[[Room], Any],
@@ -327,14 +333,14 @@ class StateStore(ProtectionState):
         def go(db):
             room = Room(self._pending(db, account, since_seq) if entry is not None and entry.market else [],
                         self._used(db, list(caps), day),
-                        {key: self._rate_wait(db, key, rl, now) for key, rl in rates},
+                        self._waits(db, rates, now),
                         self._trips(db, account, day) if trips else None)
             decision = decide(room)
             if not getattr(decision, "allowed", False):
                 return decision
             if caps and amount is not None:
                 self._add(db, entry.call_id if entry else "", entry.tool if entry else "", amount, list(caps), day)
-            for key, _ in rates:
+            for key in dict.fromkeys(key for key, _ in rates):  # one hit per key, however many limits it has
                 db.execute("INSERT INTO rate_hits (key, at) VALUES (?, ?)", (key, now))
             if entry is not None:
                 db.execute("INSERT INTO inflight (call_id, account, tool, market, symbol, side, position_side, "

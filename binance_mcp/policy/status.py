@@ -16,7 +16,8 @@ from pydantic import BaseModel, WithJsonSchema
 from binance_mcp.catalog import ALL_TOOLS
 from binance_mcp.errors import BinanceMcpError
 from binance_mcp.paths import state_dir_problem
-from binance_mcp.policy import engine
+from binance_mcp.policy import engine, layers
+from binance_mcp.policy.layers import AGENT_RULE, CURRENT_AGENT
 from binance_mcp.policy.state import StateError
 from binance_mcp.tools.models import Dec, NoArgs, Result, ToolDef
 
@@ -70,6 +71,8 @@ class PolicyStatusResult(Result):
     state_error: str | None = None  # the state directory cannot be written: changes are denied
     # key_check and dead_man_switch (see safety()); the bare schema because tools/list is at its 30,000-byte budget
     safety: Annotated[dict | None, WithJsonSchema({"type": "object"})] = None
+    # on the HTTP service: the calling agent, its own policy, a policy change waiting for a human (see service())
+    service: Annotated[dict | None, WithJsonSchema({"type": "object"})] = None
 
 
 def _limits(rule) -> dict[str, str]:
@@ -105,53 +108,75 @@ def safety(deps) -> dict[str, Any] | None:
     return out or None
 
 
+def service(guard, lay, agent: str | None) -> dict[str, Any] | None:
+    """On the HTTP service: which agent is asking, its own policy, and a policy change waiting for a human."""
+    if not getattr(guard, "service", False):
+        return None
+    out: dict[str, Any] = {"agent": agent, "agent_policy": None if lay.agent is None else
+                           f"{lay.agent.source} ({lay.agent.sha256})"}
+    pending = [f.pending for f in (guard.policy_file, *guard.agent_files.values()) if getattr(f, "pending", None)]
+    if pending:
+        out["pending_policy_changes"] = pending
+    return out
+
+
 def status_tool(guard, settings) -> ToolDef:
     async def handler(args: NoArgs, deps) -> PolicyStatusResult:
-        loaded = await guard.current()
+        lay = await guard.layers()
+        loaded = lay.service
         policy = loaded.policy
+        agent = CURRENT_AGENT.get()
+        name = agent.name if agent is not None else None
+        marked = [(p, "") for p in lay.policies[:1]] + [(p, AGENT_RULE) for p in lay.policies[1:]]
         tools, denied = [], 0
         for spec in ALL_TOOLS:
-            rule, path = engine.effective_rule(policy, spec.name)
-            action = rule.action if rule is not None else policy.default
-            if spec.name == engine.POLICY_STATUS_TOOL:
-                action = "allow"
-            if action == "deny":
+            if spec.name != engine.POLICY_STATUS_TOOL and layers.effective_action(lay, spec.name) == "deny":
                 denied += 1
                 continue
-            rl = rule.rate_limit if rule is not None else None
-            tools.append(ToolRuleView(
-                tool=spec.name, action=action, rule=path, limits=_limits(rule),
-                rate_limit=f"{rl.max} per {rl.window} s" if rl else None,
-                approval_above_usd=rule.approval_above.notional_usd if rule is not None and rule.approval_above
-                else None))
-        caps: dict[str, engine.Cap] = {}
-        rates: dict[str, tuple[str, object]] = {}
+            for p, mark in marked:  # the service's rule, then the agent's when it has one of its own for the tool
+                rule, path = engine.effective_rule(p, spec.name)
+                if mark and rule is None:
+                    continue
+                action = "allow" if spec.name == engine.POLICY_STATUS_TOOL else \
+                    (rule.action if rule is not None else p.default)
+                rl = rule.rate_limit if rule is not None else None
+                tools.append(ToolRuleView(
+                    tool=spec.name, action=action, rule=mark + path, limits=_limits(rule),
+                    rate_limit=f"{rl.max} per {rl.window} s" if rl else None,
+                    approval_above_usd=rule.approval_above.notional_usd if rule is not None and rule.approval_above
+                    else None))
+        caps: dict[str, tuple[str, engine.Cap]] = {}
+        rates: dict[tuple, tuple[str, object]] = {}
         for spec in ALL_TOOLS:  # the same caps and rate-limit keys the guard counts against (engine.daily_caps)
-            for cap in engine.daily_caps(policy, spec.name):
-                caps.setdefault(cap.key, cap)
-            if not engine.denied_outright(policy, spec.name):
-                for key, path, rl in engine.rate_limits(policy, spec.name):
-                    rates.setdefault(key, (path, rl))
+            if layers.denied_outright(lay, spec.name):
+                continue
+            for p, mark in marked:
+                for cap in engine.daily_caps(p, spec.name, name):
+                    caps.setdefault((cap.key, cap.limit, mark), (mark, cap))
+                for key, path, rl in engine.rate_limits(p, spec.name, name):
+                    rates.setdefault((key, rl.max, rl.window, mark), (mark + path, rl))
         state_error = await _state_error(deps)
         try:
-            used, _ = await guard.store.run(guard.state.view, list(caps), []) if caps else ({}, {})
-            usage = {key: await guard.store.run(guard.state.rate_usage, key, rl) for key, (_, rl) in rates.items()}
+            keys = list(dict.fromkeys(c.key for _, c in caps.values()))
+            used, _ = await guard.store.run(guard.state.view, keys, []) if caps else ({}, {})
+            usage = {slot: await guard.store.run(guard.state.rate_usage, slot[0], rl) for slot, (_, rl) in rates.items()}
         except StateError as exc:
             also = f" ({state_error})" if state_error else ""
             raise BinanceMcpError(f"today's daily sums cannot be read ({exc}), so order tools are denied until a "
                                   f"human fixes the state database; read tools still work.{also}",
                                   code="POLICY_ERROR", remedy="human") from None
-        daily = [DailyView(rule=c.rule, cap_usd=c.limit, used_usd=used.get(key, Decimal(0)),
-                           remaining_usd=max(c.limit - used.get(key, Decimal(0)), Decimal(0)))
-                 for key, c in caps.items()]
-        rate_views = [RateView(rule=path, max=rl.max, window_s=rl.window, used=usage[key][0],
-                               wait_s=int(usage[key][1] + 0.999)) for key, (path, rl) in rates.items()]
+        daily = [DailyView(rule=mark + c.rule, cap_usd=c.limit, used_usd=used.get(c.key, Decimal(0)),
+                           remaining_usd=max(c.limit - used.get(c.key, Decimal(0)), Decimal(0)))
+                 for mark, c in caps.values()]
+        rate_views = [RateView(rule=path, max=rl.max, window_s=rl.window, used=usage[slot][0],
+                               wait_s=int(usage[slot][1] + 0.999)) for slot, (path, rl) in rates.items()]
         protections, unpriced = await protection_views(guard, policy.account.protections)
         return PolicyStatusResult(policy=f"{loaded.source} ({loaded.sha256})", mode=policy.mode,
                                   kill_switch=await guard.kill_switch(loaded), exchange=settings.mode, tools=tools,
                                   denied=denied, daily=daily, rate_limits=rate_views,
                                   reload_error=guard.reload_error, state_error=state_error,
-                                  protections=protections, unpriced_assets=unpriced, safety=safety(deps))
+                                  protections=protections, unpriced_assets=unpriced, safety=safety(deps),
+                                  service=service(guard, lay, name))
 
     return ToolDef(engine.POLICY_STATUS_TOOL, STATUS_DESCRIPTION, NoArgs, PolicyStatusResult, handler)
 

@@ -1,1 +1,1 @@
-"""The guard in its own trust domain: the HTTP service, its agents and tokens, and the stdio bridge to it."""
+"""The HTTP service: Streamable HTTP transport with agent tokens, the agents CLI, and the stdio bridge."""

@@ -1,10 +1,6 @@
-"""The service and the bridge as real processes: a binance-mcp service over MCP Streamable HTTP on 127.0.0.1 and
-``binance-mcp connect`` spoken to over stdio by fastmcp's client (legacy era, as Claude Desktop speaks).
-
-The service is the STAND-IN of ``standin_service.py`` (the real server behind a bearer-token check) until the
-lead's ``binance-mcp serve --http`` lands; then ``Service.start`` runs that command and ``add_agent`` uses
-``binance-mcp agents add``.
-"""
+"""The service and the bridge as real processes: ``binance-mcp serve --http`` (paper mode) on 127.0.0.1 with an
+agent from ``binance-mcp agents add``, and ``binance-mcp connect`` spoken to over stdio by fastmcp's client (legacy
+era, as Claude Desktop speaks)."""
 
 from __future__ import annotations
 
@@ -22,8 +18,7 @@ from fastmcp.client.transports import StdioTransport, StreamableHttpTransport
 
 from tests.helpers import paper_env, write_policy
 
-HERE = Path(__file__).parent
-STANDIN = HERE / "standin_service.py"
+SERVICE = [sys.executable, "-m", "binance_mcp"]
 
 
 def free_port() -> int:
@@ -44,7 +39,7 @@ def write_token(path: Path, token: str) -> Path:
 
 class Service:
     """A paper-mode service on a fixed port of 127.0.0.1 (so that it can be stopped and started again at the same
-    URL), with one agent whose token is in ``token_file``."""
+    URL), with one agent, ``agent``, whose token the agent's user keeps in ``token_file``."""
 
     def __init__(self, root: Path, policy: str) -> None:
         self.root = root
@@ -52,17 +47,36 @@ class Service:
         self.url = f"http://127.0.0.1:{self.port}/mcp"
         self.state_dir = root / "state"
         self.policy = write_policy(root / "policy.yaml", policy)
-        self.token = new_token()
-        self.service_tokens = write_token(root / "service-tokens", self.token)  # the stand-in's agent table
+        self.env = paper_env(self.state_dir, self.policy)
+        self.token = self.add_agent("agent")
         self.token_file = write_token(root / "agent-token", self.token)  # what the agent's user holds
         self.stderr = root / "service.err"
         self.process: subprocess.Popen | None = None
 
+    def command(self, *args: str) -> str:
+        """``binance-mcp ARGS`` on the service's state directory (as the service's user would run it); its stdout."""
+        done = subprocess.run([*SERVICE, *args], env=self.env, capture_output=True, text=True, timeout=60,
+                              stdin=subprocess.DEVNULL)
+        assert done.returncode == 0, done
+        return done.stdout
+
+    def agents(self, *args: str) -> str:
+        return self.command("agents", *args)
+
+    def approvals(self, *args: str) -> str:
+        return self.command("approvals", *args)
+
+    def add_agent(self, name: str) -> str:
+        """A new agent's token: printed once, alone on the last line of stdout."""
+        return self.agents("add", name).splitlines()[-1]
+
+    def revoke(self, name: str = "agent") -> None:
+        self.agents("revoke", name)
+
     def start(self) -> Service:
-        env = paper_env(self.state_dir, self.policy)
         with open(self.stderr, "ab") as err:
-            self.process = subprocess.Popen([sys.executable, str(STANDIN), str(self.port), str(self.service_tokens)],
-                                            env=env, stdin=subprocess.DEVNULL, stdout=err, stderr=err)
+            self.process = subprocess.Popen([*SERVICE, "serve", "--http", f"127.0.0.1:{self.port}"], env=self.env,
+                                            stdin=subprocess.DEVNULL, stdout=err, stderr=err)
         deadline = time.monotonic() + 60
         while True:
             try:
@@ -78,10 +92,6 @@ class Service:
             self.process.terminate()
             self.process.wait(30)
         self.process = None
-
-    def revoke(self) -> None:
-        """The agent's token stops working on the next request (the stand-in's `agents revoke`)."""
-        write_token(self.service_tokens, new_token())
 
     def direct(self) -> Client:
         """A client of the service itself, over HTTP with the agent's token (as Claude Code would connect)."""

@@ -7,14 +7,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import subprocess
 from decimal import Decimal
 
 import pytest
 import pytest_asyncio
-from fastmcp.client.elicitation import ElicitResult
 
-from tests.helpers import D, PaperSimulator
+from tests.helpers import D, PaperSimulator, read_audit
 from tests.service.helpers import (
     Service,
     bridge_client,
@@ -97,37 +97,20 @@ async def test_calls_reach_the_exchange_through_the_bridge(service: Service, sim
     assert_no_token(tmp_path / "bridge.err", service.token)
 
 
-class Human:
-    """The client's elicitation handler (the person at Claude's approval dialog): answers as told, records what
-    it was asked."""
-
-    def __init__(self, answer: str) -> None:
-        self.answer = answer
-        self.asked: list[str] = []
-
-    async def __call__(self, message, response_type, params, context):
-        self.asked.append(message)
-        if self.answer == "decline":
-            return ElicitResult(action="decline")
-        return response_type(value=True)
-
-
-@pytest.mark.parametrize("answer", ["yes", "decline"])
-async def test_the_services_approval_question_reaches_the_client(service: Service, sim: PaperSimulator, tmp_path,
-                                                                  answer: str):
-    human = Human(answer)
+async def test_an_approval_asked_by_the_service_works_through_the_bridge(service: Service, sim: PaperSimulator,
+                                                                        tmp_path):
+    """The service asks a human out of band (no form to the agent's client): the bridge passes the request for
+    approval on, the human approves as the service's user, and the same call again runs, once."""
     before = sim.state()["order_requests"]["spot"]
-    async with bridge_client(service.url, service.token_file, tmp_path / "bridge.err",
-                             elicitation_handler=human) as client:
-        result = await client.call_tool("binance_spot_place_order", APPROVED_BUY, raise_on_error=False)
-    (question,) = human.asked  # the service asked the person, through the bridge, once
-    assert "tool: binance_spot_place_order" in question and "quantity: 0.001" in question, question
-    if answer == "yes":
-        assert not result.is_error, text_of(result)
-        assert sim.state()["order_requests"]["spot"] == before + 1
-    else:
-        assert result.is_error and text_of(result).startswith("APPROVAL_DENIED: "), text_of(result)
+    async with bridge_client(service.url, service.token_file, tmp_path / "bridge.err") as client:
+        first = await client.call_tool("binance_spot_place_order", APPROVED_BUY, raise_on_error=False)
+        assert first.is_error and text_of(first).startswith("APPROVAL_REQUIRED: "), text_of(first)
+        approval = re.search(r"Approval id (\w+)", text_of(first)).group(1)
         assert sim.state()["order_requests"]["spot"] == before
+        service.approvals("approve", approval, "--yes")
+        second = await client.call_tool("binance_spot_place_order", APPROVED_BUY, raise_on_error=False)
+        assert not second.is_error, text_of(second)
+    assert sim.state()["order_requests"]["spot"] == before + 1
 
 
 def assert_unreachable(result, url: str, sent_nothing: bool = True) -> str:
@@ -171,24 +154,20 @@ async def test_service_down_at_start_and_later_then_back(served, tmp_path):
 
 
 async def test_a_service_lost_during_an_order_says_the_order_may_have_reached_it(tmp_path):
-    """The service dies while an order waits for the human's approval: the call reached the service, so the text
-    must not say that nothing was sent; it says to check orders before trying again."""
+    """The service dies while an order is on its way to the exchange (held there by a slow exchange): the call
+    reached the service, so the text must not say that nothing was sent; it says to check orders first."""
     svc = Service(tmp_path, POLICY).start()
-    asked, release = asyncio.Event(), asyncio.Event()
-
-    async def human(message, response_type, params, context):
-        asked.set()
-        await release.wait()
-        return response_type(value=True)
-
     try:
-        async with bridge_client(svc.url, svc.token_file, tmp_path / "bridge.err", elicitation_handler=human) as client:
-            call = asyncio.create_task(client.call_tool("binance_spot_place_order", APPROVED_BUY,
-                                                        raise_on_error=False))
-            await asyncio.wait_for(asked.wait(), 60)
+        async with bridge_client(svc.url, svc.token_file, tmp_path / "bridge.err") as client:
+            status = await client.call_tool("binance_account_status", {})
+            paper = PaperSimulator(status.structured_content["host"])
+            paper.sim("faults", {"kind": "latency", "path": "/api/v3/order", "method": "POST", "latency_ms": 60000})
+            call = asyncio.create_task(client.call_tool("binance_spot_place_order", SMALL_BUY, raise_on_error=False))
+            while not [r for r in read_audit(svc.state_dir) if r.get("tool") == "binance_spot_place_order"
+                       and r.get("outcome", {}).get("status") == "sending"]:  # on its way to the exchange, held
+                await asyncio.sleep(0.05)
             svc.process.kill()
             svc.process.wait(30)
-            release.set()
             result = await asyncio.wait_for(call, 120)
     finally:
         svc.stop()
