@@ -15,9 +15,11 @@ call reached it. Each call tries the service again, so the bridge needs no resta
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import contextvars
 import logging
+import os
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -39,7 +41,7 @@ from mcp.shared.exceptions import MCPError
 
 from binance_mcp import __version__
 from binance_mcp.catalog import BY_NAME
-from binance_mcp.service.bridge_setup import Token
+from binance_mcp.service.bridge_setup import BridgeSetupError, Token, read_token
 
 log = logging.getLogger("binance_mcp.bridge")
 
@@ -81,6 +83,35 @@ class Bridge:
         self.url = url
         self.token = token
         self.token_file = token_file
+        self._seen = self._file_version(token_file)
+        self._file_problem: str | None = None
+
+    @staticmethod
+    def _file_version(path: str) -> tuple | None:
+        try:
+            st = os.stat(path)
+        except OSError:
+            return None
+        return st.st_ino, st.st_size, st.st_mtime_ns
+
+    async def refresh(self) -> str | None:
+        """Read the token file again when it changed (the user wrote a new token into it, so no restart is
+        needed): None, or why the file cannot be used now."""
+        version = await asyncio.to_thread(self._file_version, self.token_file)
+        if version == self._seen:
+            return self._file_problem
+        self._seen = version
+        try:
+            token = await asyncio.to_thread(read_token, self.token_file)
+        except BridgeSetupError as exc:
+            self._file_problem = str(exc)
+            log.warning("%s", exc)
+            return self._file_problem
+        if token.warning:
+            log.warning("%s", token.warning)
+        self.token, self._file_problem = token, None
+        log.info("the token file %s changed: its token is used from now on", self.token_file)
+        return None
 
     # -- the backend connection -----------------------------------------------------------------
     def client(self) -> ProxyClient:
@@ -138,12 +169,16 @@ class Bridge:
             return "the connection failed"
         return None
 
+    def token_file_text(self, problem: str) -> str:
+        return (f"SERVICE_TOKEN_FILE: {problem} Nothing was sent to the exchange. Ask the user to fix the bridge's "
+                "token file; the next call reads it again.")
+
     def unreachable_text(self, tool: str, problem: str, sent: bool) -> str:
         if problem == "refused":
             return (f"SERVICE_REFUSED_TOKEN: the binance-mcp service at {self.url} refused this bridge's token (HTTP "
                     "401: the agent was revoked or the token is wrong), so nothing was sent to the exchange. Ask the "
                     "user for a new token: `binance-mcp agents add NAME` run on the service (as its user), written "
-                    f"into the bridge's token file {self.token_file}; no restart of the bridge is needed.")
+                    f"into the bridge's token file {self.token_file} (the next call reads it; no restart needed).")
         if not sent:
             return (f"SERVICE_UNREACHABLE: the binance-mcp service at {self.url} cannot be reached ({problem}), so "
                     f"{tool} did not run and nothing was sent to the exchange. Ask the user to start the service "
@@ -180,6 +215,9 @@ class BridgeTool(ProxyTool):
         return dict(self.meta) if self.meta else None
 
     async def run(self, arguments: dict[str, Any], context=None) -> ToolResult:
+        file_problem = await self._bridge.refresh()
+        if file_problem is not None:
+            return ToolResult(content=self._bridge.token_file_text(file_problem), is_error=True)
         with attempting() as attempt:
             try:
                 return await super().run(arguments, context)
@@ -216,6 +254,8 @@ class BridgeProvider(ProxyProvider):
 
         from fastmcp.server.providers.proxy import _CacheEntry
 
+        if await self.bridge.refresh() is not None:
+            return self._catalogue
         self._tools_generation += 1
         generation = self._tools_generation
         with attempting() as attempt:

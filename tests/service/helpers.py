@@ -32,8 +32,13 @@ def new_token() -> str:
 
 
 def write_token(path: Path, token: str) -> Path:
+    """Write a token file (mode 0600) so that a running bridge sees a change: a new mtime even within a tick."""
+    old = path.stat().st_mtime_ns if path.exists() else 0
     path.write_text(token + "\n", encoding="ascii")
     path.chmod(0o600)
+    st = path.stat()
+    if st.st_mtime_ns <= old:
+        os.utime(path, ns=(st.st_atime_ns, old + 1_000_000))
     return path
 
 

@@ -195,16 +195,30 @@ async def test_a_wrong_token_is_refused_with_a_clear_text(service: Service, serv
     assert_no_token(tmp_path / "bridge.err", wrong_token, service.token)
 
 
-async def test_a_revoked_agent_is_refused_on_its_next_call(tmp_path):
+async def test_a_revoked_agent_is_refused_and_a_new_token_in_the_file_works_at_once(tmp_path):
+    """Revoked on the service: the next call is refused. The user writes a new agent's token into the token file
+    (a broken file first): the bridge reads it on the next call, without a restart."""
     svc = Service(tmp_path, POLICY).start()
     try:
         async with bridge_client(svc.url, svc.token_file, tmp_path / "bridge.err") as client:
             assert not (await client.call_tool("binance_spot_price", PRICE, raise_on_error=False)).is_error
             svc.revoke()
-            result = await client.call_tool("binance_spot_price", PRICE, raise_on_error=False)
+            refused = await client.call_tool("binance_spot_price", PRICE, raise_on_error=False)
+            write_token(svc.token_file, "")
+            broken = await client.call_tool("binance_spot_price", PRICE, raise_on_error=False)
+            new = svc.add_agent("agent-2")
+            write_token(svc.token_file, new)
+            again = await client.call_tool("binance_spot_price", PRICE, raise_on_error=False)
     finally:
         svc.stop()
-    assert result.is_error and text_of(result).startswith("SERVICE_REFUSED_TOKEN: "), text_of(result)
+    assert refused.is_error and text_of(refused).startswith("SERVICE_REFUSED_TOKEN: "), text_of(refused)
+    assert broken.is_error, broken
+    assert text_of(broken) == (f"SERVICE_TOKEN_FILE: the token file {svc.token_file} is empty: write into it the "
+                               "token that `binance-mcp agents add NAME` printed on the service (one line, bmcp_...). "
+                               "Nothing was sent to the exchange. Ask the user to fix the bridge's token file; the "
+                               "next call reads it again."), text_of(broken)
+    assert not again.is_error, text_of(again)
+    assert_no_token(tmp_path / "bridge.err", svc.token, new)
 
 
 # -- stdout carries only MCP ---------------------------------------------------------------------------------
