@@ -124,8 +124,8 @@ class Bridge:
             if request.method == "POST" and _is_call(request):
                 attempt.sent = True
 
-        async def answered(response: httpx2.Response) -> None:
-            if response.status_code >= 400:
+        async def answered(response: httpx2.Response) -> None:  # the POSTs carry the requests; a GET stream may 405
+            if response.status_code >= 400 and response.request.method == "POST":
                 attempt.status, attempt.reason = response.status_code, response.reason_phrase
 
         def http_client(headers=None, timeout=None, auth=None, **_ignored: Any) -> httpx2.AsyncClient:

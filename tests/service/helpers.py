@@ -114,12 +114,13 @@ def bridge_env(**extra: str) -> dict[str, str]:
     return env
 
 
-def bridge_client(url: str, token_file: Path | str, stderr: Path, **options) -> Client:
-    """fastmcp's client for ``binance-mcp connect`` as a subprocess (ending with the client's context)."""
+def bridge_client(url: str, token_file: Path | str, stderr: Path, mode: str = "legacy", **options) -> Client:
+    """fastmcp's client for ``binance-mcp connect`` as a subprocess (ending with the client's context); ``mode``:
+    the protocol era the client speaks (the bridge speaks the same one to the service)."""
     command = connect_command(url, token_file)
     transport = StdioTransport(command=command[0], args=command[1:], env=bridge_env(BINANCE_MCP_LOG_LEVEL="DEBUG"),
                                log_file=stderr, keep_alive=False)
-    return Client(transport, mode="legacy", **options)
+    return Client(transport, mode=mode, **options)
 
 
 def listing(tools) -> list[dict]:

@@ -81,10 +81,13 @@ async def test_tools_list_through_the_bridge_is_the_services(service: Service, s
     assert_no_token(tmp_path / "bridge.err", service.token)
 
 
-async def test_calls_reach_the_exchange_through_the_bridge(service: Service, sim: PaperSimulator, tmp_path):
+@pytest.mark.parametrize("mode", ["legacy", "auto"])  # the handshake era (Claude Desktop) and 2026-07-28
+async def test_calls_reach_the_exchange_through_the_bridge(service: Service, sim: PaperSimulator, tmp_path,
+                                                           mode: str):
     sim.set_price("BTCUSDT", "96123.45")
     seq = sim.last_seq()
-    async with bridge_client(service.url, service.token_file, tmp_path / "bridge.err") as client:
+    async with bridge_client(service.url, service.token_file, tmp_path / "bridge.err", mode=mode) as client:
+        assert (client.protocol_version == "2026-07-28") is (mode == "auto"), client.protocol_version
         price = await client.call_tool("binance_spot_price", PRICE)
         assert price.structured_content["prices"] == [{"symbol": "BTCUSDT", "price": "96123.45"}]
         order = await client.call_tool("binance_spot_place_order", SMALL_BUY, raise_on_error=False)
