@@ -15,7 +15,7 @@ import pytest
 import pytest_asyncio
 
 from tests.helpers import D, PaperSimulator, read_audit
-from tests.service.helpers import (
+from tests.service.bridge_helpers import (
     Service,
     bridge_client,
     bridge_env,

@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 
-from tests.service.helpers import bridge_env, connect_command, new_token, write_token
+from tests.service.bridge_helpers import bridge_env, connect_command, new_token, write_token
 
 GOOD_URL = "http://127.0.0.1:8765/mcp"
 
