@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import uuid
 from pathlib import Path
@@ -21,6 +22,13 @@ def state_dir_of(given: Path | None) -> Path:
 STATE_FILES = ("audit.jsonl", "state.db")
 
 
+def _read_only_mount(path: Path) -> bool:
+    try:
+        return bool(os.statvfs(path).f_flag & os.ST_RDONLY)
+    except OSError:
+        return False
+
+
 def state_dir_problem(path: Path) -> str | None:
     """None when the state directory can be created and written, else what is wrong, said for a human (stderr and
     ``binance_policy_status``). A real write: a small file is created, synced and removed again (modes alone do not
@@ -35,9 +43,20 @@ def state_dir_problem(path: Path) -> str | None:
             os.fsync(fh.fileno())
         probe.unlink()
         for name in STATE_FILES:
-            if (path / name).exists() or (path / name).is_symlink():
-                with open(path / name, "ab"):
-                    pass
+            if not ((path / name).exists() or (path / name).is_symlink()):
+                continue
+            if name == "state.db":
+                # Never open and close the SQLite file here: closing any descriptor of a file drops every POSIX
+                # lock this process holds on it, including the state store's own connection's, and another
+                # process may then take the database for its sole user (checkpoint, WAL reset) under it: stale
+                # reads in this process. access() asks the same question (it fails for read-only mounts and
+                # immutable files, as the open did).
+                if not os.access(path / name, os.R_OK | os.W_OK):
+                    err = errno.EROFS if _read_only_mount(path) else errno.EACCES
+                    raise OSError(err, os.strerror(err), str(path / name))
+                continue
+            with open(path / name, "ab"):
+                pass
     except OSError as exc:
         where = f": {exc.filename}" if exc.filename else ""
         return (f"the state directory {path} cannot be written ({exc.strerror or type(exc).__name__}{where}), so "

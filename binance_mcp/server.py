@@ -253,7 +253,8 @@ def make_guard(settings: Settings, exchange: Exchange, service: bool = False):
     return PolicyGuard(load_policy(settings), settings.state_dir, ExchangeFacts(exchange),
                        policy_path=policy_file(settings), redact=settings.redact, approval_ttl=settings.approval_ttl,
                        elicit_timeout=settings.approval_timeout, account=account_id(settings),
-                       stale_after=2 * settings.timeout + 20, service=service)
+                       stale_after=2 * settings.timeout + 20, service=service,
+                       confirm_loosening=service)
 
 
 def build_server(settings: Settings, guard: Guard | None = None, exchange: Exchange | None = None,
@@ -279,7 +280,9 @@ def build_server(settings: Settings, guard: Guard | None = None, exchange: Excha
         undo_sigterm = None
         if deadman is not None:
             await deadman.start()
-            undo_sigterm = deadman.disarm_on_sigterm()
+            # Over stdio SIGTERM ends the process at once (disarming first); the HTTP service stops gracefully on
+            # it instead (service/run.py), and this lifespan's end disarms.
+            undo_sigterm = (lambda: None) if service else deadman.disarm_on_sigterm()
         try:
             yield None
         finally:

@@ -18,7 +18,7 @@ from binance_mcp.settings import ENVIRONMENT, SERVE_FLAGS
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
 REQUIRED = ["quickstart", "configuration", "tools", "policy", "approvals", "paper-trading", "security", "clients",
-            "troubleshooting"]
+            "troubleshooting", "deployment"]
 
 
 def read(name: str) -> str:

@@ -1,4 +1,5 @@
-"""``binance-mcp policy check | explain | test | schema``: tools for policy authors.
+"""``binance-mcp policy check | explain | test | schema | confirm``: tools for policy authors (and, with ``confirm``,
+for the human who applies a loosening change in service mode: confirm_cli.py).
 
 None of these touch an exchange: ``explain`` and ``test`` take prices, positions and leverage as inputs.
 """
@@ -16,7 +17,7 @@ import yaml
 from pydantic import ValidationError
 
 from binance_mcp.catalog import ALL_TOOLS, BY_NAME
-from binance_mcp.policy import engine
+from binance_mcp.policy import confirm_cli, engine
 from binance_mcp.policy.engine import Call, Counters, Decision, Facts
 from binance_mcp.policy.facts import FactError, gather, with_pending
 from binance_mcp.policy.loader import LoadedPolicy, PolicyLoadError, load_named
@@ -29,8 +30,9 @@ ACCOUNT_FIELDS = {"equity_usd", "equity_start_usd", "equity_peak_usd", "tripped"
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("policy", help="check, explain and test policy files",
-                       description="Tools for policy authors; none of them calls an exchange.")
+    p = sub.add_parser("policy", help="check, explain and test policy files; confirm a change that loosens",
+                       description="Tools for policy authors; none of them calls an exchange. `confirm`: a human "
+                                   "applies a policy change that loosens (service mode).")
     psub = p.add_subparsers(dest="policy_command", required=True)
     c = psub.add_parser("check", help="load errors with line numbers, or the effective rule of every tool")
     c.add_argument("files", nargs="+", metavar="FILE",
@@ -57,6 +59,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     t.add_argument("file", help="a policy file, or a built-in policy's name")
     t.add_argument("cases", type=Path)
     psub.add_parser("schema", help="JSON Schema of the policy format (for editor completion)")
+    confirm_cli.add_parser(psub)
 
 
 # -- check ----------------------------------------------------------------------------------
@@ -410,4 +413,6 @@ def run(ns: argparse.Namespace) -> int:
         return cmd_explain(ns)
     if ns.policy_command == "test":
         return cmd_test(ns)
+    if ns.policy_command == "confirm":
+        return confirm_cli.run(ns)
     return cmd_schema()

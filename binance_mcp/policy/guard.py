@@ -33,6 +33,7 @@ from binance_mcp.exchange.orders import CLIENT_ORDER_ID, new_client_order_id
 from binance_mcp.policy import engine, layers
 from binance_mcp.policy.approvals import DEFAULT_ELICIT_TIMEOUT, DEFAULT_TTL, ApprovalStore, Approver
 from binance_mcp.policy.audit import AuditLog
+from binance_mcp.policy.confirm_state import StoreConfirmer
 from binance_mcp.policy.engine import ALLOW, APPROVE, DENY, Call, Counters, Decision, Facts
 from binance_mcp.policy.facts import FactError, PriceSource, gather, pending_entry, with_pending
 from binance_mcp.policy.layers import CURRENT_AGENT, Layers
@@ -78,7 +79,7 @@ class PolicyGuard:
                  redact: Callable[[str], str] = lambda s: s, approval_ttl: float = DEFAULT_TTL,
                  elicit_timeout: float = DEFAULT_ELICIT_TIMEOUT, account: str = "default",
                  stale_after: float = 60.0, sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
-                 service: bool = False) -> None:
+                 service: bool = False, confirm_loosening: bool = False) -> None:
         self.policy_path = policy_path
         self.facts = facts
         self.clock = clock
@@ -95,7 +96,8 @@ class PolicyGuard:
         self.store = StoreWorker()
         self.audit = AuditLog(state_dir / "audit.jsonl", redact, clock)
         self.recorder = Recorder(self.audit, redact)
-        self.policy_file = PolicyFile(loaded, policy_path, clock, self.recorder.now)
+        self.policy_file = PolicyFile(loaded, policy_path, clock, self.recorder.now,
+                                      confirm_loosening=StoreConfirmer(self.state) if confirm_loosening else None)
         self.approvals = ApprovalStore(self.state, clock, approval_ttl)
         self.approver = Approver(self.approvals, self.recorder.safe, self.store.run, elicit_timeout=elicit_timeout,
                                  elicit=not service)
@@ -159,7 +161,9 @@ class PolicyGuard:
         held = self.agent_files.get(path)
         if held is None:
             loaded = load_file(Path(path))
-            held = self.agent_files.setdefault(path, PolicyFile(loaded, Path(path), self.clock, self.recorder.now))
+            confirmer = StoreConfirmer(self.state) if self.policy_file.confirmer is not None else None
+            held = self.agent_files.setdefault(path, PolicyFile(loaded, Path(path), self.clock, self.recorder.now,
+                                                                confirm_loosening=confirmer))
         loaded = held.reload()
         errors = layers.agent_policy_errors(loaded)
         if errors:  # checked on every use: a reload may bring what an agent's policy may not set

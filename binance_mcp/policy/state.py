@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from binance_mcp.policy.agent_state import AGENTS_SCHEMA, AgentState
+from binance_mcp.policy.confirm_state import ConfirmState
 from binance_mcp.policy.protection_state import ProtectionState
 
 log = logging.getLogger("binance_mcp.policy.state")
@@ -56,6 +57,9 @@ CREATE TABLE IF NOT EXISTS protection_trips (account TEXT NOT NULL, day TEXT NOT
 CREATE TABLE IF NOT EXISTS protection_resets (account TEXT NOT NULL, at REAL NOT NULL, by TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS traded (account TEXT NOT NULL, market TEXT NOT NULL, symbol TEXT NOT NULL,
     at REAL NOT NULL, PRIMARY KEY (account, market, symbol));
+CREATE TABLE IF NOT EXISTS policy_changes (path TEXT NOT NULL, sha256 TEXT NOT NULL, source TEXT NOT NULL,
+    lines TEXT NOT NULL, status TEXT NOT NULL, seen_at REAL NOT NULL, confirmed_at REAL, confirmed_by TEXT,
+    PRIMARY KEY (path, sha256));
 """ + AGENTS_SCHEMA
 # Columns added after a table first shipped: (table, column, declaration), added to an older file at open.
 ADDED_COLUMNS = (("inflight", "notional", "TEXT"),)
@@ -121,7 +125,7 @@ def _busy(exc: sqlite3.Error) -> bool:
     return "locked" in text or "busy" in text
 
 
-class StateStore(ProtectionState, AgentState):
+class StateStore(ProtectionState, AgentState, ConfirmState):
     def __init__(self, path: Path, clock: Callable[[], float], busy_timeout: float = 2.0) -> None:
         self.path = path
         self.clock = clock

@@ -7,7 +7,8 @@ at ``/mcp``, in front of which ``ServiceGate`` checks every request before FastM
 3. ``Authorization: Bearer <token>`` of an active agent (the state store's ``agents`` table, read on every request,
    so a revocation applies to the next one): 401 and nothing else otherwise. Failures are counted and summarised
    once a minute in the log and the audit log (not one record each: a flood cannot fill the disk);
-4. a body over ``max_body`` bytes: 413 (the body is read, within the cap, before the app sees it).
+4. a path other than ``/mcp``: 404; a method other than GET, POST, DELETE: 405;
+5. a body over ``max_body`` bytes: 413 (the body is read, within the cap, before the app sees it).
 
 The agent found is put in the request's scope; ``AgentContext`` (a FastMCP middleware) hands it to the guard
 (``layers.CURRENT_AGENT``) for every MCP request the HTTP request carries.
@@ -138,6 +139,13 @@ class ServiceGate:
         if agent is None:
             await _answer(send, 401, "invalid_token", "a valid bearer token is required",
                           [(b"www-authenticate", b'Bearer realm="binance-mcp"')])
+            return
+        if scope.get("path") != MCP_PATH:
+            await _answer(send, 404, "not_found", f"the only endpoint is {MCP_PATH}")
+            return
+        if scope.get("method") not in ("GET", "POST", "DELETE"):
+            await _answer(send, 405, "method_not_allowed", "use POST (GET and DELETE for sessions)",
+                          [(b"allow", b"GET, POST, DELETE")])
             return
         scope.setdefault("state", {})[SCOPE_KEY] = agent
         if scope.get("method") == "POST":

@@ -5,8 +5,10 @@ check, then serve the app with uvicorn on a socket bound here (so port 0 gives a
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
+import signal
 import socket
 import stat
 import sys
@@ -116,19 +118,39 @@ async def _serve(mcp, settings, options: HttpOptions, host: str, port: int) -> i
     bound = sock.getsockname()[1]
     config = uvicorn.Config(app, log_level="warning", lifespan="on", timeout_graceful_shutdown=2,
                             ssl_certfile=options.tls_cert, ssl_keyfile=options.tls_key, access_log=False)
-    server = uvicorn.Server(config)
+    server = _server_class()(config)
     shown = f"[{host}]" if ":" in host else host
     agents = await guard.store.run(guard.state.agents)
     active = sum(1 for a in agents if a.active)
     print(f"binance-mcp service listening on {scheme if options.tls_cert else 'http'}://{shown}:{bound}{MCP_PATH} "
           f"({settings.mode} mode, {active} active agent{'s' if active != 1 else ''}; "
           f"add one with: binance-mcp agents add NAME)", file=sys.stderr, flush=True)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):  # a clean stop: the last summary of failed logins is written
+        loop.add_signal_handler(sig, server.stop)
     try:
         await server.serve(sockets=[sock])
     finally:
         await failures.flush()
         sock.close()
     return 0
+
+
+def _server_class():
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        """uvicorn's server without its own signal handling (which re-raises SIGTERM once it has stopped, killing the
+        process before the service's last words): ``stop`` is called from our handlers instead."""
+
+        @contextlib.contextmanager
+        def capture_signals(self):
+            yield
+
+        def stop(self) -> None:
+            self.should_exit = True
+
+    return Server
 
 
 def _bind(host: str, port: int) -> socket.socket:
