@@ -1,4 +1,4 @@
-"""Command line: ``binance-mcp [serve|demo|simulator|paper|policy|approvals|audit|protections|keys|agents]``.
+"""Command line: ``binance-mcp [serve|connect|demo|simulator|paper|policy|approvals|audit|protections|keys|agents]``.
 
 stdout belongs to the MCP channel when serving; every human-facing message here goes to stderr
 unless the command's whole job is to print a report.
@@ -61,6 +61,21 @@ def _serve_parser(sub: argparse._SubParsersAction, flags: bool = True) -> None:
         "in process lists)."
 
 
+def _connect_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "connect", help="a stdio bridge to a binance-mcp service over HTTP (for Claude Desktop)",
+        description="Serve MCP over stdio and forward every request to the binance-mcp service at URL (started with "
+                    "`binance-mcp serve --http`, usually as another OS user), with the agent's token. The bridge holds "
+                    "no API key, no policy and no state. If the service is down, tools/list still answers (all 36 "
+                    "tools) and each call says the service cannot be reached.",
+    )
+    p.add_argument("url", metavar="URL", help="the service's MCP endpoint, e.g. http://127.0.0.1:8765/mcp (plain "
+                                              "http only to this machine; https:// otherwise)")
+    p.add_argument("--token-file", required=True, metavar="FILE",
+                   help="a file holding only this agent's token (`binance-mcp agents add NAME` prints it on the "
+                        "service); keep it readable by this user only (chmod 600)")
+
+
 def _simulator_parser(sub: argparse._SubParsersAction) -> None:
     from binance_mcp.simulator.config import DEFAULT_API_KEY, DEFAULT_API_SECRET
 
@@ -106,6 +121,7 @@ def build_parser(serve_flags: bool = True) -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"binance-mcp {__version__}")
     sub = parser.add_subparsers(dest="command")
     _serve_parser(sub, serve_flags)
+    _connect_parser(sub)
     sub.add_parser("demo", help="a short, real session against the paper exchange, shown readably",
                    description="Start `binance-mcp serve` in paper mode as a subprocess, talk to it over stdio as an "
                                "MCP client would, and show what happened.")
@@ -231,6 +247,8 @@ def _run(args: argparse.Namespace) -> int:
     command = args.command or "serve"
     if command == "simulator":
         return run_simulator(args)
+    if command == "connect":
+        return run_connect(args)
     if command == "policy":
         from binance_mcp.policy.cli import run
 
@@ -335,6 +353,31 @@ POLICY_LOCK = ("the policy cannot be loaded, so this server is locked: no tool b
 CONFIG_LOCK = ("the configuration cannot be loaded, so this server is locked: no tool but binance_policy_status "
                "runs and nothing reaches the exchange. Ask the user to fix this setting (an environment variable of "
                "the server, or its flag) and to restart the server: {error}")
+
+
+def run_connect(args: argparse.Namespace) -> int:
+    """The stdio bridge: check the URL and the token file (exit 2 with the reason on stderr), then serve."""
+    import os
+
+    os.environ["FASTMCP_SHOW_SERVER_BANNER"] = "false"  # stdout is the MCP channel, as for serve
+    os.environ["FASTMCP_CHECK_FOR_UPDATES"] = "off"
+    os.environ.setdefault("FASTMCP_ENV_FILE", os.devnull)
+    from binance_mcp.service.bridge_setup import BridgeSetupError, check_url, read_token
+
+    try:
+        url = check_url(args.url)
+        token = read_token(args.token_file)
+    except BridgeSetupError as exc:
+        print(f"binance-mcp connect: {exc}", file=sys.stderr)
+        return 2
+    if token.warning:
+        print(f"binance-mcp connect: {token.warning}", file=sys.stderr)
+    level = os.environ.get("BINANCE_MCP_LOG_LEVEL", "").strip().upper()
+    if level in ("DEBUG", "INFO", "WARNING", "ERROR"):  # as for serve; the bridge has no other settings
+        logging.getLogger().setLevel(level)
+    from binance_mcp.service.bridge import build_bridge
+
+    return _serve_stdio(build_bridge(url, token, args.token_file))
 
 
 def _serve_stdio(mcp) -> int:

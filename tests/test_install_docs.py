@@ -68,7 +68,7 @@ def test_no_second_copy_of_an_install_instruction():
     for doc in sorted((ROOT / "docs").glob("*.md")):
         if doc.name not in ("clients.md", "configuration.md"):  # configuration.md: generated --help text
             assert '"mcpServers"' not in doc.read_text(encoding="utf-8"), doc.name
-    assert len(configs(docgen.install_block())) == 2  # A (a venv) and B (uvx), once each
+    assert len(configs(docgen.install_block())) == 3  # A (a venv) and B (uvx), once each, and the bridge
 
 
 REGISTRY_INSTALL = re.compile(r'(uvx|pip install|--from"?,?) +"?binance-mcp-policy')
@@ -94,7 +94,7 @@ def test_a_clone_and_a_venv(tmp_path):
     assert "python3 -m venv .venv && .venv/bin/pip install ." in sh
     assert (ROOT / "pyproject.toml").is_file()  # `pip install .` from the clone's root
     assert 'echo "$PWD/.venv/bin/binance-mcp"' in sh
-    (venv,) = [c for c in configs(block) if c["command"].endswith("/.venv/bin/binance-mcp")]
+    (venv,) = [c for c in configs(block) if c["command"].endswith("/.venv/bin/binance-mcp") and c["args"] == ["serve"]]
     assert Path(venv["command"]).name in scripts() and scripts()["binance-mcp"] == "binance_mcp.cli:main"
     assert Path(venv["command"]).is_absolute()
     runs(*venv["args"], tmp_path=tmp_path)
@@ -135,12 +135,30 @@ def test_the_readme_starts_with_commands_that_exist():
     assert "@anthropic-ai/mcpb@" in tests  # the bundle test's validator (tests/test_bundle.py)
 
 
+def test_the_bridge_config_runs_connect_with_a_token_file(tmp_path):
+    """The separated setup's Claude Desktop entry: the venv program's ``connect`` with the service's default URL
+    and an absolute token file, and no env (the bridge holds no key, policy or state)."""
+    (bridge,) = [c for c in configs(docgen.install_block()) if c["args"][:1] == ["connect"]]
+    assert bridge["command"].endswith("/.venv/bin/binance-mcp") and "env" not in bridge
+    url, flag, token_file = bridge["args"][1:]
+    assert url == "http://127.0.0.1:8765/mcp" and flag == "--token-file" and Path(token_file).is_absolute()
+    runs(*bridge["args"], tmp_path=tmp_path)
+
+
+def test_claude_codes_http_line_sends_the_token_to_the_services_url():
+    (line,) = [line for line in CLIENTS.splitlines() if line.startswith("claude mcp add --transport http")]
+    options, rest = line.split(" binance ", 1)
+    assert '--header "Authorization: Bearer $(cat ' in options  # options before the name, as Claude Code wants
+    assert rest == "http://127.0.0.1:8765/mcp"
+
+
 @pytest.mark.parametrize("line", [line for line in CLIENTS.splitlines()
-                                  if line.startswith(("claude mcp add", "npx @modelcontextprotocol/inspector"))])
+                                  if line.startswith(("claude mcp add", "npx @modelcontextprotocol/inspector"))
+                                  and "--transport http" not in line])
 def test_the_other_clients_commands_run_the_venv_program(line, tmp_path):
-    program = re.search(r"(\S+/\.venv/bin/binance-mcp) (serve)", line)
+    program = re.search(r"(\S+/\.venv/bin/binance-mcp) (connect .*$|serve)", line)
     assert program, line
-    runs(program.group(2), tmp_path=tmp_path)
+    runs(*(program.group(2).split() if program.group(2) != "serve" else ["serve"]), tmp_path=tmp_path)
     if "-e " in line:
         name = re.search(r"-e (\w+)=", line).group(1)
         assert name in SETTINGS
