@@ -276,6 +276,17 @@ def client_can_elicit(ctx: Any) -> bool:
         return False
 
 
+def _as_service_user(command: str) -> str:
+    """``command`` run as the service's OS user (this process's), from another account: ``sudo -u USER ...``."""
+    import getpass
+
+    try:
+        user = getpass.getuser()
+    except Exception:  # noqa: BLE001 - no name for this uid: the command as it is
+        return command
+    return f"sudo -u {user} {command}"
+
+
 class Approver:
     """Turns a require_approval decision into allow (approved once) or a denial with the right code."""
 
@@ -366,6 +377,8 @@ class Approver:
         approve, deny = await asyncio.get_running_loop().run_in_executor(  # the first time may run a subprocess
             None, lambda: (approvals_command("approve", approval.id, state_dir),
                            approvals_command("deny", approval.id, state_dir)))
+        if not self.elicit:  # the HTTP service: only its own OS user can write its state directory
+            approve, deny = _as_service_user(approve), _as_service_user(deny)
         return Decision(
             DENY, "APPROVAL_REQUIRED", decision.rule,
             f"{decision.reason} Approval id {approval.id}: ask the user to run this in a terminal, exactly as it "

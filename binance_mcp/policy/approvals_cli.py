@@ -11,7 +11,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from binance_mcp.paths import state_dir_access, state_dir_of
+from binance_mcp.paths import state_db_of
 
 STATE_DIR_HELP = "the server's state directory (default: BINANCE_MCP_STATE_DIR, else ~/.local/state/binance-mcp)"
 VERBS = {"show": "show one approval: the order in full and the rule that asked",
@@ -46,15 +46,10 @@ def run(ns: argparse.Namespace) -> int:
     from binance_mcp.policy.audit import AuditLog
     from binance_mcp.policy.state import StateError, StateStore
 
-    state_dir = state_dir_of(ns.state_dir)
-    problem = state_dir_access(state_dir, create=False)
-    if problem:
-        print(problem, file=sys.stderr)
-        return 2
-    if not (state_dir / "state.db").exists():
-        print(f"no state database in {state_dir}: the server has not asked for any approval there "
-              "(set --state-dir or BINANCE_MCP_STATE_DIR to the server's)", file=sys.stderr)
-        return 1
+    db = state_db_of(ns.state_dir, "the server has not asked for any approval there")
+    if isinstance(db, int):
+        return db
+    state_dir = db.parent
     store = ApprovalStore(StateStore(state_dir / "state.db", time.time), time.time)
     try:
         expired = store.expire_old()

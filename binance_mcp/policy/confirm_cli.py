@@ -15,7 +15,7 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-from binance_mcp.paths import state_dir_access, state_dir_of
+from binance_mcp.paths import state_db_of
 from binance_mcp.policy.approvals_cli import STATE_DIR_HELP
 
 EXIT_PENDING = 1  # listed: something waits for a human
@@ -42,15 +42,10 @@ def run(ns: argparse.Namespace) -> int:
     from binance_mcp.policy.confirm_state import ConfirmError
     from binance_mcp.policy.state import StateError, StateStore
 
-    state_dir = state_dir_of(ns.state_dir)
-    problem = state_dir_access(state_dir, create=False)
-    if problem:
-        print(problem, file=sys.stderr)
-        return 2
-    if not (state_dir / "state.db").exists():
-        print(f"no state database in {state_dir}: no service has run there, so no policy change waits (set "
-              "--state-dir or BINANCE_MCP_STATE_DIR to the service's)", file=sys.stderr)
-        return EXIT_ERROR
+    db = state_db_of(ns.state_dir, "no service has run there, so no policy change waits", EXIT_ERROR)
+    if isinstance(db, int):
+        return db
+    state_dir = db.parent
     state = StateStore(state_dir / "state.db", time.time)
     try:
         if ns.sha256 is None:

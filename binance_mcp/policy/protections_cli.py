@@ -13,7 +13,7 @@ import sys
 import time
 from pathlib import Path
 
-from binance_mcp.paths import state_dir_access, state_dir_of
+from binance_mcp.paths import state_db_of
 from binance_mcp.policy.approvals_cli import STATE_DIR_HELP
 
 
@@ -43,15 +43,10 @@ def run(ns: argparse.Namespace) -> int:
     from binance_mcp.policy.audit import AuditLog
     from binance_mcp.policy.state import StateError, StateStore
 
-    state_dir = state_dir_of(ns.state_dir)
-    problem = state_dir_access(state_dir, create=False)
-    if problem:
-        print(problem, file=sys.stderr)
-        return 2
-    if not (state_dir / "state.db").exists():
-        print(f"no state database in {state_dir}: no server has run there (set --state-dir or "
-              "BINANCE_MCP_STATE_DIR to the server's)", file=sys.stderr)
-        return 1
+    db = state_db_of(ns.state_dir, "no server has run there")
+    if isinstance(db, int):
+        return db
+    state_dir = db.parent
     state = StateStore(state_dir / "state.db", time.time)
     try:
         if ns.protections_command == "show":
