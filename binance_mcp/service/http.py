@@ -7,7 +7,8 @@ at ``/mcp``, in front of which ``ServiceGate`` checks every request before FastM
 3. ``Authorization: Bearer <token>`` of an active agent (the state store's ``agents`` table, read on every request,
    so a revocation applies to the next one): 401 and nothing else otherwise. Failures are counted and summarised
    once a minute in the log and the audit log (not one record each: a flood cannot fill the disk);
-4. a path other than ``/mcp``: 404; a method other than GET, POST, DELETE: 405;
+4. a path other than ``/mcp``: 404; a method other than GET, POST, DELETE: 405; another agent's MCP session id:
+   404, as for an unknown session (a session belongs to the agent that opened it);
 5. a body over ``max_body`` bytes: 413 (the body is read, within the cap, before the app sees it).
 
 The agent found is put in the request's scope; ``AgentContext`` (a FastMCP middleware) hands it to the guard
@@ -40,6 +41,7 @@ TOKEN = re.compile(r"^bmcp_[A-Za-z0-9_-]{43}$")
 SUMMARY_EVERY_S = 60.0
 LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
 SCOPE_KEY = "binance_agent"
+MAX_SESSIONS = 10_000
 
 
 def is_loopback(host: str) -> bool:
@@ -121,6 +123,7 @@ class ServiceGate:
         self.origins = frozenset(o.rstrip("/").lower() for o in origins)
         self.scheme = scheme
         self.max_body = max_body
+        self.sessions: dict[str, str] = {}  # MCP session id -> the agent that opened it
 
     async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
         if scope["type"] != "http":
@@ -147,7 +150,12 @@ class ServiceGate:
             await _answer(send, 405, "method_not_allowed", "use POST (GET and DELETE for sessions)",
                           [(b"allow", b"GET, POST, DELETE")])
             return
+        session = headers.get("mcp-session-id")
+        if session is not None and self.sessions.get(session, agent.name) != agent.name:
+            await _answer(send, 404, "session_not_found", "no such session for this agent")  # another agent's
+            return
         scope.setdefault("state", {})[SCOPE_KEY] = agent
+        send = self._learn_session(send, agent.name, session, scope.get("method"))
         if scope.get("method") == "POST":
             body = await self._body(headers, receive)
             if body is None:
@@ -155,6 +163,24 @@ class ServiceGate:
                 return
             receive = _replay(body, receive)
         await self.app(scope, receive, send)
+
+    def _learn_session(self, send: Callable, agent: str, asked: str | None, method: str | None) -> Callable:
+        """Note which agent a new MCP session belongs to (the session id FastMCP answers with), so that no other
+        agent's token can use it; a DELETE ends it. At most MAX_SESSIONS are remembered (the oldest go first)."""
+        if asked is not None and method == "DELETE":
+            self.sessions.pop(asked, None)
+            return send
+
+        async def noting(message: dict) -> None:
+            if message["type"] == "http.response.start":
+                for key, value in message.get("headers", []):
+                    if key.lower() == b"mcp-session-id":
+                        self.sessions[value.decode("latin-1")] = agent
+                        while len(self.sessions) > MAX_SESSIONS:
+                            self.sessions.pop(next(iter(self.sessions)))
+            await send(message)
+
+        return noting
 
     def _origin_ok(self, origin: str, host: str) -> bool:
         origin = origin.rstrip("/").lower()
