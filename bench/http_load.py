@@ -249,7 +249,8 @@ def check_orders(res: dict, cap: int, n: int) -> tuple[list[str], dict]:
     idle = [i for i, c in enumerate(res["orders"].codes) if not c]
     if idle:
         problems.append(f"agent(s) {idle} placed no order")
-    return problems, {"notional": notional, "orders": len(rows), "codes": codes}
+    span = (max(r["time"] for r in rows) - min(r["time"] for r in rows)) / 1000 if rows else float("nan")
+    return problems, {"notional": notional, "orders": len(rows), "codes": codes, "span": span}
 
 
 def cpu_per_call(t: Tally) -> list[float]:
@@ -296,7 +297,7 @@ def report(args, res: dict, n: int) -> int:
     order_problems, fig = check_orders(res, args.cap, n)
     problems += order_problems
     print(f"orders: {fig['orders']} on the simulator, worth {fig['notional']} USD at the ask {res['ask']} "
-          f"(cap {args.cap}); answers {dict(fig['codes'])}")
+          f"(cap {args.cap}), the first and the last {fig['span']:.1f} s apart; answers {dict(fig['codes'])}")
     if args.json:
         Path(args.json).write_text(json.dumps({
             "cap": args.cap, "ask": str(res["ask"]), "agents": n,
