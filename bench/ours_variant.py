@@ -4,10 +4,13 @@ reads_next_to_orders.py).
 Nothing in binance_mcp/ is changed: the switches patch the running process only. The server imports the tree
 that BENCH_TREE names (set by _common.bench_env; default: the tree this script is in).
 
-    python bench/ours_variant.py [--no-fsync] [--no-guard] [--profile FILE] [serve flags...]
+    python bench/ours_variant.py [--no-fsync] [--no-guard] [--nodelay] [--profile FILE] [serve flags...]
 
   --no-fsync      the audit log is written and flushed but not fsynced (binance_mcp.policy.audit uses os.fsync)
   --no-guard      build_server gets the OpenGuard (no policy, no facts, no state, no audit): FastMCP + our tools
+  --nodelay       `serve --http` only: TCP_NODELAY on the listening socket (binance_mcp.service.run._bind), so
+                  every accepted connection has it (Linux): without it, a response written in two parts waits
+                  for the client's delayed ACK, about 40 ms (http_load.py)
   --profile FILE  run the server under cProfile and write the stats to FILE when it exits (stdin closed); the
                   profiler starts at the 21st tool call, so one-time imports and caches are left out. It sees
                   the event loop's thread only: since 604d816 the guard's SQLite work runs in a worker thread and
@@ -48,6 +51,20 @@ def main() -> int:
         import binance_mcp.server as server
 
         server.make_guard = lambda settings, exchange: server.OpenGuard()
+    if "--nodelay" in argv:
+        argv.remove("--nodelay")
+        import socket
+
+        import binance_mcp.service.run as run
+
+        bind = run._bind
+
+        def bind_nodelay(host: str, port: int) -> socket.socket:
+            sock = bind(host, port)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            return sock
+
+        run._bind = bind_nodelay
     from binance_mcp.cli import main as cli_main
 
     if profile is None:
