@@ -95,6 +95,8 @@ class PolicyGuard(PoliciesInForce):
         self.stale_after = stale_after  # an in-flight record older than this is resolved by the sweep
         self.state = StateStore(state_dir / "state.db", clock, busy_timeout=BUSY_TIMEOUT_S)
         self.store = StoreWorker()
+        self.tokens: StateStore | None = None  # the HTTP service's token checks: a connection and a thread apart
+        self.token_worker = StoreWorker()
         self.audit = AuditLog(state_dir / "audit.jsonl", redact, clock)
         self.recorder = Recorder(self.audit, redact)
         self.policy_file = PolicyFile(loaded, policy_path, clock, self.recorder.now,
@@ -122,8 +124,11 @@ class PolicyGuard(PoliciesInForce):
     def close(self) -> None:
         self.recorder.close()
         self.store.close()
+        self.token_worker.close()
         self.audit.close()
         self.state.close()
+        if self.tokens is not None:
+            self.tokens.close()
 
     def extra_tools(self, settings: Any) -> list:
         from binance_mcp.policy.status import status_tool

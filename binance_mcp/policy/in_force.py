@@ -17,11 +17,12 @@ from binance_mcp.policy.confirm_state import StoreConfirmer
 from binance_mcp.policy.layers import CURRENT_AGENT, Layers
 from binance_mcp.policy.loader import LoadedPolicy, PolicyLoadError, load_file
 from binance_mcp.policy.policy_file import PolicyFile
-from binance_mcp.policy.state import StateError
+from binance_mcp.policy.state import StateError, StateStore
 
 
 class PoliciesInForce:
-    """Needs, from the guard: policy_file, policy_path, agent_files, service, state, store, clock, recorder."""
+    """Needs, from the guard: policy_file, policy_path, agent_files, service, state, store, clock, recorder, and
+    tokens / token_worker (the agents' token checks)."""
 
     async def _io(self, fn: Callable[..., Any], *args: Any) -> Any:
         """A blocking file operation (stat, open) off the event loop."""
@@ -69,8 +70,12 @@ class PoliciesInForce:
         return loaded
 
     async def authenticate(self, token: str):
-        """The active agent whose bearer token this is (agent_state.AgentRow), or None: read on every request."""
-        return await self.store.run(self.state.agent_by_token, token)
+        """The active agent whose bearer token this is (agent_state.AgentRow), or None: read on every request, so a
+        revocation applies to the next one. On a connection and a worker thread of its own (``tokens``), so that a
+        request's check neither waits behind the guard's transactions nor holds them up."""
+        if self.tokens is None:
+            self.tokens = StateStore(self.state.path, self.clock, busy_timeout=self.state.busy_timeout)
+        return await self.token_worker.run(self.tokens.agent_by_token, token)
 
     async def hidden(self) -> frozenset[str]:
         """Tools the policies in force deny outright: not listed in tools/list."""
