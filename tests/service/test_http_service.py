@@ -4,7 +4,7 @@ exchange is read from the simulator's own request log, never from the service's 
 
 from __future__ import annotations
 
-import json
+import os
 import sqlite3
 import subprocess
 import sys
@@ -172,25 +172,34 @@ async def test_tokens(sim, tmp_path):
     assert "agent_added" in events and "agent_revoked" in events
 
 
-def test_refuses_to_listen_beyond_loopback_without_tls(tmp_path):
-    env = clean_env(BINANCE_MCP_STATE_DIR=str(tmp_path / "state"))
+def test_refuses_to_listen_beyond_loopback_without_tls(tmp_path, monkeypatch, capsys):
+    """Each refusal comes before the server is built or anything listens (in process: the checks are the CLI's)."""
+    import logging
 
-    def serve(*args: str) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "binance_mcp", "serve", *args], env=env, capture_output=True,
-                              text=True, timeout=60)
+    from binance_mcp.cli import main
 
-    wide = serve("--http", "0.0.0.0:0")
-    assert wide.returncode == 2 and "not a loopback address" in wide.stderr and "--allow-remote" in wide.stderr
-    plain = serve("--http", "0.0.0.0:0", "--allow-remote")
-    assert plain.returncode == 2 and "needs TLS" in plain.stderr
-    half = serve("--http", "127.0.0.1:0", "--tls-cert", str(tmp_path / "c.pem"))
-    assert half.returncode == 2 and "--tls-key" in half.stderr
-    bad = serve("--http", "localhost")
-    assert bad.returncode == 2 and "HOST:PORT" in bad.stderr
-    env["BINANCE_MCP_POLICY"] = str(write_policy(tmp_path / "p.yaml", "version: 1\ndefault: sometimes\n"))
-    broken = serve("--http", "127.0.0.1:0")
-    assert broken.returncode == 2 and "p.yaml" in broken.stderr  # no locked service: it does not start
-    assert json.dumps(broken.stdout) == '""'
+    monkeypatch.setattr(logging.getLogger(), "level", logging.getLogger().level)  # main() sets the root level
+    for name in [k for k in os.environ if k.startswith("BINANCE_")]:
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("BINANCE_MCP_STATE_DIR", str(tmp_path / "state"))
+
+    def serve(*args: str) -> tuple[int, str]:
+        code = main(["serve", *args])
+        out, err = capsys.readouterr()
+        assert out == ""  # nothing on stdout, ever
+        return code, err
+
+    code, err = serve("--http", "0.0.0.0:0")
+    assert code == 2 and "not a loopback address" in err and "--allow-remote" in err
+    code, err = serve("--http", "0.0.0.0:0", "--allow-remote")
+    assert code == 2 and "needs TLS" in err
+    code, err = serve("--http", "127.0.0.1:0", "--tls-cert", str(tmp_path / "c.pem"))
+    assert code == 2 and "--tls-key" in err
+    code, err = serve("--http", "localhost")
+    assert code == 2 and "HOST:PORT" in err
+    monkeypatch.setenv("BINANCE_MCP_POLICY", str(write_policy(tmp_path / "p.yaml", "version: 1\ndefault: sometimes\n")))
+    code, err = serve("--http", "127.0.0.1:0")
+    assert code == 2 and "p.yaml" in err  # no locked service: it does not start
 
 
 async def test_bad_requests_get_their_status_and_change_nothing(sim, tmp_path):
