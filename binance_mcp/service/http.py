@@ -124,6 +124,7 @@ class ServiceGate:
         self.scheme = scheme
         self.max_body = max_body
         self.sessions: dict[str, str] = {}  # MCP session id -> the agent that opened it
+        self._store_error_logged = float("-inf")
 
     async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
         if scope["type"] != "http":
@@ -198,7 +199,10 @@ class ServiceGate:
             try:
                 agent = await self.authenticate(token)
             except Exception as exc:  # noqa: BLE001 - the store cannot be read: nobody gets in (fail closed)
-                log.error("agent tokens cannot be checked: %s", exc)
+                now = self.failures.clock()
+                if now - self._store_error_logged >= SUMMARY_EVERY_S:  # once a minute, not once per request
+                    self._store_error_logged = now
+                    log.error("agent tokens cannot be checked, so every request is refused: %s", exc)
                 agent = None
                 reason = "token store unreadable"
             else:

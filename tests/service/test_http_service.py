@@ -295,3 +295,42 @@ async def test_a_policy_change_that_loosens_waits_for_a_human(sim, tmp_path):
     assert len(order_posts(sim)) == 1
     events = [r["event"] for r in read_audit(tmp_path / "state") if r.get("event", "").startswith("policy")]
     assert events == ["policy_change_pending", "policy_confirm", "policy_change_confirmed", "policy_reload"]
+
+
+async def test_a_token_store_that_cannot_be_read_refuses_everyone_and_logs_once_a_minute(caplog):
+    from binance_mcp.service.http import AuthFailures, ServiceGate
+
+    now = [0.0]
+    records: list[dict] = []
+
+    async def audit(record: dict) -> None:
+        records.append(record)
+
+    async def broken(token: str):
+        raise OSError("disk I/O error")
+
+    reached: list[dict] = []
+
+    async def app(scope, receive, send):  # what would run behind the gate: never reached here
+        reached.append(scope)
+
+    gate = ServiceGate(app, authenticate=broken, failures=AuthFailures(audit, clock=lambda: now[0]),
+                       hosts=("127.0.0.1",), origins=())
+    sent: list[dict] = []
+
+    async def send(message: dict) -> None:
+        sent.append(message)
+
+    async def receive() -> dict:
+        return {"type": "http.request", "body": b"{}", "more_body": False}
+
+    scope = {"type": "http", "method": "POST", "path": "/mcp", "client": ("127.0.0.1", 1),
+             "headers": [(b"host", b"127.0.0.1:8765"), (b"authorization", b"Bearer bmcp_" + b"a" * 43)]}
+    with caplog.at_level("ERROR", logger="binance_mcp.service"):
+        for _ in range(50):
+            now[0] += 0.5
+            await gate(dict(scope), receive, send)
+    statuses = [m["status"] for m in sent if m["type"] == "http.response.start"]
+    assert statuses == [401] * 50 and reached == []
+    assert len([r for r in caplog.records if "cannot be checked" in r.getMessage()]) == 1  # 25 s: one line
+    assert len(records) == 0  # the summary comes with the minute
