@@ -88,20 +88,3 @@ def state_dir_access(state_dir: Path, create: bool = True, write: bool = True) -
     return (f"the state directory {state_dir} cannot be used by this user ({why}). Run this as the service's OS "
             "user (e.g. sudo -u binance-mcp binance-mcp ...) with the service's BINANCE_MCP_STATE_DIR.")
 
-
-def state_db_of(given: Path | None, nothing_there: str, missing_exit: int = 1) -> Path | int:
-    """For the commands that read a server's state database: its path, or (after saying why on stderr) the exit
-    code: 2 when this user may not use the directory, ``missing_exit`` when there is no database there yet
-    (``nothing_there`` says what that means for the command)."""
-    import sys
-
-    state_dir = state_dir_of(given)
-    problem = state_dir_access(state_dir, create=False)
-    if problem:
-        print(problem, file=sys.stderr)
-        return 2
-    if not (state_dir / "state.db").exists():
-        print(f"no state database in {state_dir}: {nothing_there} (set --state-dir or BINANCE_MCP_STATE_DIR to the "
-              "server's)", file=sys.stderr)
-        return missing_exit
-    return state_dir / "state.db"

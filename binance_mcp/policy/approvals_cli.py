@@ -11,12 +11,28 @@ import argparse
 import sys
 from pathlib import Path
 
-from binance_mcp.paths import state_db_of
+from binance_mcp.paths import state_dir_access, state_dir_of
 
 STATE_DIR_HELP = "the server's state directory (default: BINANCE_MCP_STATE_DIR, else ~/.local/state/binance-mcp)"
 VERBS = {"show": "show one approval: the order in full and the rule that asked",
          "approve": "show the order and, after a yes on the terminal (or --yes), approve it for one call",
          "deny": "refuse one approval; the agent is told"}
+
+
+def state_db_of(given: Path | None, nothing_there: str, missing_exit: int = 1) -> Path | int:
+    """For the commands that read a server's state database: its path, or (after saying why on stderr) the exit
+    code: 2 when this user may not use the directory, ``missing_exit`` when there is no database there yet
+    (``nothing_there`` says what that means for the command)."""
+    state_dir = state_dir_of(given)
+    problem = state_dir_access(state_dir, create=False)
+    if problem:
+        print(problem, file=sys.stderr)
+        return 2
+    if not (state_dir / "state.db").exists():
+        print(f"no state database in {state_dir}: {nothing_there} (set --state-dir or BINANCE_MCP_STATE_DIR to the "
+              "server's)", file=sys.stderr)
+        return missing_exit
+    return state_dir / "state.db"
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:

@@ -15,8 +15,7 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-from binance_mcp.paths import state_db_of
-from binance_mcp.policy.approvals_cli import STATE_DIR_HELP
+from binance_mcp.policy.approvals_cli import STATE_DIR_HELP, state_db_of
 
 EXIT_PENDING = 1  # listed: something waits for a human
 EXIT_ERROR = 2  # nothing confirmed: an unknown, superseded or ambiguous sha256, or no usable state store

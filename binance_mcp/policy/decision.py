@@ -1,5 +1,5 @@
 """What the decision engine reads and returns: the call, the facts gathered for it, the counters from the state
-store, and the decision. Plain values (engine.py re-exports them)."""
+store (and the keys they are kept under), and the decision. Plain values (engine.py re-exports them)."""
 
 from __future__ import annotations
 
@@ -64,12 +64,33 @@ class Facts:
                 if v is not None and k != "open_legs"}
 
 
+@dataclass(frozen=True)
+class Cap:
+    """A daily notional cap that a call counts against: its key in the state store, its rule path, its limit."""
+
+    key: str
+    rule: str
+    limit: Decimal
+
+
+def tool_key(tool: str, agent: str | None = None) -> str:
+    """The state-store key of a tool rule's daily sum and rate limit: per agent on the HTTP service (a tool rule
+    counts what that agent did), the bare tool over stdio. The account's key ("account") is never per agent."""
+    return f"tool:{tool}" if agent is None else f"agent:{agent}:tool:{tool}"
+
+
+def rate_slot(key: str, rl: Any) -> str:
+    """Where a rate limit (model.RateLimit) finds its wait in Counters.rate_wait: two policies (the service's and an
+    agent's) may limit the same key differently, and each must see its own wait."""
+    return f"{key}#{rl.max}/{rl.window}"
+
+
 @dataclass
 class Counters:
     """State the decision reads: daily sums used today (UTC) and seconds until a rate limit frees a slot."""
 
     daily_used: dict[str, Decimal] = field(default_factory=dict)  # "tool:<name>" / "account"
-    # seconds until a rate limit frees (0 = free), by engine.rate_slot(key, limit), or by the bare key
+    # seconds until a rate limit frees (0 = free), by rate_slot(key, limit), or by the bare key
     # ("tool:<name>", "account") when a key has one limit
     rate_wait: dict[str, float] = field(default_factory=dict)
     kill_switch: bool = False

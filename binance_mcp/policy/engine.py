@@ -10,12 +10,22 @@ from __future__ import annotations
 import fnmatch
 import functools
 import re
-from dataclasses import dataclass
 from decimal import ROUND_DOWN, Decimal, localcontext
 from typing import Any
 
 from binance_mcp.catalog import BY_NAME, NOTIONAL_TOOLS, ORDER_TOOLS
-from binance_mcp.policy.decision import ALLOW, APPROVE, DENY, Call, Counters, Decision, Facts
+from binance_mcp.policy.decision import (
+    ALLOW,
+    APPROVE,
+    DENY,
+    Call,
+    Cap,
+    Counters,
+    Decision,
+    Facts,
+    rate_slot,
+    tool_key,
+)
 from binance_mcp.policy.model import Policy, RateLimit, Rule
 
 __all__ = ["ALLOW", "APPROVE", "DENY", "Call", "Counters", "Decision", "Facts", "decide", "needs"]
@@ -57,27 +67,6 @@ def effective_rule(policy: Policy, tool: str) -> tuple[Rule | None, str]:
 def effective_action(policy: Policy, tool: str) -> str:
     rule, _ = effective_rule(policy, tool)
     return rule.action if rule is not None else policy.default
-
-
-@dataclass(frozen=True)
-class Cap:
-    """A daily notional cap that a call counts against: its key in the state store, its rule path, its limit."""
-
-    key: str
-    rule: str
-    limit: Decimal
-
-
-def tool_key(tool: str, agent: str | None = None) -> str:
-    """The state-store key of a tool rule's daily sum and rate limit: per agent on the HTTP service (a tool rule
-    counts what that agent did), the bare tool over stdio. The account's key ("account") is never per agent."""
-    return f"tool:{tool}" if agent is None else f"agent:{agent}:tool:{tool}"
-
-
-def rate_slot(key: str, rl: RateLimit) -> str:
-    """Where a rate limit's wait is found in Counters.rate_wait: two policies (the service's and an agent's) may
-    limit the same key differently, and each must see its own wait."""
-    return f"{key}#{rl.max}/{rl.window}"
 
 
 def daily_caps(policy: Policy, tool: str, agent: str | None = None) -> list[Cap]:

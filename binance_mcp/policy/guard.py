@@ -254,7 +254,7 @@ class PolicyGuard(PoliciesInForce):
     async def _guarded(self, name: str, spec: ToolSpec, args: BaseModel, runner: Runner) -> BaseModel:
         call_id = uuid.uuid4().hex[:16]
         started = time.perf_counter()
-        loaded: Any = self.loaded
+        loaded = Layers(self.loaded)  # until the policies in force are read (a failure there is audited under it)
         agent = CURRENT_AGENT.get()
         call = Call(name, args.model_dump(mode="json", exclude_none=True), agent.name if agent is not None else None)
         shadow = False
@@ -391,7 +391,7 @@ class PolicyGuard(PoliciesInForce):
                         f"the policy could not be evaluated ({self.redact(why)[:300]}), so the call was "
                         "denied to be safe. Retry later; if it persists, a human must check the server.")
 
-    async def _finish(self, call_id: str, call: Call, decision: Decision, loaded: Any, outcome: dict,
+    async def _finish(self, call_id: str, call: Call, decision: Decision, loaded: Layers, outcome: dict,
                       started: float, shadow: bool, entry: Pending | None, *, settle: bool, give_back: bool) -> None:
         """The exchange answered: settle the in-flight record (or leave it to the sweep), then audit."""
         if entry is not None and entry.symbol and hasattr(self.facts, "invalidate"):
@@ -402,7 +402,7 @@ class PolicyGuard(PoliciesInForce):
             if settle:
                 try:
                     await self.store.run(self.state.settle, call_id, outcome, give_back)
-                    if give_back and any(engine.daily_caps(p, call.tool) for p in _policies(loaded)):
+                    if give_back and layers.daily_caps(loaded, call):
                         outcome["reservation"] = "released"
                 except StateError as err:  # the call's own result matters more; the sweep settles it later
                     log.error("could not settle the in-flight record of %s: %s", call_id, err)
@@ -413,7 +413,7 @@ class PolicyGuard(PoliciesInForce):
         self.live.discard(call_id)
         await self.recorder.record(call_id, call, decision, loaded, outcome, started, shadow)
 
-    async def _cancelled(self, call_id: str, call: Call, loaded: Any, entry: Pending | None, phase: str,
+    async def _cancelled(self, call_id: str, call: Call, loaded: Layers, entry: Pending | None, phase: str,
                          started: float) -> None:
         """The client (notifications/cancelled) or shutdown cancelled the call: release what it reserved that
         cannot have reached the exchange, and leave a final audit record."""
@@ -445,11 +445,6 @@ class PolicyGuard(PoliciesInForce):
     async def audit_refused(self, tool: str, args: Any, code: str, text: str) -> None:
         """One record for a call refused before the policy saw it (see Recorder.refused)."""
         await self.recorder.refused(self.loaded, tool, args, code, text)
-
-
-def _policies(loaded: Any) -> tuple:
-    """The policies of what a call was decided under: Layers, or a LoadedPolicy (a call that failed before)."""
-    return loaded.policies if isinstance(loaded, Layers) else (loaded.policy,)
 
 
 class _Passed:

@@ -1,7 +1,7 @@
 """The policies a call must pass: the service's, and on the HTTP service the calling agent's own on top of it.
 
 An agent's policy can only tighten: a call runs only when both allow it (a denial by either denies, an approval
-asked by either is asked). Its tool rules' daily sums and rate limits count per agent (engine.tool_key); its
+asked by either is asked). Its tool rules' daily sums and rate limits count per agent (decision.tool_key); its
 ``account`` caps (daily notional, rate limit, leverage) count over the whole account, like the service's, since they
 are facts of the account, not of an agent. Limits on positions, open orders and exposure read the account's facts
 whichever policy sets them. What only the service can enforce for the account as a whole (protections, the kill
@@ -32,6 +32,11 @@ class Layers:
     @property
     def policies(self) -> tuple[Policy, ...]:
         return (self.service.policy,) if self.agent is None else (self.service.policy, self.agent.policy)
+
+    @property
+    def marked(self) -> list[tuple[Policy, str]]:
+        """Each policy with the prefix of its rule paths: none for the service's, AGENT_RULE for the agent's."""
+        return [(p, AGENT_RULE if i else "") for i, p in enumerate(self.policies)]
 
 
 def agent_policy_errors(loaded: LoadedPolicy) -> list[str]:

@@ -13,8 +13,7 @@ import sys
 import time
 from pathlib import Path
 
-from binance_mcp.paths import state_db_of
-from binance_mcp.policy.approvals_cli import STATE_DIR_HELP
+from binance_mcp.policy.approvals_cli import STATE_DIR_HELP, state_db_of
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:

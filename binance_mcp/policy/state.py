@@ -27,6 +27,7 @@ from typing import Any, TypeVar
 
 from binance_mcp.policy.agent_state import AGENTS_SCHEMA, AgentState
 from binance_mcp.policy.confirm_state import ConfirmState
+from binance_mcp.policy.decision import rate_slot
 from binance_mcp.policy.protection_state import ProtectionState
 
 log = logging.getLogger("binance_mcp.policy.state")
@@ -315,9 +316,7 @@ class StateStore(ProtectionState, AgentState, ConfirmState):
                                 "read", write=False)
 
     def _waits(self, db: sqlite3.Connection, rates: list[tuple[str, Any]], now: float) -> dict[str, float]:
-        """Each limit's wait under engine.rate_slot(key, limit): a key may have a limit in two policies."""
-        from binance_mcp.policy.engine import rate_slot
-
+        """Each limit's wait under decision.rate_slot(key, limit): a key may have a limit in two policies."""
         return {rate_slot(key, rl): self._rate_wait(db, key, rl, now) for key, rl in rates}
 
     def commit(self, account: str, since_seq: int | None, caps: dict[str, Decimal | None], amount: Decimal | None,

@@ -17,7 +17,7 @@ from binance_mcp.catalog import ALL_TOOLS
 from binance_mcp.errors import BinanceMcpError
 from binance_mcp.paths import state_dir_problem
 from binance_mcp.policy import engine, layers
-from binance_mcp.policy.layers import AGENT_RULE, CURRENT_AGENT
+from binance_mcp.policy.layers import CURRENT_AGENT
 from binance_mcp.policy.state import StateError
 from binance_mcp.tools.models import Dec, NoArgs, Result, ToolDef
 
@@ -127,7 +127,7 @@ def status_tool(guard, settings) -> ToolDef:
         policy = loaded.policy
         agent = CURRENT_AGENT.get()
         name = agent.name if agent is not None else None
-        marked = [(p, "") for p in lay.policies[:1]] + [(p, AGENT_RULE) for p in lay.policies[1:]]
+        marked = lay.marked
         tools, denied = [], 0
         for spec in ALL_TOOLS:
             if spec.name != engine.POLICY_STATUS_TOOL and layers.effective_action(lay, spec.name) == "deny":

@@ -122,7 +122,8 @@ async def _serve(mcp, settings, options: HttpOptions, host: str, port: int) -> i
     shown = f"[{host}]" if ":" in host else host
     agents = await guard.store.run(guard.state.agents)
     active = sum(1 for a in agents if a.active)
-    print(f"binance-mcp service listening on {scheme if options.tls_cert else 'http'}://{shown}:{bound}{MCP_PATH} "
+    listening = "https" if options.tls_cert else "http"  # behind a TLS proxy this server itself speaks http
+    print(f"binance-mcp service listening on {listening}://{shown}:{bound}{MCP_PATH} "
           f"({settings.mode} mode, {active} active agent{'s' if active != 1 else ''}; "
           f"add one with: binance-mcp agents add NAME)", file=sys.stderr, flush=True)
     loop = asyncio.get_running_loop()
