@@ -145,7 +145,7 @@ JUDGED: dict[type[BaseModel], dict[str, Judge | str]] = {
     Rule: {"action": ordered("allow", "require_approval", "deny"), "reason": no_effect, "rate_limit": SECTION,
            "approval_above": SECTION, "limits": SECTION},
     RateLimit: {"max": cap("more calls"), "window": floor("shorter window")},
-    ApprovalAbove: {"notional_usd": cap()},
+    ApprovalAbove: {"notional_usd": cap(), "channel": ordered("any", "console")},
     Limits: {"symbols": allow_list, "deny_symbols": deny_list, "sides": allow_list, "order_types": allow_list,
              "max_notional_usd": cap(), "daily_notional_usd": cap(), "max_price_deviation_pct": cap(),
              "max_open_orders": cap(), "reduce_only": flag, "max_leverage": cap(),
