@@ -240,3 +240,36 @@ async def test_a_second_server_on_the_same_store_opens_the_state(s: Setup, tmp_p
     keys = StateStore(s.d / "state" / "state.db", time.time).transaction(
         lambda db: db.execute("SELECT id, length(secret) FROM request_state_keys").fetchall(), "read", write=False)
     assert keys == [("current", 64)]
+
+
+async def test_over_real_stdio_a_state_survives_a_restart(tmp_path):
+    """``binance-mcp serve`` over stdio on 2026-07-28: the round's state, minted before a restart, is answered after
+    it (the keys are in the state store, not in the process), and the order runs once, on the restarted server."""
+    import sys
+
+    from fastmcp.client.transports import StdioTransport
+
+    from tests.helpers import SERVE, paper_env
+
+    policy = write_policy(tmp_path / "policy.yaml", POLICY.format(channel=""))
+    env = paper_env(tmp_path / "state", policy, FASTMCP_SHOW_SERVER_BANNER="false")
+
+    def stdio() -> Client:
+        transport = StdioTransport(command=sys.executable, args=SERVE, env=env, keep_alive=False)
+        return Client(transport, elicitation_handler=Human())
+
+    args = limit_buy(qty="0.001")
+    yes = {"approve": mcp_types.ElicitResult(action="accept", content={"value": True})}
+    async with stdio() as first:
+        asked = await first.session.call_tool(ORDER, args, allow_input_required=True)
+        assert list(asked.input_requests) == ["approve"]
+        assert "notional: 97.00 USD" in asked.input_requests["approve"].params.message
+    async with stdio() as second:  # a new process on the same state directory
+        status = await second.call_tool("binance_account_status", {})
+        sim = f"http://{status.structured_content['host']}/_sim/state"
+        before = http_json(sim)["order_requests"]["spot"]
+        r = await second.session.call_tool(ORDER, args, input_responses=yes, request_state=asked.request_state)
+        assert not r.is_error, r.content
+        again = await second.session.call_tool(ORDER, args, input_responses=yes, request_state=asked.request_state)
+        assert again.is_error and "already used" in again.content[0].text, again.content
+        assert http_json(sim)["order_requests"]["spot"] == before + 1

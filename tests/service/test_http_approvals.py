@@ -21,7 +21,7 @@ from binance_mcp.policy.approvals import ApprovalStore
 from binance_mcp.policy.state import StateStore
 from tests.helpers import PaperSimulator
 from tests.policy.test_approvals_mrtr import Human
-from tests.service.bridge_helpers import Service, bridge_client
+from tests.service.bridge_helpers import Service, bridge_client, new_token
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -104,8 +104,18 @@ async def test_a_form_accepted_by_the_agents_own_client_runs_nothing(service: Se
         assert orders(paper) == before
         approval_id = asked.input_requests["console"].params.url.rsplit("/", 1)[1]
         assert store(service).get(approval_id).status == "pending"  # the agent's "yes" decided nothing
-        # The human approves on the console: the agent's retry runs the order, once; a replay runs nothing.
+        # The human approves on the console. Another agent that got hold of this state cannot use the approval.
         store(service).decide(approval_id, True)
+        token = new_token()  # a second agent, added as `binance-mcp agents add` does
+        StateStore(service.state_dir / "state.db", time.time).add_agent("other", token, None, "test")
+        other = Client(StreamableHttpTransport(service.url, auth=BearerAuth(token)), elicitation_handler=Human())
+        async with other:
+            stolen = await other.session.call_tool(ORDER, args, input_responses=forged, request_state=state,
+                                                   allow_input_required=True)
+        assert isinstance(stolen, mcp_types.InputRequiredResult)  # a new approval of its own is asked for
+        assert approval_id not in stolen.input_requests["console"].params.url
+        assert orders(paper) == before and store(service).get(approval_id).status == "approved"
+        # The agent's own retry runs the order, once; a replay runs nothing.
         done = await c.session.call_tool(ORDER, args, input_responses=forged, request_state=state)
         assert not done.is_error, done.content
         again = await c.session.call_tool(ORDER, args, input_responses=forged, request_state=state)
