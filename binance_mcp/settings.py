@@ -123,7 +123,8 @@ class Settings(BaseSettings):
     approval_ttl: float = setting(600.0, env="BINANCE_MCP_APPROVAL_TTL", ge=1, le=86400, invalid=SECONDS,
                                   description="seconds an out-of-band approval request stays valid")
     approval_timeout: float = setting(120.0, env="BINANCE_MCP_APPROVAL_TIMEOUT", ge=1, le=3600, invalid=SECONDS,
-                                      description="seconds to wait for an answer to an elicitation approval prompt")
+                                      description="seconds to wait for an answer to an approval prompt in the client, or "
+                                                  "for the console's decision once its page is open")
     console_url: str | None = setting(
         env="BINANCE_MCP_CONSOLE_URL", shown="the service's own URL + /console; over stdio http://127.0.0.1:8766/console",
         description="the console that approval links point at (`{console_url}/approvals/<id>`): set it when humans "
