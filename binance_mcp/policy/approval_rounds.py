@@ -96,7 +96,7 @@ async def input_required(approver: Approver, decision: Decision, call: Call, ctx
             return await _retry(approver, decision, call, state, getattr(ctx, "input_responses", None) or {})
         # Sealed by this server but for other arguments or another agent: it approves nothing; a new approval.
         await approver._event("approval_state_refused", None, call, reason="the request state is for another call")
-    settled = await approver._settled(decision, call)
+    settled = await approver._settled(decision, call, "input_required")
     if isinstance(settled, Decision):  # approved earlier out of band (consumed now), denied or expired
         return settled
     approval = settled
@@ -148,7 +148,7 @@ async def url_elicitation(approver: Approver, decision: Decision, call: Call, ct
     store (the page's answer, not the client's, decides)."""
     import asyncio
 
-    settled = await approver._settled(decision, call)
+    settled = await approver._settled(decision, call, "url_elicitation")
     if isinstance(settled, Decision):
         return settled
     approval = settled

@@ -401,7 +401,7 @@ class Approver:
         settled = await self._settled(decision, call)
         return settled if isinstance(settled, Decision) else await self._required(decision, call, settled)
 
-    async def _settled(self, decision: Decision, call: Call) -> Decision | Approval:
+    async def _settled(self, decision: Decision, call: Call, channel: str = "out_of_band") -> Decision | Approval:
         """What the store already holds for this exact call: approved (consumed now: the call runs), denied or
         expired after approval (refused once), else the pending approval (created when there is none)."""
         digest = args_hash(call)
@@ -425,7 +425,7 @@ class Approver:
         if prior is not None and prior.status == "pending":
             return prior
         approval = await self.run(self.store.create, call, decision)
-        await self._event("approval_requested", approval, call, channel="out_of_band", rule=decision.rule)
+        await self._event("approval_requested", approval, call, channel=channel, rule=decision.rule)
         return approval
 
     async def _consumed(self, approval: Approval, decision: Decision, call: Call) -> Decision:
