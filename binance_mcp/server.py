@@ -324,6 +324,11 @@ def _sealing(guard: Guard, settings: Settings) -> Any:
     codec = getattr(guard, "request_keys", None)
     if codec is None:
         return None
+    if getattr(guard, "service", False):  # bound to the agent of the HTTP request as well
+        from binance_mcp.service.http import agent_principal
+
+        return RequestStateSecurity(codec=codec, ttl=settings.approval_ttl, audience=SERVER_NAME,
+                                    bind_principal=agent_principal)
     return RequestStateSecurity(codec=codec, ttl=settings.approval_ttl, audience=SERVER_NAME)
 
 

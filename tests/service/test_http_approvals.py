@@ -16,6 +16,7 @@ import pytest_asyncio
 from fastmcp import Client
 from fastmcp.client.auth.bearer import BearerAuth
 from fastmcp.client.transports import StreamableHttpTransport
+from mcp.shared.exceptions import MCPError
 
 from binance_mcp.policy.approvals import ApprovalStore
 from binance_mcp.policy.state import StateStore
@@ -109,11 +110,9 @@ async def test_a_form_accepted_by_the_agents_own_client_runs_nothing(service: Se
         token = new_token()  # a second agent, added as `binance-mcp agents add` does
         StateStore(service.state_dir / "state.db", time.time).add_agent("other", token, None, "test")
         other = Client(StreamableHttpTransport(service.url, auth=BearerAuth(token)), elicitation_handler=Human())
-        async with other:
-            stolen = await other.session.call_tool(ORDER, args, input_responses=forged, request_state=state,
-                                                   allow_input_required=True)
-        assert isinstance(stolen, mcp_types.InputRequiredResult)  # a new approval of its own is asked for
-        assert approval_id not in stolen.input_requests["console"].params.url
+        async with other:  # the state is bound to the agent that asked: refused before any tool runs
+            with pytest.raises(MCPError, match="Invalid or expired requestState"):
+                await other.session.call_tool(ORDER, args, input_responses=forged, request_state=state)
         assert orders(paper) == before and store(service).get(approval_id).status == "approved"
         # The agent's own retry runs the order, once; a replay runs nothing.
         done = await c.session.call_tool(ORDER, args, input_responses=forged, request_state=state)
