@@ -125,13 +125,14 @@ class PolicyGuard(PoliciesInForce):
         """Resolve what a killed process left in flight, now and every SWEEP_EVERY_S while the server runs."""
         self.resolver.start()
         self.protector.start()  # equity samples about once a minute (when the policy has equity protections)
-        await self.load_request_keys()
+        await self.load_request_keys(create=False)
 
-    async def load_request_keys(self) -> bool:
-        """The request-state keys from the store (created on first use); without them approvals go out of band."""
+    async def load_request_keys(self, create: bool = True) -> bool:
+        """The request-state keys from the store (``create``: made if there are none); without them approvals go out
+        of band, and a state another server sealed is refused."""
         if not self.request_keys.ready:
             try:
-                self.request_keys.load(await self.store.run(self.state.request_state_keys))
+                self.request_keys.load(await self.store.run(self.state.request_state_keys, create))
             except Exception as exc:  # noqa: BLE001 - 2026-07-28 approvals fall back to APPROVAL_REQUIRED
                 log.error("the request-state keys cannot be read from the state store: %s", self.redact(str(exc)))
         return self.request_keys.ready

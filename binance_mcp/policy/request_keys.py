@@ -4,9 +4,10 @@ On a 2026-07-28 connection an order that needs approval answers ``input_required
 sends back on its retry (policy/mrtr.py). FastMCP seals that state (AES-256-GCM, ``RequestStateSecurity``); the
 keys come from here so that every server on the same state store (a restart, a second replica behind a load
 balancer, a stdio server next to the service) opens what another sealed. One row per key, 32 random bytes as hex,
-created by the first server that needs one (``INSERT ... ON CONFLICT DO NOTHING``: two servers starting together
-end with the same key). ``StoreKeyCodec`` is what FastMCP calls; it has no key until the guard's start-up loaded
-them off the event loop, and until then it seals nothing and opens nothing (fail closed).
+created by the first server that asks for an approval through the client (``INSERT ... ON CONFLICT DO NOTHING``:
+two servers asking together end with the same key). ``StoreKeyCodec`` is what FastMCP calls; it has no key until
+the guard loaded them off the event loop (at start-up when the store has one, on the first approval, and at each
+in-flight sweep while it has none), and until then it seals nothing and opens nothing (fail closed).
 
 A mixin of ``StateStore`` (same connection, lock and transactions), like AgentState.
 """
@@ -27,18 +28,21 @@ CURRENT = "current"  # the key that seals; rows with another id (retired_at set)
 
 
 class RequestKeyState:
-    def request_state_keys(self) -> list[bytes]:
-        """The key ring, the sealing key first; the sealing key is created on first use."""
+    def request_state_keys(self, create: bool = True) -> list[bytes]:
+        """The key ring, the sealing key first (empty when there is none and ``create`` is false). ``create``: make
+        the sealing key if there is none (the first approval asked through the client); start-up only reads, so a
+        server that asks nobody writes nothing."""
         now = self.clock()  # type: ignore[attr-defined]
 
         def go(db: sqlite3.Connection) -> list[bytes]:
-            db.execute("INSERT INTO request_state_keys (id, secret, created_at) VALUES (?, ?, ?) ON CONFLICT (id) DO "
-                       "NOTHING", (CURRENT, secrets.token_hex(KEY_BYTES), now))
+            if create:
+                db.execute("INSERT INTO request_state_keys (id, secret, created_at) VALUES (?, ?, ?) ON CONFLICT (id) "
+                           "DO NOTHING", (CURRENT, secrets.token_hex(KEY_BYTES), now))
             rows = db.execute("SELECT id, secret FROM request_state_keys ORDER BY created_at DESC").fetchall()
             ring = sorted(rows, key=lambda r: r[0] != CURRENT)
             return [bytes.fromhex(secret) for _, secret in ring]
 
-        return self.transaction(go)  # type: ignore[attr-defined]
+        return self.transaction(go, "read" if not create else "written", write=create)  # type: ignore[attr-defined]
 
 
 class StoreKeyCodec:
@@ -52,7 +56,8 @@ class StoreKeyCodec:
         return self._codec is not None
 
     def load(self, keys: list[bytes]) -> None:
-        self._codec = AESGCMRequestStateCodec(keys)
+        if keys:
+            self._codec = AESGCMRequestStateCodec(keys)
 
     def seal(self, payload: bytes) -> str:
         if self._codec is None:
