@@ -128,7 +128,8 @@ async def _retry(approver: Approver, decision: Decision, call: Call, state: dict
         await approver._event("approval_form_ignored", approval, call)
         form = None
     if form is not None:
-        yes = getattr(form, "action", None) == "accept" and (getattr(form, "content", None) or {}).get("value") is True
+        content = getattr(form, "content", None)
+        yes = getattr(form, "action", None) == "accept" and isinstance(content, dict) and content.get("value") is True
         if await approver.run(approver.store.answer_in_client, approval.id, yes, FORM_BY):
             await approver._event("approval_granted" if yes else "approval_denied", approval, call,
                                   channel="input_required form", answer=getattr(form, "action", None))
@@ -171,14 +172,13 @@ async def url_elicitation(approver: Approver, decision: Decision, call: Call, ct
 
 
 async def _read(approver: Approver, decision: Decision, call: Call, approval_id: str, *, wait: bool) -> Decision:
-    """The store's decision on one approval, after at most ``elicit_timeout`` seconds of polling (``wait``)."""
-    import asyncio
-
-    loop = asyncio.get_running_loop()
-    give_up = loop.time() + (approver.elicit_timeout if wait else 0.0)
+    """The store's decision on one approval, after at most ``elicit_timeout`` seconds of polling (``wait``), on the
+    store's clock (a test's clock moves with its sleep)."""
+    clock = approver.store.clock
+    give_up = clock() + (approver.elicit_timeout if wait else 0.0)
     while True:
         approval = await approver.run(approver.store.get, approval_id)
-        if approval is None or approval.status != "pending" or loop.time() >= give_up:
+        if approval is None or approval.status != "pending" or clock() >= give_up:
             break
         await approver.sleep(approver.poll)
     if approval is None:
