@@ -39,6 +39,7 @@ log = logging.getLogger("binance_mcp.server")
 
 Runner = Callable[[Args], Awaitable[BaseModel]]
 
+SERVER_NAME = "binance-mcp"  # fixed: the audience of sealed request state, the same on every replica
 INSTRUCTIONS = (
     "Binance spot and USD-M futures tools. Every call passes this server's policy first; a denied call "
     "returns a code and a reason that says what to change. Quantities and prices are decimal strings."
@@ -247,14 +248,16 @@ def account_id(settings: Settings) -> str:
 
 def make_guard(settings: Settings, exchange: Exchange, service: bool = False):
     """The policy guard; ``service``: for ``serve --http`` (every call from a known agent, approvals out of band)."""
+    from binance_mcp.policy.approvals import STDIO_CONSOLE_URL
     from binance_mcp.policy.facts import ExchangeFacts
     from binance_mcp.policy.guard import PolicyGuard
 
+    # On the service without BINANCE_MCP_CONSOLE_URL, service/run.py sets its own URL + /console once it listens.
     return PolicyGuard(load_policy(settings), settings.state_dir, ExchangeFacts(exchange),
                        policy_path=policy_file(settings), redact=settings.redact, approval_ttl=settings.approval_ttl,
                        elicit_timeout=settings.approval_timeout, account=account_id(settings),
                        stale_after=2 * settings.timeout + 20, service=service,
-                       confirm_loosening=service)
+                       confirm_loosening=service, console_url=settings.console_url or STDIO_CONSOLE_URL)
 
 
 def build_server(settings: Settings, guard: Guard | None = None, exchange: Exchange | None = None,
@@ -301,8 +304,8 @@ def build_server(settings: Settings, guard: Guard | None = None, exchange: Excha
         from binance_mcp.service.http import AgentContext
 
         middleware.insert(0, AgentContext())
-    mcp = FastMCP("binance-mcp", version=__version__, instructions=INSTRUCTIONS, lifespan=lifespan,
-                  mask_error_details=True, middleware=middleware)
+    mcp = FastMCP(SERVER_NAME, version=__version__, instructions=INSTRUCTIONS, lifespan=lifespan,
+                  mask_error_details=True, middleware=middleware, request_state_security=_sealing(guard, settings))
     audit = getattr(guard, "audit_refused", None)
     for tool_def in tool_defs:
         runner = _bind(tool_def, deps)
@@ -310,6 +313,23 @@ def build_server(settings: Settings, guard: Guard | None = None, exchange: Excha
     mcp.binance_deps = deps  # type: ignore[attr-defined]  # for tests and the demo
     mcp.binance_guard = guard  # type: ignore[attr-defined]
     return mcp
+
+
+def _sealing(guard: Guard, settings: Settings) -> Any:
+    """How 2026-07-28 request state is sealed: under the state store's keys (policy/request_keys.py) and this fixed
+    server name as the audience, so a restart or another replica on the same store opens it; per process for a
+    guard without such keys (a locked server asks nobody anything)."""
+    from mcp.server.request_state import RequestStateSecurity
+
+    codec = getattr(guard, "request_keys", None)
+    if codec is None:
+        return None
+    if getattr(guard, "service", False):  # bound to the agent of the HTTP request as well
+        from binance_mcp.service.http import agent_principal
+
+        return RequestStateSecurity(codec=codec, ttl=settings.approval_ttl, audience=SERVER_NAME,
+                                    bind_principal=agent_principal)
+    return RequestStateSecurity(codec=codec, ttl=settings.approval_ttl, audience=SERVER_NAME)
 
 
 def build_locked_server(settings: Settings, text: str, *, policy: str, exchange: str,

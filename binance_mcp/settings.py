@@ -123,7 +123,13 @@ class Settings(BaseSettings):
     approval_ttl: float = setting(600.0, env="BINANCE_MCP_APPROVAL_TTL", ge=1, le=86400, invalid=SECONDS,
                                   description="seconds an out-of-band approval request stays valid")
     approval_timeout: float = setting(120.0, env="BINANCE_MCP_APPROVAL_TIMEOUT", ge=1, le=3600, invalid=SECONDS,
-                                      description="seconds to wait for an answer to an elicitation approval prompt")
+                                      description="seconds to wait for an answer to an approval prompt in the client, or "
+                                                  "for the console's decision once its page is open")
+    console_url: str | None = setting(
+        env="BINANCE_MCP_CONSOLE_URL", shown="the service's own URL + /console; over stdio http://127.0.0.1:8766/console",
+        description="the console that approval links point at (`{console_url}/approvals/<id>`): set it when humans "
+                    "reach the console at another address (a TLS proxy, another host)",
+        invalid="{env}={value!r} is not an http(s) URL such as http://127.0.0.1:8766/console.")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = setting(
         "WARNING", env="BINANCE_MCP_LOG_LEVEL", description="log level on stderr: DEBUG, INFO, WARNING, ERROR",
         invalid="{env} must be {choices}.")
@@ -134,7 +140,7 @@ class Settings(BaseSettings):
 
     @field_validator("api_key", "api_secret", "api_secret_file", "private_key_file", "private_key_passphrase",
                      "policy", "state_dir", "paper_balances", "paper_feed", "timeout",
-                     "paper_tick_seconds", "approval_ttl", "approval_timeout", "log_level", mode="before")
+                     "paper_tick_seconds", "approval_ttl", "approval_timeout", "console_url", "log_level", mode="before")
     @classmethod
     def _empty_means_default(cls, value: Any) -> Any:
         if value == "":  # an empty flag (an empty variable never gets here: it counts as unset)
@@ -156,7 +162,7 @@ class Settings(BaseSettings):
     def _true(cls, value: Any) -> bool:
         return value if isinstance(value, bool) else str(value).lower() in ("1", "true", "yes")
 
-    @field_validator("base_url", "paper_upstream")
+    @field_validator("base_url", "paper_upstream", "console_url")
     @classmethod
     def _http_url(cls, value: str | None) -> str | None:
         if value is not None:

@@ -123,6 +123,8 @@ ERRORS = [  # (environment, flags, exact message)
     ({"BINANCE_MCP_PAPER_FEED": "real"}, {}, "BINANCE_MCP_PAPER_FEED='real' is not valid: use live or synthetic."),
     ({}, {"paper_upstream": "api.binance.com"},
      "BINANCE_MCP_PAPER_UPSTREAM='api.binance.com' is not an http(s) URL such as http://127.0.0.1:8765."),
+    ({"BINANCE_MCP_CONSOLE_URL": "127.0.0.1:8766/console"}, {},
+     "BINANCE_MCP_CONSOLE_URL='127.0.0.1:8766/console' is not an http(s) URL such as http://127.0.0.1:8766/console."),
 ]
 
 
@@ -240,7 +242,7 @@ def test_every_variable_is_declared_once_with_a_meaning_and_a_default():
         "BINANCE_API_PRIVATE_KEY_PASSPHRASE", "BINANCE_MCP_MODE", "BINANCE_TESTNET", "BINANCE_MCP_BASE_URL",
         "BINANCE_MCP_POLICY", "BINANCE_MCP_STATE_DIR", "BINANCE_MCP_PAPER_BALANCES", "BINANCE_MCP_TIMEOUT",
         "BINANCE_MCP_PAPER_TICK_SECONDS", "BINANCE_MCP_PAPER_FEED", "BINANCE_MCP_PAPER_UPSTREAM",
-        "BINANCE_MCP_APPROVAL_TTL", "BINANCE_MCP_APPROVAL_TIMEOUT",
+        "BINANCE_MCP_APPROVAL_TTL", "BINANCE_MCP_APPROVAL_TIMEOUT", "BINANCE_MCP_CONSOLE_URL",
         "BINANCE_MCP_LOG_LEVEL"]
     for meaning, default in ENVIRONMENT.values():
         assert meaning and default

@@ -239,6 +239,19 @@ class ApprovalStore:
 
         return self._run(go)
 
+    def answer_in_client(self, approval_id: str, approve: bool, by: str) -> bool:
+        """A human's answer in the client's own UI (a form over stdio): pending -> approved or denied, with who
+        (``by``) in ``decided_by``. False when it is no longer pending (decided, used or expired: nothing changes)."""
+        now = _iso(self.clock())
+
+        def go(db):
+            cur = db.execute("UPDATE approvals SET status = ?, decided_at = ?, decided_by = ? WHERE id = ? AND "
+                             "status = 'pending' AND expires_at > ?",
+                             ("approved" if approve else "denied", now, by, approval_id, now))
+            return cur.rowcount == 1
+
+        return self._run(go)
+
     def get(self, approval_id: str) -> Approval | None:
         def go(db):
             row = db.execute(f"SELECT {self.COLS} FROM approvals WHERE id = ?", (approval_id,)).fetchone()
@@ -258,22 +271,39 @@ class ApprovalStore:
         return self._run(go)
 
 
-def client_can_elicit(ctx: Any) -> bool:
-    """True only when the client declared elicitation on a connection where the server may send requests."""
+MODERN = "2026-07-28"  # the protocol era without server-initiated requests (multi-round-trip requests instead)
+
+
+def protocol_version(ctx: Any) -> str | None:
+    try:
+        return ctx.request_context.protocol_version if ctx is not None and ctx.request_context is not None else None
+    except Exception:  # noqa: BLE001 - no request context: no protocol to speak of
+        return None
+
+
+def elicitation_modes(ctx: Any) -> frozenset[str]:
+    """The elicitation modes the client declared: "form" (an empty ``elicitation: {}`` means form, as before URL mode
+    existed) and "url". Empty when it declared none, or on any doubt."""
     if ctx is None:
-        return False
+        return frozenset()
     try:
         session = ctx.session
         caps = getattr(session, "client_capabilities", None)
         if caps is None:
             params = getattr(session, "client_params", None)
             caps = getattr(params, "capabilities", None) if params is not None else None
-        if caps is None or getattr(caps, "elicitation", None) is None:
-            return False
-        version = ctx.request_context.protocol_version if ctx.request_context is not None else None
-        return version != "2026-07-28"  # no server-initiated requests in that protocol era
+        elicitation = getattr(caps, "elicitation", None) if caps is not None else None
+        if elicitation is None:
+            return frozenset()
+        form, url = getattr(elicitation, "form", None), getattr(elicitation, "url", None)
+        return frozenset(m for m, on in (("form", form is not None or url is None), ("url", url is not None)) if on)
     except Exception:  # noqa: BLE001 - any doubt means no elicitation
-        return False
+        return frozenset()
+
+
+def client_can_elicit(ctx: Any) -> bool:
+    """True only when the client declared form elicitation on a connection where the server may send requests."""
+    return "form" in elicitation_modes(ctx) and protocol_version(ctx) != MODERN
 
 
 def _as_service_user(command: str) -> str:
@@ -287,18 +317,35 @@ def _as_service_user(command: str) -> str:
     return f"sudo -u {user} {command}"
 
 
+STDIO_CONSOLE_URL = "http://127.0.0.1:8766/console"  # where `binance-mcp console` listens by default
+
+
 class Approver:
     """Turns a require_approval decision into allow (approved once) or a denial with the right code."""
 
     def __init__(self, store: ApprovalStore, audit: Callable[[dict], Awaitable[None]],
                  run: Callable[..., Awaitable[Any]], *, elicit_timeout: float = DEFAULT_ELICIT_TIMEOUT,
-                 elicit: bool = True) -> None:
+                 elicit: bool = True, console_url: str = STDIO_CONSOLE_URL, codec: Any = None,
+                 sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep, poll: float = 0.2) -> None:
         self.store = store
         # False on the HTTP service: a form the agent's own client answers is not a human's approval there
         self.elicit = elicit
         self.audit = audit
         self.run = run  # runs a store call off the event loop (the guard's state worker)
         self.elicit_timeout = elicit_timeout
+        self.console_url = console_url
+        self.codec = codec  # seals 2026-07-28 request state (policy/request_keys.py); None: no input_required
+        self.sleep = sleep
+        self.poll = poll  # seconds between reads of the store while a human decides on the console
+
+    def link(self, approval_id: str) -> str:
+        """The console's page for one approval."""
+        return f"{self.console_url.rstrip('/')}/approvals/{approval_id}"
+
+    def forms_count(self, decision: Decision) -> bool:
+        """Whether a form answered in the client's UI is a human's approval: over stdio, unless the rule asks for
+        the console (``approval_above.channel: console``); never on the HTTP service."""
+        return self.elicit and decision.facts.get("approval_channel") != "console"
 
     async def _event(self, event: str, approval: Approval | None, call: Call, **extra: Any) -> None:
         record = {"event": event, "tool": call.tool}
@@ -310,10 +357,17 @@ class Approver:
         await self.audit(record)
 
     async def resolve(self, decision: Decision, call: Call, ctx: Any) -> Decision:
+        from binance_mcp.policy import approval_rounds
+
         for expired in await self.run(self.store.expire_old):
             await self._event("approval_expired", expired, Call(expired.tool, {}))
-        if self.elicit and client_can_elicit(ctx):
+        modes = elicitation_modes(ctx)
+        if protocol_version(ctx) == MODERN:
+            return await approval_rounds.input_required(self, decision, call, ctx, modes)
+        if "form" in modes and self.forms_count(decision):
             return await self._elicit(decision, call, ctx)
+        if "url" in modes:
+            return await approval_rounds.url_elicitation(self, decision, call, ctx)
         return await self._out_of_band(decision, call)
 
     async def _elicit(self, decision: Decision, call: Call, ctx: Any) -> Decision:
@@ -344,16 +398,17 @@ class Approver:
                         decision.facts, (*decision.steps, f"elicitation: {answer}"))
 
     async def _out_of_band(self, decision: Decision, call: Call) -> Decision:
+        settled = await self._settled(decision, call)
+        return settled if isinstance(settled, Decision) else await self._required(decision, call, settled)
+
+    async def _settled(self, decision: Decision, call: Call, channel: str = "out_of_band") -> Decision | Approval:
+        """What the store already holds for this exact call: approved (consumed now: the call runs), denied or
+        expired after approval (refused once), else the pending approval (created when there is none)."""
         digest = args_hash(call)
         prior = await self.run(self.store.latest, digest)
         if prior is not None and prior.status == "approved":
             if await self.run(self.store.consume, prior.id):
-                await self._event("approval_consumed", prior, call)
-                shown = prior.summary.get("notional_usd")
-                facts = {**decision.facts, **({"approved_notional_usd": shown} if shown is not None else {})}
-                return Decision(ALLOW, "ALLOWED", decision.rule,
-                                f"approved out of band (approval {prior.id}) under {decision.rule}", facts,
-                                (*decision.steps, f"approval {prior.id} consumed"))
+                return await self._consumed(prior, decision, call)
         if prior is not None and prior.status == "denied":
             await self.run(self.store.close_denied, prior.id)
             await self._event("approval_refused", prior, call)
@@ -368,10 +423,21 @@ class Approver:
                             f"approval {prior.id} expired before it was used. Call again to create a new request, "
                             "then ask the user to approve it.", decision.facts, decision.steps)
         if prior is not None and prior.status == "pending":
-            approval = prior
-        else:
-            approval = await self.run(self.store.create, call, decision)
-            await self._event("approval_requested", approval, call, channel="out_of_band", rule=decision.rule)
+            return prior
+        approval = await self.run(self.store.create, call, decision)
+        await self._event("approval_requested", approval, call, channel=channel, rule=decision.rule)
+        return approval
+
+    async def _consumed(self, approval: Approval, decision: Decision, call: Call) -> Decision:
+        await self._event("approval_consumed", approval, call)
+        shown = approval.summary.get("notional_usd")
+        facts = {**decision.facts, **({"approved_notional_usd": shown} if shown is not None else {})}
+        return Decision(ALLOW, "ALLOWED", decision.rule,
+                        f"approved (approval {approval.id}) under {decision.rule}", facts,
+                        (*decision.steps, f"approval {approval.id} consumed"))
+
+    async def _required(self, decision: Decision, call: Call, approval: Approval, asked: str = "") -> Decision:
+        """APPROVAL_REQUIRED: the approval id, the console's page for it and the command a human runs."""
         minutes = max(1, round((_ts(approval.expires_at) - self.store.clock()) / 60))
         state_dir = self.store.state.path.parent
         approve, deny = await asyncio.get_running_loop().run_in_executor(  # the first time may run a subprocess
@@ -381,7 +447,8 @@ class Approver:
             approve, deny = _as_service_user(approve), _as_service_user(deny)
         return Decision(
             DENY, "APPROVAL_REQUIRED", decision.rule,
-            f"{decision.reason} Approval id {approval.id}: ask the user to run this in a terminal, exactly as it "
-            f"is: `{approve}` (it shows them the order and asks them to confirm; `{deny}` refuses it), then repeat "
-            f"this exact call within {minutes} minutes. Order: {describe(approval.summary)}.",
-            {**decision.facts, "approval_id": approval.id}, decision.steps)
+            f"{decision.reason}{asked} Approval id {approval.id}: ask the user to approve it in the console at "
+            f"{self.link(approval.id)} or to run this in a terminal, exactly as it is: `{approve}` (it shows them "
+            f"the order and asks them to confirm; `{deny}` refuses it), then repeat this exact call within "
+            f"{minutes} minutes. Order: {describe(approval.summary)}.",
+            {**decision.facts, "approval_id": approval.id, "approval_url": self.link(approval.id)}, decision.steps)

@@ -76,7 +76,8 @@ def effective_table(loaded: LoadedPolicy) -> list[tuple[str, str, str, str, str]
             if rule.rate_limit is not None:
                 extras.append(f"rate={rule.rate_limit.max}/{rule.rate_limit.window}s")
             if rule.approval_above is not None:
-                extras.append(f"approval_above={rule.approval_above.notional_usd}USD")
+                on = ",console-only" if rule.approval_above.channel == "console" else ""
+                extras.append(f"approval_above={rule.approval_above.notional_usd}USD{on}")
         hidden = "hidden" if engine.denied_outright(policy, spec.name) else ""
         rows.append((spec.name, spec.risk, action + (f" ({hidden})" if hidden else ""), path, " ".join(extras)))
     return rows

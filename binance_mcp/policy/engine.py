@@ -10,6 +10,7 @@ from __future__ import annotations
 import fnmatch
 import functools
 import re
+from dataclasses import replace
 from decimal import ROUND_DOWN, Decimal, localcontext
 from typing import Any
 
@@ -259,9 +260,12 @@ def decide(policy: Policy, call: Call, facts: Facts, counters: Counters) -> Deci
         if notional is None:
             return ev.missing(f"{path}.approval_above", "the order's notional")
         if notional > threshold:
-            return ev.deny("APPROVAL_REQUIRED", f"{path}.approval_above.notional_usd",
-                           f"order notional {_fmt(notional)} USD is above the {threshold} USD approval threshold of "
-                           f"{path}.approval_above.notional_usd; a human must approve it.", APPROVE)
+            asked = ev.deny("APPROVAL_REQUIRED", f"{path}.approval_above.notional_usd",
+                            f"order notional {_fmt(notional)} USD is above the {threshold} USD approval threshold of "
+                            f"{path}.approval_above.notional_usd; a human must approve it.", APPROVE)
+            if rule.approval_above.channel == "console":  # the approver asks no form, whatever the transport
+                asked = replace(asked, facts={**asked.facts, "approval_channel": "console"})
+            return asked
         ev.passed(f"{path}.approval_above")
     ev.steps.append("allow")
     return Decision(ALLOW, "ALLOWED", path, f"allowed by {path}", facts.as_dict(), tuple(ev.steps))

@@ -31,7 +31,14 @@ from binance_mcp.errors import BinanceMcpError, ExchangeRejected, InputError, Un
 from binance_mcp.exchange.codes import definitely_not_executed
 from binance_mcp.exchange.orders import CLIENT_ORDER_ID, new_client_order_id
 from binance_mcp.policy import engine, layers
-from binance_mcp.policy.approvals import DEFAULT_ELICIT_TIMEOUT, DEFAULT_TTL, ApprovalStore, Approver
+from binance_mcp.policy.approval_rounds import InputNeeded
+from binance_mcp.policy.approvals import (
+    DEFAULT_ELICIT_TIMEOUT,
+    DEFAULT_TTL,
+    STDIO_CONSOLE_URL,
+    ApprovalStore,
+    Approver,
+)
 from binance_mcp.policy.audit import AuditLog
 from binance_mcp.policy.confirm_state import StoreConfirmer
 from binance_mcp.policy.engine import ALLOW, APPROVE, DENY, Call, Counters, Decision, Facts
@@ -42,6 +49,7 @@ from binance_mcp.policy.loader import LoadedPolicy, PolicyLoadError
 from binance_mcp.policy.policy_file import PolicyFile
 from binance_mcp.policy.protections import AccountFacts, Protector
 from binance_mcp.policy.recorder import Recorder, order_ids, sending
+from binance_mcp.policy.request_keys import StoreKeyCodec
 from binance_mcp.policy.resolver import InflightResolver
 from binance_mcp.policy.state import (
     BUSY_TIMEOUT_S,
@@ -80,7 +88,8 @@ class PolicyGuard(PoliciesInForce):
                  redact: Callable[[str], str] = lambda s: s, approval_ttl: float = DEFAULT_TTL,
                  elicit_timeout: float = DEFAULT_ELICIT_TIMEOUT, account: str = "default",
                  stale_after: float = 60.0, sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
-                 service: bool = False, confirm_loosening: bool = False) -> None:
+                 service: bool = False, confirm_loosening: bool = False,
+                 console_url: str = STDIO_CONSOLE_URL) -> None:
         self.policy_path = policy_path
         self.facts = facts
         self.clock = clock
@@ -102,8 +111,9 @@ class PolicyGuard(PoliciesInForce):
         self.policy_file = PolicyFile(loaded, policy_path, clock, self.recorder.now,
                                       confirm_loosening=StoreConfirmer(self.state) if confirm_loosening else None)
         self.approvals = ApprovalStore(self.state, clock, approval_ttl)
+        self.request_keys = StoreKeyCodec()  # seals 2026-07-28 request state; keys loaded at start
         self.approver = Approver(self.approvals, self.recorder.safe, self.store.run, elicit_timeout=elicit_timeout,
-                                 elicit=not service)
+                                 elicit=not service, console_url=console_url, codec=self.request_keys, sleep=sleep)
         self.wrapped: set[str] = set()
         self.live: set[str] = set()  # call ids of this process that are in flight right now
         self.resolver = InflightResolver(self, EXPECTED)
@@ -115,6 +125,17 @@ class PolicyGuard(PoliciesInForce):
         """Resolve what a killed process left in flight, now and every SWEEP_EVERY_S while the server runs."""
         self.resolver.start()
         self.protector.start()  # equity samples about once a minute (when the policy has equity protections)
+        await self.load_request_keys(create=False)
+
+    async def load_request_keys(self, create: bool = True) -> bool:
+        """The request-state keys from the store (``create``: made if there are none); without them approvals go out
+        of band, and a state another server sealed is refused."""
+        if not self.request_keys.ready:
+            try:
+                self.request_keys.load(await self.store.run(self.state.request_state_keys, create))
+            except Exception as exc:  # noqa: BLE001 - 2026-07-28 approvals fall back to APPROVAL_REQUIRED
+                log.error("the request-state keys cannot be read from the state store: %s", self.redact(str(exc)))
+        return self.request_keys.ready
 
     async def aclose(self) -> None:
         await self.protector.aclose()
@@ -270,6 +291,9 @@ class PolicyGuard(PoliciesInForce):
             except asyncio.CancelledError:
                 entry = holder.get("entry")
                 raise
+            except InputNeeded as asked:  # a 2026-07-28 approval round: the client asks its user, then retries
+                await self.recorder.record(call_id, call, asked.decision, loaded, {"status": "not_run"}, started)
+                raise
             except Exception as exc:  # fail closed: a fact, the state store or a bug
                 decision = self._error_decision(name, exc)
             if not decision.allowed and not shadow:
@@ -333,6 +357,7 @@ class PolicyGuard(PoliciesInForce):
             # yes would fail).
             await self.store.run(self.state.check_writable)
             await self.store.run(self.state.write_probe)
+            await self.load_request_keys()  # a store that was away at start-up
             decision = await self.approver.resolve(decision, call, _context())
             if not decision.allowed:
                 return decision, None, args

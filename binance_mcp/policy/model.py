@@ -49,6 +49,9 @@ class RateLimit(Strict):
 
 class ApprovalAbove(Strict):
     notional_usd: NonNegative
+    # who may approve: "console": only the console (or the CLI as the server's user), whatever the transport;
+    # unset or "any": any channel the transport trusts (over stdio a form in the client's UI counts)
+    channel: Literal["any", "console"] | None = None
 
 
 def _upper_list(value: Any) -> Any:

@@ -47,6 +47,8 @@ class InflightResolver:
                 log.warning("in-flight sweep: %s", g.redact(str(exc))[:300])
             except Exception:  # noqa: BLE001 - the sweep must keep running; the bug is logged once per pass
                 log.exception("in-flight sweep failed")
+            if not g.request_keys.ready:  # another server on the store may have made the request-state key since
+                await g.load_request_keys(create=False)
             await g.sleep(SWEEP_EVERY_S)
 
     def window(self) -> float:

@@ -136,6 +136,13 @@ def kill_switch_file(old: str | None, new: str | None) -> str | None:
     return f"{old} -> {new} (a file at the old path no longer stops trading)"
 
 
+def approval_channel(old: str | None, new: str | None) -> str | None:
+    """``console`` is the strict one: moving off it lets a form answered in the client approve again."""
+    if old != "console" or new == "console":
+        return None
+    return f"console -> {show(new)} (a form answered in the client counts again over stdio)"
+
+
 SECTION = "section"  # judged field by field; a section removed is a loosening, one added a tightening
 EFFECTIVE = "effective"  # judged through the effective rule of each tool (classes, tools)
 JUDGED: dict[type[BaseModel], dict[str, Judge | str]] = {
@@ -145,7 +152,7 @@ JUDGED: dict[type[BaseModel], dict[str, Judge | str]] = {
     Rule: {"action": ordered("allow", "require_approval", "deny"), "reason": no_effect, "rate_limit": SECTION,
            "approval_above": SECTION, "limits": SECTION},
     RateLimit: {"max": cap("more calls"), "window": floor("shorter window")},
-    ApprovalAbove: {"notional_usd": cap()},
+    ApprovalAbove: {"notional_usd": cap(), "channel": approval_channel},
     Limits: {"symbols": allow_list, "deny_symbols": deny_list, "sides": allow_list, "order_types": allow_list,
              "max_notional_usd": cap(), "daily_notional_usd": cap(), "max_price_deviation_pct": cap(),
              "max_open_orders": cap(), "reduce_only": flag, "max_leverage": cap(),

@@ -269,6 +269,14 @@ class AgentContext(Middleware):
             CURRENT_AGENT.reset(token)
 
 
+def agent_principal(ctx: Any) -> str | None:
+    """Whom a sealed 2026-07-28 request state is bound to on the service: the agent of the HTTP request (FastMCP's
+    request-state boundary refuses a state another agent sends back). None without one (then the guard refuses)."""
+    scope = getattr(getattr(ctx, "request", None), "scope", None)
+    agent = scope.get("state", {}).get(SCOPE_KEY) if isinstance(scope, dict) else None
+    return f"agent:{agent.name}" if agent is not None else None
+
+
 def service_hosts(bind_host: str, extra: list[str]) -> tuple[str, ...]:
     """The Host header names the service answers to: loopback names, the address it binds (unless 0.0.0.0 or ::),
     and the names a human added (a proxy's public name)."""

@@ -120,6 +120,8 @@ async def _serve(mcp, settings, options: HttpOptions, host: str, port: int) -> i
                             ssl_certfile=options.tls_cert, ssl_keyfile=options.tls_key, access_log=False)
     server = _server_class()(config)
     shown = f"[{host}]" if ":" in host else host
+    if settings.console_url is None:  # approval links point at this service's own console
+        guard.approver.console_url = f"{scheme}://{shown}:{bound}/console"
     agents = await guard.store.run(guard.state.agents)
     active = sum(1 for a in agents if a.active)
     listening = "https" if options.tls_cert else "http"  # behind a TLS proxy this server itself speaks http

@@ -14,10 +14,12 @@ from typing import Any
 
 from fastmcp.exceptions import FastMCPError, ToolError
 from fastmcp.tools import Tool, ToolResult
+from fastmcp.tools.base import InputRequiredToolResult
 from mcp.shared.exceptions import MCPError
 from pydantic import BaseModel, ValidationError
 
 from binance_mcp.errors import BinanceMcpError, InputError, InternalError
+from binance_mcp.policy.approval_rounds import InputNeeded
 from binance_mcp.tools.models import Args, ToolDef
 from binance_mcp.tools.schemas import tool_schemas
 
@@ -92,6 +94,8 @@ class BinanceTool(Tool):
                 raise error from None
             try:
                 result = await self.runner(args)
+            except InputNeeded as asked:  # an approval round on a 2026-07-28 connection (policy/approval_rounds.py)
+                return InputRequiredToolResult(asked.result)
             except (BinanceMcpError, FastMCPError, MCPError):
                 raise
             except Exception as exc:  # a bug: say so with a code, never as a bare masked message

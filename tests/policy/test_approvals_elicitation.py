@@ -202,12 +202,14 @@ async def test_a_client_without_elicitation_gets_an_out_of_band_approval(tmp_pat
     assert [e["event"] for e in events] == ["approval_requested"] and events[0]["channel"] == "out_of_band"
     assert Decimal(events[0]["summary"]["notional_usd"]) == Decimal("194.00")
 
-    # A client on the 2026-07-28 protocol has a handler but the server may not send it requests: no prompt.
+    # A client on the 2026-07-28 protocol cannot be sent a request: it is asked through an input_required round
+    # instead (tests/policy/test_approvals_mrtr.py), with the same prompt.
     human = Human()
     async with Client(mcp, elicitation_handler=human) as client:
         r = await client.call_tool(ORDER, limit_buy(qty="0.003", price="90000"), raise_on_error=False)
-        assert r.is_error and r.content[0].text.startswith("APPROVAL_REQUIRED: "), r.content[0].text
-    assert human.asked == []
+        assert not r.is_error, r.content[0].text
+    (message,) = human.asked
+    assert message.startswith("Approve this order? BUY 0.003 BTCUSDT LIMIT @ 90000"), message
 
 
 async def two_slow_approvals(s: Session, extra: str) -> list[str]:

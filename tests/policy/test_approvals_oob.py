@@ -42,7 +42,8 @@ def paper(server: Paper) -> Paper:
     return server
 
 
-ASKED = re.compile(r"Approval id ([a-z0-9]{8}): ask the user to run this in a terminal, exactly as it is: "
+ASKED = re.compile(r"Approval id ([a-z0-9]{8}): ask the user to approve it in the console at "
+                   r"http://127\.0\.0\.1:8766/console/approvals/\1 or to run this in a terminal, exactly as it is: "
                    r"`([^`]+ approvals approve ([a-z0-9]{8}) --state-dir [^`]+)` \(it shows them the order and asks "
                    r"them to confirm; `([^`]+ approvals deny ([a-z0-9]{8}) --state-dir [^`]+)` refuses it\)")
 COMMANDS: dict[str, tuple[str, str]] = {}  # approval id -> (approve, deny) commands, as the text gave them
