@@ -232,8 +232,12 @@ def build_app(backend: Any) -> Starlette:
                 rows = await b.run(b.state.reject_policy_change, sha, s.label)
         except ConfirmError as exc:
             return _html(pages.message_page("Not confirmed", str(exc), s.csrf), 409)
-        await audit({"event": f"policy_change_{verb}ed", "sha256": sha, "by": s.label,
-                     "lines": rows[0]["lines"] if isinstance(rows, list) and rows else None})
+        if verb == "confirm":  # the same record as `binance-mcp policy confirm`'s, one per file
+            for row in rows:
+                await audit({"event": "policy_confirm", "path": row["path"], "sha256": row["sha256"], "by": s.label,
+                             "lines": row["lines"]})
+        else:
+            await audit({"event": "policy_reject", "sha256": sha, "by": s.label, "rows": rows})
         msg = "confirmed: each server applies it on its next call" if verb == "confirm" else "rejected"
         return RedirectResponse(f"/console/today?msg={quote(msg)}", 303, headers=HEADERS)
 
