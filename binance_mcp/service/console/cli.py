@@ -35,8 +35,9 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     pw = csub.add_parser("set-password", help="set the console's password (asked twice on the terminal; read from "
                                               "stdin when it is not a terminal); ends every open session")
     link = csub.add_parser("login-link", help="print a one-time login link (valid 10 minutes)")
-    link.add_argument("--url", default=None, help="the console's base URL (default: BINANCE_MCP_CONSOLE_URL, else "
-                                                  f"http://{DEFAULT_LISTEN}); the service's, e.g. http://127.0.0.1:8765")
+    link.add_argument("--url", default=f"http://{DEFAULT_LISTEN}",
+                      help=f"the console's base URL (default http://{DEFAULT_LISTEN}, the standalone console's); the "
+                           "service's, e.g. http://127.0.0.1:8765 or https://trading.example.com")
     link.add_argument("--next", default=None, metavar="PATH", help="where to go after login, e.g. "
                                                                    "/console/approvals/ID")
     for p in (pw, link):
@@ -126,11 +127,9 @@ def _set_password(store, state_dir: Path) -> int:
 
 
 def _login_link(store, state_dir: Path, ns: argparse.Namespace) -> int:
-    from binance_mcp.service.console import DEFAULT_LISTEN
     from binance_mcp.service.console.auth import safe_next
 
-    base = (ns.url or os.environ.get("BINANCE_MCP_CONSOLE_URL") or f"http://{DEFAULT_LISTEN}").rstrip("/")
-    base = base.removesuffix("/console")
+    base = ns.url.rstrip("/").removesuffix("/console")
     token = secrets.token_urlsafe(32)
     by = _user()
     expires = store.add_login_link(token, by)
