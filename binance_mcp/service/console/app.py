@@ -28,9 +28,16 @@ def _html(text: str, status: int = 200) -> HTMLResponse:
 
 
 async def _form(request: Request) -> dict[str, str] | None:
-    body = await request.body()
-    if len(body) > MAX_FORM:
+    """The urlencoded form, read within MAX_FORM bytes (None over it: nobody, logged in or not, can make the console
+    hold a large body)."""
+    declared = request.headers.get("content-length")
+    if declared is not None and (not declared.isdigit() or int(declared) > MAX_FORM):
         return None
+    body = b""
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_FORM:
+            return None
     return {k: v[0] for k, v in parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True).items()}
 
 

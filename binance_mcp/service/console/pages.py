@@ -28,10 +28,14 @@ border:1px solid #d5dae1;overflow:auto}input,select{font:inherit;padding:.25em}.
 border:1px solid #e8cf7a;margin-bottom:1em}
 """
 POLL = """
-(function(){var box=document.getElementById('pending');if(!box)return;
+(function(){
+function left(){var now=Date.now()/1000;document.querySelectorAll('[data-expires]').forEach(function(e){
+var s=Math.max(0,Math.floor(e.dataset.expires-now));e.textContent=' ('+s+' s left)';});}
+left();setInterval(left,1000);
+var box=document.getElementById('pending');if(!box)return;var last=null;
 function tick(){fetch(box.dataset.src,{credentials:'same-origin',cache:'no-store'}).then(function(r){
 if(r.status===200)return r.text();if(r.status===401)location.reload();}).then(function(t){
-if(t!==undefined&&t!==box.innerHTML)box.innerHTML=t;}).catch(function(){});}
+if(t!==undefined&&t!==last){last=t;box.innerHTML=t;left();}}).catch(function(){});}
 setInterval(tick,1000);})();
 """
 NAV = (("approvals", "Approvals"), ("today", "Today"), ("audit", "Audit"))
@@ -89,12 +93,15 @@ def ticket(a: Approval, csrf: str, now: float, single: bool = False) -> str:
             ("price", s.get("price") or ("market" if s.get("type") else None)),
             ("notional", f"{s['notional_usd']} USD (computed by the server)" if "notional_usd" in s else
              "not priced"), ("rule that asked", a.rule),
-            ("expires", f"{a.expires_at} ({max(int(left), 0)} s left)" if a.status == "pending" else a.expires_at),
+            ("expires", a.expires_at),
             ("status", a.status)]
     for key in ("stopPrice", "positionSide", "reduceOnly", "closePosition", "leverage", "marginType"):
         if key in s:
             rows.append((key, s[key]))
     dl = "".join(f"<dt>{_e(k)}</dt><dd>{_e(v)}</dd>" for k, v in rows if v is not None)
+    if a.status == "pending" and left > 0:  # the seconds left: counted down in the page (the fragment stays the same)
+        dl = dl.replace(f"<dd>{_e(a.expires_at)}</dd>",
+                        f'<dd>{_e(a.expires_at)}<span data-expires="{_ts(a.expires_at):.0f}"></span></dd>', 1)
     buttons = ""
     if a.status == "pending":
         buttons = (f'<form method="post" action="/console/approvals/{_e(a.id)}/approve" class="inline">'
