@@ -31,6 +31,7 @@ tools:
   binance_spot_place_order: {action: require_approval}
   binance_futures_place_order:
     rate_limit: {max: 30, window: 60}
+    limits: {daily_notional_usd: 2000}
 account:
   daily_notional_usd: 5000
   protections: {max_daily_loss_usd: 1000}
@@ -88,11 +89,12 @@ def cli(*argv: str, stdin: str = "") -> str:
 
 
 def shot(driver, name: str) -> None:
-    """The whole page (the window made as tall as the page for the shot)."""
+    """The whole page: the viewport made as tall as the page for the shot (Chrome's device metrics)."""
     height = driver.execute_script("return document.documentElement.scrollHeight")
-    driver.set_window_size(1200, max(600, min(height + 20, 2400)))
+    driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", {"width": 1200, "height": min(height, 2400),
+                                                                  "deviceScaleFactor": 1, "mobile": False})
     driver.save_screenshot(str(DOCS / f"console-{name}.png"))
-    driver.set_window_size(1200, 900)
+    driver.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
 
 
 def code(result) -> str:
@@ -185,8 +187,21 @@ async def test_the_console_in_a_browser(console):
         assert "kill flag" in killed.content[0].text
         assert not client.futures_get_open_orders() and not any(
             float(p["positionAmt"]) for p in client.futures_position_information())
+
+        # A policy change that loosens waits for a human: the today page shows what loosens; confirm applies it.
+        write_policy(Path(env["BINANCE_MCP_POLICY"]), POLICY.replace("5000", "6000"))
+        held = (await agent.call_tool("binance_policy_status", {})).structured_content
+        assert {x["cap_usd"] for x in held["daily"]} == {"2000", "5000"}
+        d.get(f"{base}/console/today")
         assert "not tripped" in d.find_element(By.ID, "protections").text
+        change = d.find_element(By.CSS_SELECTOR, "[id^=change-]")
+        assert "daily_notional_usd" in change.text and "6000" in change.text
         shot(d, "today")
+        change.find_element(By.CSS_SELECTOR, "button.go").click()
+        wait.until(ec.text_to_be_present_in_element((By.ID, "message"), "confirmed"))
+        applied = (await agent.call_tool("binance_policy_status", {})).structured_content
+        assert {x["cap_usd"] for x in applied["daily"]} == {"2000", "6000"}
+
         d.find_element(By.ID, "kill-button").click()
         wait.until(ec.text_to_be_present_in_element((By.ID, "kill-state"), "off"))
         opened = await agent.call_tool("binance_futures_place_order", futures_order, raise_on_error=False)
@@ -196,23 +211,12 @@ async def test_the_console_in_a_browser(console):
             "timeInForce": "GTC"}, raise_on_error=False)
         assert code(resting) == "OK", resting.content[0].text
 
-        # A policy change that loosens waits for a human: the today page shows what loosens; confirm applies it.
-        write_policy(Path(env["BINANCE_MCP_POLICY"]), POLICY.replace("5000", "6000"))
-        held = (await agent.call_tool("binance_policy_status", {})).structured_content
-        assert {x["cap_usd"] for x in held["daily"]} == {"5000"}
-        d.get(f"{base}/console/today")
-        change = d.find_element(By.CSS_SELECTOR, "[id^=change-]")
-        assert "daily_notional_usd" in change.text and "6000" in change.text
-        change.find_element(By.CSS_SELECTOR, "button.go").click()
-        wait.until(ec.text_to_be_present_in_element((By.ID, "message"), "confirmed"))
-        applied = (await agent.call_tool("binance_policy_status", {})).structured_content
-        assert {x["cap_usd"] for x in applied["daily"]} == {"6000"}
-
     # Flatten, after a confirmation: no open order and no position left on the exchange.
     assert client.futures_get_open_orders()
     d.get(f"{base}/console/today")
     caps = d.find_element(By.ID, "caps").text
     assert "account" in caps and "6000" in caps
+    assert "bot tools.binance_futures_place_order.limits.daily_notional_usd" in caps and "2000" in caps
     d.find_element(By.ID, "flatten-button").click()
     d.find_element(By.ID, "flatten-confirm").click()
     steps = wait.until(ec.presence_of_element_located((By.ID, "flatten-steps"))).text

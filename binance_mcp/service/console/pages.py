@@ -148,7 +148,7 @@ def today(t: dict, csrf: str, flatten_note: str | None, message: str | None) -> 
     rates = "".join(f"<tr><td>{_e(r['scope'])}</td><td>{_e(r['rule'])}</td><td>{r['used']}</td>"
                     f"<td>{r['rl'].max} per {r['rl'].window} s</td><td>{int(r['wait'] + 0.999)} s</td></tr>"
                     for r in t["rates"]) or '<tr><td colspan="5">none</td></tr>'
-    prot = "".join(f"<tr><td>{_e(k)}</td><td>{_e(json.dumps(v, default=str))}</td>"
+    prot = "".join(f"<tr><td>{_e(k)}</td><td>{_e(v if not isinstance(v, dict | list) else json.dumps(v, default=str))}</td>"
                    f"<td>{_tripped(t['trips'], k)}</td></tr>" for k, v in t["protections"].items())
     extra = "".join(f"<tr><td>{_e(k)}</td><td>-</td><td class=\"bad\">tripped at {iso(v.get('at'))}: "
                     f"{_e(v.get('code'))}</td></tr>" for k, v in t["trips"].items() if k not in t["protections"])
