@@ -120,7 +120,54 @@ def test_a_login_link_works_once_and_the_page_says_why_flatten_is_not_here(stand
     assert token not in (state / "audit.jsonl").read_text()
 
 
-def test_its_own_gate_and_the_login_rate_limit(standalone):
+def test_the_standalone_console_serves_this_machine_only():
+    code, _, err = cli("console", "--listen", "0.0.0.0:8766")
+    assert code == 2 and "127.0.0.1" in err
+
+
+def test_set_password_refuses_a_short_one(tmp_path):
+    code, _, err = cli("console", "set-password", "--state-dir", str(tmp_path / "s"), stdin="short\n")
+    assert code == 2 and "at least 12" in err
+
+
+def test_a_rejected_policy_change_is_never_applied(standalone):
+    """Reject on the today page: the change is rejected in the store, so the policy file's holder (what every server
+    runs) keeps the policy in force, also on a later reload of the same content."""
+    import time as clock
+
+    from binance_mcp.policy.confirm_state import StoreConfirmer
+    from binance_mcp.policy.loader import load_file
+    from binance_mcp.policy.policy_file import PolicyFile
+    from binance_mcp.policy.state import StateStore
+    from tests.helpers import write_policy
+
+    base, state = standalone
+    policy = write_policy(state.parent / "policy.yaml", "version: 1\ndefault: allow\naccount:\n  "
+                                                        "daily_notional_usd: 100\n")
+    store = StateStore(state / "state.db", clock.time)
+    held = PolicyFile(load_file(policy), policy, clock.time, lambda record: None,
+                      confirm_loosening=StoreConfirmer(store))
+    write_policy(policy, "version: 1\ndefault: allow\naccount:\n  daily_notional_usd: 900\n")
+    assert held.reload().policy.account.daily_notional_usd == 100  # waits for a human
+    sha = held.pending["sha256"]
+    b = Browserless(base)
+    code, out, _ = cli("console", "login-link", "--state-dir", str(state), "--url", base)
+    path = out.strip()[len(base):]
+    status, html, _, _ = b.go("GET", path)
+    b.go("POST", "/console/link", {"csrf": csrf_of(html), "token": path.rsplit("/", 1)[1]})
+    status, html, _, _ = b.go("GET", "/console/today")
+    assert f'id="change-{sha}"' in html and "100 -&gt; 900" in html
+    status, _, location, _ = b.go("POST", f"/console/policy/{sha}/reject", {"csrf": csrf_of(html)})
+    assert status == 303 and "rejected" in location
+    assert store.policy_change_status(str(policy), sha) == "rejected"
+    assert held.reload().policy.account.daily_notional_usd == 100
+    assert held.reload().policy.account.daily_notional_usd == 100  # the same content again: still not applied
+    status, _, _, _ = b.go("POST", f"/console/policy/{sha}/confirm", {"csrf": csrf_of(html)})
+    assert status == 409  # a rejected change cannot be confirmed afterwards: a new edit is a new change
+    store.close()
+
+
+def test_its_own_gate_and_the_login_rate_limit(standalone):  # last: it uses up this client's login attempts
     base, state = standalone
     b = Browserless(base)
     assert b.go("GET", "/console/login", headers={"Host": "rebound.example:8766"})[0] == 421
@@ -132,18 +179,9 @@ def test_its_own_gate_and_the_login_rate_limit(standalone):
     csrf = csrf_of(html)
     # every attempt counts (10 per client in 5 minutes): those of the test before too, one audit record each
     before = sum(1 for r in read_audit(state) if r.get("event") in ("console_login", "console_login_failed"))
+    assert before < 10
     got = [b.go("POST", "/console/login", {"csrf": csrf, "password": f"wrong {n}"})[0] for n in range(10 - before)]
-    assert got == [401] * (10 - before) and before < 5
+    assert got == [401] * (10 - before)
     status, _, _, _ = b.go("POST", "/console/login", {"csrf": csrf, "password": PASSWORD})
     assert status == 429 and "bmcp_console" not in b.cookies  # even the right password: not checked now
     assert any(r.get("event") == "console_login_limited" for r in read_audit(state))
-
-
-def test_the_standalone_console_serves_this_machine_only():
-    code, _, err = cli("console", "--listen", "0.0.0.0:8766")
-    assert code == 2 and "127.0.0.1" in err
-
-
-def test_set_password_refuses_a_short_one(tmp_path):
-    code, _, err = cli("console", "set-password", "--state-dir", str(tmp_path / "s"), stdin="short\n")
-    assert code == 2 and "at least 12" in err

@@ -4,9 +4,7 @@ approval links agents hand to their users). Every POST needs the form's CSRF tok
 
 from __future__ import annotations
 
-import asyncio
 import secrets
-from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import parse_qs, quote
 
@@ -16,6 +14,7 @@ from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Re
 from starlette.routing import Route
 
 from binance_mcp.service.console import auth, pages
+from binance_mcp.service.console.backend import filter_audit
 
 MAX_FORM = 16 << 10
 HEADERS = {"content-security-policy": "default-src 'self'; style-src 'self' 'unsafe-inline'; frame-ancestors 'none'; "
@@ -254,9 +253,9 @@ def build_app(backend: Any) -> Starlette:
         if refusal is not None:
             return refusal
         filters = {k: request.query_params.get(k, "").strip() for k in ("agent", "tool", "code", "since", "until")}
-        records = await _records()
+        records = await b.audit_records()
         try:
-            rows = _filtered(records, filters)
+            rows = filter_audit(records, filters)
         except ValueError as exc:
             return _html(pages.audit([], filters, s.csrf, str(exc)), 400)
         return _html(pages.audit(rows[-200:][::-1], filters, s.csrf, None))
@@ -265,16 +264,11 @@ def build_app(backend: Any) -> Starlette:
         s, refusal = await need_session(request)
         if refusal is not None:
             return refusal
-        records = await _records()
+        records = await b.audit_records()
         n = request.path_params["n"]
         if not 0 <= n < len(records):
             return _html(pages.message_page("No such record", "no audit record has this number", s.csrf), 404)
         return _html(pages.audit_record(n, records[n], s.csrf))
-
-    async def _records() -> list[dict]:
-        from binance_mcp.policy.audit import read
-
-        return await asyncio.get_running_loop().run_in_executor(None, read, b.state_dir / "audit.jsonl")
 
     async def poll_js(request: Request) -> Response:
         return Response(pages.POLL, media_type="text/javascript", headers=HEADERS)
@@ -295,31 +289,3 @@ def build_app(backend: Any) -> Starlette:
         Route("/console/audit", audit_page), Route("/console/audit/{n:int}", audit_one),
     ]
     return Starlette(routes=routes)
-
-
-def _when(value: str, name: str) -> datetime:
-    try:
-        t = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise ValueError(f"{name} {value!r} is not an ISO time such as 2026-11-25T00:00") from None
-    return t if t.tzinfo else t.replace(tzinfo=timezone.utc)
-
-
-def _filtered(records: list[dict], f: dict[str, str]) -> list[tuple[int, dict]]:
-    since = _when(f["since"], "since") if f["since"] else None
-    until = _when(f["until"], "until") if f["until"] else None
-    out = []
-    for n, r in enumerate(records):
-        if f["agent"] and r.get("agent") != f["agent"] or f["tool"] and r.get("tool") != f["tool"]:
-            continue
-        if f["code"] and (r.get("decision") or {}).get("code") != f["code"]:
-            continue
-        if since or until:
-            try:
-                t = _when(str(r.get("time", "")), "time")
-            except ValueError:
-                continue
-            if since and t < since or until and t > until:
-                continue
-        out.append((n, r))
-    return out

@@ -9,6 +9,7 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -52,6 +53,11 @@ class ConsoleBackend:
     def _close(self) -> None:
         self.worker.close()
         self.state.close()
+
+    async def audit_records(self) -> list[dict]:
+        from binance_mcp.policy.audit import read
+
+        return await asyncio.get_running_loop().run_in_executor(None, read, self.state_dir / "audit.jsonl")
 
     # -- today ------------------------------------------------------------------------------------
     async def today(self) -> dict[str, Any]:
@@ -97,3 +103,33 @@ class ConsoleBackend:
                 "kill_file": service.policy.account.kill_switch_file,
                 "changes": await self.run(self.state.policy_changes), "problems": problems,
                 "agents": [a.name for a in agents]}
+
+
+def _when(value: str, name: str) -> datetime:
+    try:
+        t = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError(f"{name} {value!r} is not an ISO time such as 2026-11-25T00:00") from None
+    return t if t.tzinfo else t.replace(tzinfo=timezone.utc)
+
+
+def filter_audit(records: list[dict], f: dict[str, str]) -> list[tuple[int, dict]]:
+    """(line number, record) of the audit records that match agent, tool, code and the time range (ISO, UTC);
+    raises ValueError naming a time that is not ISO."""
+    since = _when(f["since"], "since") if f["since"] else None
+    until = _when(f["until"], "until") if f["until"] else None
+    out = []
+    for n, r in enumerate(records):
+        if f["agent"] and r.get("agent") != f["agent"] or f["tool"] and r.get("tool") != f["tool"]:
+            continue
+        if f["code"] and (r.get("decision") or {}).get("code") != f["code"]:
+            continue
+        if since or until:
+            try:
+                t = _when(str(r.get("time", "")), "time")
+            except ValueError:
+                continue
+            if since and t < since or until and t > until:
+                continue
+        out.append((n, r))
+    return out
