@@ -177,6 +177,8 @@ def build_app(backend: Any) -> Starlette:
         if refusal is not None:
             return refusal
         aid, verb = request.path_params["id"], request.path_params["verb"]
+        if verb not in ("approve", "deny"):
+            return _html(pages.message_page("Not found", "approve or deny", s.csrf), 404)
         try:
             a = await b.run(b.approvals.decide, aid, verb == "approve", s.label)
         except KeyError:
@@ -229,6 +231,8 @@ def build_app(backend: Any) -> Starlette:
         if refusal is not None:
             return refusal
         sha, verb = request.path_params["sha"], request.path_params["verb"]
+        if verb not in ("confirm", "reject"):
+            return _html(pages.message_page("Not found", "confirm or reject", s.csrf), 404)
         from binance_mcp.policy.confirm_state import ConfirmError
 
         try:

@@ -10,6 +10,7 @@ server's process, and a second one opened on its files would be a second, diverg
 
 from __future__ import annotations
 
+import asyncio
 from decimal import Decimal
 from typing import Any
 
@@ -19,6 +20,7 @@ from binance_mcp.exchange.orders import new_client_order_id
 class Flattener:
     def __init__(self, exchange: Any) -> None:
         self.exchange = exchange
+        self.lock = asyncio.Lock()  # one flatten at a time in this process (a double click runs it once, then again)
 
     async def _step(self, steps: list[dict], action: str, method: str, what: str, **params: Any) -> Any:
         try:
@@ -33,6 +35,10 @@ class Flattener:
 
     async def run(self) -> list[dict]:
         """Every step taken, in order: {action, symbol, ..., ok, error?}."""
+        async with self.lock:
+            return await self._run()
+
+    async def _run(self) -> list[dict]:
         steps: list[dict] = []
         spot = await self._step(steps, "", "get_open_orders", "Reading open spot orders") or []
         for symbol in sorted({o["symbol"] for o in spot}):
