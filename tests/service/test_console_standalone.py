@@ -125,9 +125,14 @@ def test_the_standalone_console_serves_this_machine_only():
     assert code == 2 and "127.0.0.1" in err
 
 
-def test_set_password_refuses_a_short_one(tmp_path):
-    code, _, err = cli("console", "set-password", "--state-dir", str(tmp_path / "s"), stdin="short\n")
+def test_set_password_refuses_a_short_one_and_kill_status_says_who(tmp_path):
+    state = str(tmp_path / "s")
+    code, _, err = cli("console", "set-password", "--state-dir", state, stdin="short\n")
     assert code == 2 and "at least 12" in err
+    assert cli("kill", "status", "--state-dir", state)[1].startswith("kill flag: off (last set by - at -)")
+    assert cli("kill", "on", "--state-dir", state)[0] == 0
+    out = cli("kill", "status", "--state-dir", state)[1]
+    assert out.startswith("kill flag: ON (last set by ") and "(binance-mcp kill)" in out
 
 
 def test_a_rejected_policy_change_is_never_applied(standalone):
