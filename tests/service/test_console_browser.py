@@ -8,10 +8,12 @@ In CI (.ci/run sets BINANCE_MCP_BROWSER_REQUIRED=1) a missing browser fails the 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import http.client
 import io
 import os
 import shutil
+import sqlite3
 import sys
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -226,10 +228,12 @@ async def test_the_console_in_a_browser(console):
     assert not client.get_open_orders()
 
     # The audit page: filtered by code, one record in full.
+    d.get(f"{base}/console/audit?agent=bot")
+    assert len(d.find_elements(By.CSS_SELECTOR, "#audit tr")) > 5
+    shot(d, "audit")
     d.get(f"{base}/console/audit?code=KILL_SWITCH")
     rows = d.find_elements(By.CSS_SELECTOR, "#audit tr")
     assert len(rows) == 2 and "binance_futures_place_order" in rows[1].text  # the header and the one denial
-    shot(d, "audit")
     rows[1].find_element(By.TAG_NAME, "a").click()
     assert '"KILL_SWITCH"' in d.find_element(By.ID, "record").text
 
@@ -241,6 +245,17 @@ async def test_the_console_in_a_browser(console):
         assert event in events, event
     assert events["approval_approved"]["by"].startswith("console session ")
     assert PASSWORD not in (console["state"] / "audit.jsonl").read_text()
+
+    # What the state store holds: who decided each approval; the session only as its hash.
+    db = sqlite3.connect(console["state"] / "state.db")
+    try:
+        decided = dict(db.execute("SELECT id, decided_by FROM approvals WHERE id IN (?, ?)", (first, second)))
+        sessions = [r[0] for r in db.execute("SELECT id_sha256 FROM console_sessions")]
+    finally:
+        db.close()
+    assert decided[first].startswith("console session ") and decided[second] == decided[first]
+    sid = d.get_cookie("bmcp_console")["value"]
+    assert hashlib.sha256(sid.encode()).hexdigest() in sessions and sid not in sessions
 
     # A form posted without its CSRF token: 403 and nothing changes (here: with the browser's session cookie).
     cookie = f"bmcp_console={d.get_cookie('bmcp_console')['value']}"
