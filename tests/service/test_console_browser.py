@@ -99,6 +99,19 @@ def shot(driver, name: str) -> None:
     driver.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
 
 
+def navigate(driver, element) -> None:
+    """Click what submits a form or follows a link, and wait for the next page to have loaded (the old one gone)."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    old = driver.find_element(By.TAG_NAME, "html")
+    element.click()
+    wait = WebDriverWait(driver, 10)
+    wait.until(ec.staleness_of(old))
+    wait.until(lambda d: d.execute_script("return document.readyState") == "complete")
+
+
 def code(result) -> str:
     return result.content[0].text.split(":")[0] if result.is_error else "OK"
 
@@ -138,11 +151,11 @@ async def test_the_console_in_a_browser(console):
     d.get(f"{base}/console/today")
     assert "/console/login" in d.current_url
     d.find_element(By.ID, "password").send_keys("not the password")
-    d.find_element(By.ID, "login-button").click()
+    navigate(d, d.find_element(By.ID, "login-button"))
     assert "Wrong password" in d.find_element(By.ID, "login-error").text  # refused
     shot(d, "login")
     d.find_element(By.ID, "password").send_keys(PASSWORD)
-    d.find_element(By.ID, "login-button").click()
+    navigate(d, d.find_element(By.ID, "login-button"))
     wait.until(ec.url_contains("/console/today"))
 
     # The approvals page is open; an agent's order asks for approval: its ticket appears without a reload.
@@ -159,7 +172,7 @@ async def test_the_console_in_a_browser(console):
                       "tools.binance_spot_place_order", "s left"):
             assert shown in text, shown
         shot(d, "approvals")
-        d.find_element(By.ID, f"approve-{first}").click()
+        navigate(d, d.find_element(By.ID, f"approve-{first}"))
         wait.until(ec.url_contains(f"/console/approvals/{first}"))
         assert "approved" in d.find_element(By.ID, "message").text
         ran = await agent.call_tool("binance_spot_place_order", ORDER, raise_on_error=False)
@@ -172,7 +185,7 @@ async def test_the_console_in_a_browser(console):
         # The one-approval page (the link agents' users get) denies the second.
         d.get(f"{base}/console/approvals/{second}")
         shot(d, "approval")
-        d.find_element(By.ID, f"deny-{second}").click()
+        navigate(d, d.find_element(By.ID, f"deny-{second}"))
         wait.until(ec.url_contains(f"/console/approvals/{second}"))
         assert d.find_element(By.ID, f"ticket-{second}").get_attribute("data-status") == "denied"
         denied = await agent.call_tool("binance_spot_place_order", ORDER, raise_on_error=False)
@@ -182,7 +195,7 @@ async def test_the_console_in_a_browser(console):
         # The kill switch: on from the today page, the next order is denied; off again, it runs.
         futures_order = {"symbol": "BTCUSDT", "side": "BUY", "type": "MARKET", "quantity": "0.002"}
         d.get(f"{base}/console/today")
-        d.find_element(By.ID, "kill-button").click()
+        navigate(d, d.find_element(By.ID, "kill-button"))
         wait.until(ec.text_to_be_present_in_element((By.ID, "kill-state"), "ON"))
         killed = await agent.call_tool("binance_futures_place_order", futures_order, raise_on_error=False)
         assert code(killed) == "KILL_SWITCH"
@@ -199,12 +212,12 @@ async def test_the_console_in_a_browser(console):
         change = d.find_element(By.CSS_SELECTOR, "[id^=change-]")
         assert "daily_notional_usd" in change.text and "6000" in change.text
         shot(d, "today")
-        change.find_element(By.CSS_SELECTOR, "button.go").click()
+        navigate(d, change.find_element(By.CSS_SELECTOR, "button.go"))
         wait.until(ec.text_to_be_present_in_element((By.ID, "message"), "confirmed"))
         applied = (await agent.call_tool("binance_policy_status", {})).structured_content
         assert {x["cap_usd"] for x in applied["daily"]} == {"2000", "6000"}
 
-        d.find_element(By.ID, "kill-button").click()
+        navigate(d, d.find_element(By.ID, "kill-button"))
         wait.until(ec.text_to_be_present_in_element((By.ID, "kill-state"), "off"))
         opened = await agent.call_tool("binance_futures_place_order", futures_order, raise_on_error=False)
         assert code(opened) == "OK"
@@ -219,8 +232,8 @@ async def test_the_console_in_a_browser(console):
     caps = d.find_element(By.ID, "caps").text
     assert "account" in caps and "6000" in caps
     assert "bot tools.binance_futures_place_order.limits.daily_notional_usd" in caps and "2000" in caps
-    d.find_element(By.ID, "flatten-button").click()
-    d.find_element(By.ID, "flatten-confirm").click()
+    navigate(d, d.find_element(By.ID, "flatten-button"))
+    navigate(d, d.find_element(By.ID, "flatten-confirm"))
     steps = wait.until(ec.presence_of_element_located((By.ID, "flatten-steps"))).text
     assert "close futures position" in steps
     assert client.futures_get_open_orders() == []
@@ -234,7 +247,7 @@ async def test_the_console_in_a_browser(console):
     d.get(f"{base}/console/audit?code=KILL_SWITCH")
     rows = d.find_elements(By.CSS_SELECTOR, "#audit tr")
     assert len(rows) == 2 and "binance_futures_place_order" in rows[1].text  # the header and the one denial
-    rows[1].find_element(By.TAG_NAME, "a").click()
+    navigate(d, rows[1].find_element(By.TAG_NAME, "a"))
     assert '"KILL_SWITCH"' in d.find_element(By.ID, "record").text
 
     # What the audit log holds: the human's session on each decision, the kill flag, the flatten.
