@@ -1,4 +1,5 @@
-"""Command line: ``binance-mcp [serve|connect|demo|simulator|paper|policy|approvals|audit|protections|keys|agents]``.
+"""Command line: ``binance-mcp [serve|connect|demo|simulator|paper|policy|approvals|audit|protections|keys|agents|
+console|kill]``.
 
 stdout belongs to the MCP channel when serving; every human-facing message here goes to stderr
 unless the command's whole job is to print a report.
@@ -142,6 +143,9 @@ def build_parser(serve_flags: bool = True) -> argparse.ArgumentParser:
     from binance_mcp.service import agents_cli
 
     agents_cli.add_parser(sub)
+    from binance_mcp.service.console import cli as console_cli
+
+    console_cli.add_parsers(sub)
     return parser
 
 
@@ -277,6 +281,10 @@ def _run(args: argparse.Namespace) -> int:
         from binance_mcp.service.agents_cli import run
 
         return run(args)
+    if command in ("console", "kill"):
+        from binance_mcp.service.console import cli as console_cli
+
+        return console_cli.run(args) if command == "console" else console_cli.run_kill(args)
     if command == "demo":
         from binance_mcp.demo import run_demo
 

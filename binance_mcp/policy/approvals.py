@@ -219,8 +219,9 @@ class ApprovalStore:
         self._run(lambda db: db.execute("UPDATE approvals SET status = 'expired-reported' WHERE id = ? AND status = "
                                         "'expired'", (approval_id,)))
 
-    def decide(self, approval_id: str, approve: bool) -> Approval:
-        """The human's answer (CLI). Raises KeyError / ValueError with what is wrong."""
+    def decide(self, approval_id: str, approve: bool, by: str | None = None) -> Approval:
+        """The human's answer (CLI, console; ``by`` is recorded in decided_by). Raises KeyError / ValueError with
+        what is wrong."""
         self.expire_old()
         now = _iso(self.clock())
 
@@ -232,8 +233,8 @@ class ApprovalStore:
             if a.status != "pending":
                 raise ValueError(f"approval {approval_id} is {a.status}, not pending")
             status = "approved" if approve else "denied"
-            db.execute("UPDATE approvals SET status = ?, decided_at = ? WHERE id = ? AND status = 'pending'",
-                       (status, now, approval_id))
+            db.execute("UPDATE approvals SET status = ?, decided_at = ?, decided_by = ? WHERE id = ? AND status = "
+                       "'pending'", (status, now, by, approval_id))
             a.status, a.decided_at = status, now
             return a
 

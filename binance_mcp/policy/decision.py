@@ -93,7 +93,7 @@ class Counters:
     # seconds until a rate limit frees (0 = free), by rate_slot(key, limit), or by the bare key
     # ("tool:<name>", "account") when a key has one limit
     rate_wait: dict[str, float] = field(default_factory=dict)
-    kill_switch: bool = False
+    kill_switch: bool | str = False  # a str: the kill flag in the state store is on, and why (who, when)
     approved: str | None = None  # how a human approved this very call (every limit is still decided again)
     tripped: dict[str, dict] = field(default_factory=dict)  # protections tripped today (state store), by name
 

@@ -199,11 +199,14 @@ def decide(policy: Policy, call: Call, facts: Facts, counters: Counters) -> Deci
     scope_all = policy.account.kill_switch_scope == "all"
     if counters.kill_switch and risk in ("financial", "destructive") and (scope_all or facts.adds_exposure is not False):
         path = policy.account.kill_switch_file
-        where = f"the kill switch file {path} exists" if path else "the kill switch is on"
+        flag = isinstance(counters.kill_switch, str)  # the kill flag in the state store (console, `kill on`)
+        where = counters.kill_switch if flag else f"the kill switch file {path} exists" if path else \
+            "the kill switch is on"
         what = ("every trading and cancelling call is stopped" if scope_all else
                 "every call that adds exposure is stopped (cancels, reduce-only orders and closes still work)")
-        return ev.deny("KILL_SWITCH", "account.kill_switch_file",
-                       f"{where}, so {what}. A human must remove the file to resume; read-only tools still work.")
+        undo = "turn it off (the console, or `binance-mcp kill off`)" if flag else "remove the file"
+        return ev.deny("KILL_SWITCH", "state.kill_flag" if flag else "account.kill_switch_file",
+                       f"{where}, so {what}. A human must {undo} to resume; read-only tools still work.")
     ev.passed("kill switch")
     # 1b. account protections: tripped ones and cooldowns stop every call that adds exposure
     prot = policy.account.protections

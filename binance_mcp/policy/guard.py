@@ -43,7 +43,7 @@ from binance_mcp.policy.audit import AuditLog
 from binance_mcp.policy.confirm_state import StoreConfirmer
 from binance_mcp.policy.engine import ALLOW, APPROVE, DENY, Call, Counters, Decision, Facts
 from binance_mcp.policy.facts import FactError, PriceSource, gather, pending_entry, with_pending
-from binance_mcp.policy.in_force import PoliciesInForce
+from binance_mcp.policy.in_force import KILL_READ, PoliciesInForce
 from binance_mcp.policy.layers import CURRENT_AGENT, Layers
 from binance_mcp.policy.loader import LoadedPolicy, PolicyLoadError
 from binance_mcp.policy.policy_file import PolicyFile
@@ -267,7 +267,11 @@ class PolicyGuard(PoliciesInForce):
         self.wrapped.add(name)
 
         async def guarded(args: BaseModel) -> BaseModel:
-            return await self._guarded(name, spec, args, runner)
+            token = KILL_READ.set({})  # the kill flag: one store read per call
+            try:
+                return await self._guarded(name, spec, args, runner)
+            finally:
+                KILL_READ.reset(token)
 
         guarded.__binance_guarded__ = True  # type: ignore[attr-defined]
         return guarded
@@ -362,7 +366,8 @@ class PolicyGuard(PoliciesInForce):
             if not decision.allowed:
                 return decision, None, args
             approved = decision.reason
-            # After the wait, every limit is decided again on fresh facts before anything is sent.
+            # After the wait, every limit (and the kill flag) is decided again on fresh facts before anything is sent.
+            KILL_READ.set({})
             shown = decision
             facts, seq, failed = await self._facts(lay, call)
             if failed is not None:

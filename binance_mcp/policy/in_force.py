@@ -6,8 +6,11 @@ in a thread, never on the event loop."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 from collections.abc import Callable
+from contextvars import ContextVar
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +21,10 @@ from binance_mcp.policy.layers import CURRENT_AGENT, Layers
 from binance_mcp.policy.loader import LoadedPolicy, PolicyLoadError, load_file
 from binance_mcp.policy.policy_file import PolicyFile
 from binance_mcp.policy.state import StateError, StateStore
+
+log = logging.getLogger("binance_mcp.policy")
+# One guarded call's reads that need not be repeated within it (the kill flag): a dict per call, set by the guard
+KILL_READ: ContextVar[dict | None] = ContextVar("binance_mcp_kill_read", default=None)
 
 
 class PoliciesInForce:
@@ -99,8 +106,23 @@ class PoliciesInForce:
             return True
         return True
 
-    async def kill_switch(self, loaded: LoadedPolicy) -> bool:
-        if not loaded.policy.account.kill_switch_file:
-            return False
-        return await self._io(self.kill_switch_on, loaded)
+    async def kill_switch(self, loaded: LoadedPolicy) -> bool | str:
+        """The kill-switch file, then the kill flag in the state store (a str saying who set it, when: the denial
+        shows it). The flag is read once per call (``KILL_READ``); a store that cannot be read counts as on."""
+        if loaded.policy.account.kill_switch_file and await self._io(self.kill_switch_on, loaded):
+            return True
+        cache = KILL_READ.get()
+        if cache is not None and "flag" in cache:
+            return cache["flag"]
+        try:
+            flag = await self.store.run(self.state.kill_flag)
+        except StateError as exc:
+            log.warning("the kill flag cannot be read, so it counts as on: %s", exc)
+            value: bool | str = "the kill flag in the state store cannot be read (so it counts as on)"
+        else:
+            when = datetime.fromtimestamp(flag.set_at or 0, tz=timezone.utc).isoformat(timespec="seconds")
+            value = f"the kill flag in the state store is on (set by {flag.set_by} at {when})" if flag.on else False
+        if cache is not None:
+            cache["flag"] = value
+        return value
 

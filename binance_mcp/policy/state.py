@@ -27,6 +27,7 @@ from typing import Any, TypeVar
 
 from binance_mcp.policy.agent_state import AGENTS_SCHEMA, AgentState
 from binance_mcp.policy.confirm_state import ConfirmState
+from binance_mcp.policy.console_state import CONSOLE_SCHEMA, ConsoleState
 from binance_mcp.policy.decision import rate_slot
 from binance_mcp.policy.protection_state import ProtectionState
 from binance_mcp.policy.request_keys import REQUEST_KEYS_SCHEMA, RequestKeyState
@@ -62,7 +63,7 @@ CREATE TABLE IF NOT EXISTS traded (account TEXT NOT NULL, market TEXT NOT NULL, 
 CREATE TABLE IF NOT EXISTS policy_changes (path TEXT NOT NULL, sha256 TEXT NOT NULL, source TEXT NOT NULL,
     lines TEXT NOT NULL, status TEXT NOT NULL, seen_at REAL NOT NULL, confirmed_at REAL, confirmed_by TEXT,
     PRIMARY KEY (path, sha256));
-""" + AGENTS_SCHEMA + REQUEST_KEYS_SCHEMA
+""" + AGENTS_SCHEMA + REQUEST_KEYS_SCHEMA + CONSOLE_SCHEMA
 # Columns added after a table first shipped: (table, column, declaration), added to an older file at open.
 ADDED_COLUMNS = (("inflight", "notional", "TEXT"),)
 RELEASED_KEEP_S = 3600.0  # released in-flight rows are kept this long (a decision older than that re-reads)
@@ -127,7 +128,7 @@ def _busy(exc: sqlite3.Error) -> bool:
     return "locked" in text or "busy" in text
 
 
-class StateStore(ProtectionState, AgentState, ConfirmState, RequestKeyState):
+class StateStore(ProtectionState, AgentState, ConfirmState, RequestKeyState, ConsoleState):
     def __init__(self, path: Path, clock: Callable[[], float], busy_timeout: float = 2.0) -> None:
         self.path = path
         self.clock = clock

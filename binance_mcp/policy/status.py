@@ -172,7 +172,7 @@ def status_tool(guard, settings) -> ToolDef:
                                wait_s=int(usage[slot][1] + 0.999)) for slot, (path, rl) in rates.items()]
         protections, unpriced = await protection_views(guard, policy.account.protections)
         return PolicyStatusResult(policy=f"{loaded.source} ({loaded.sha256})", mode=policy.mode,
-                                  kill_switch=await guard.kill_switch(loaded), exchange=settings.mode, tools=tools,
+                                  kill_switch=bool(await guard.kill_switch(loaded)), exchange=settings.mode, tools=tools,
                                   denied=denied, daily=daily, rate_limits=rate_views,
                                   reload_error=guard.reload_error, state_error=state_error,
                                   protections=protections, unpriced_assets=unpriced, safety=safety(deps),

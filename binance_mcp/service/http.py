@@ -7,7 +7,8 @@ at ``/mcp``, in front of which ``ServiceGate`` checks every request before FastM
 3. ``Authorization: Bearer <token>`` of an active agent (the state store's ``agents`` table, read on every request,
    so a revocation applies to the next one): 401 and nothing else otherwise. Failures are counted and summarised
    once a minute in the log and the audit log (not one record each: a flood cannot fill the disk);
-4. a path other than ``/mcp``: 404; a method other than GET, POST, DELETE: 405; another agent's MCP session id:
+4. ``/console`` paths go to the human console (service/console) instead, without a bearer check, and any request
+   there that carries an Authorization header gets 401; a path other than ``/mcp``: 404; a method other than GET, POST, DELETE: 405; another agent's MCP session id:
    404, as for an unknown session (a session belongs to the agent that opened it);
 5. a body over ``max_body`` bytes: 413 (the body is read, within the cap, before the app sees it).
 
@@ -115,8 +116,9 @@ class ServiceGate:
 
     def __init__(self, app: Any, *, authenticate: Callable[[str], Awaitable[AgentRow | None]],
                  failures: AuthFailures, hosts: tuple[str, ...], origins: tuple[str, ...], scheme: str = "http",
-                 max_body: int = MAX_BODY) -> None:
+                 max_body: int = MAX_BODY, console: Any = None) -> None:
         self.app = app
+        self.console = console  # the human console's app (service/console), or None
         self.authenticate = authenticate
         self.failures = failures
         self.hosts = frozenset(h.lower() for h in hosts)
@@ -138,6 +140,12 @@ class ServiceGate:
         origin = headers.get("origin")
         if origin is not None and not self._origin_ok(origin, host):
             await _answer(send, 403, "forbidden_origin", "requests from this Origin are not accepted")
+            return
+        if self.console is not None and _console_path(scope.get("path", "")):  # a human's pages: their own login;
+            from binance_mcp.service.console import bearer_refused  # an agent's token there gets 401
+
+            if not await bearer_refused(scope, send):
+                await self.console(scope, receive, send)
             return
         agent = await self._agent(headers.get("authorization", ""), scope)
         if agent is None:
@@ -228,6 +236,10 @@ class ServiceGate:
             chunks.append(chunk)
             if not message.get("more_body", False):
                 return b"".join(chunks)
+
+
+def _console_path(path: str) -> bool:
+    return path == "/console" or path.startswith("/console/")
 
 
 def _replay(body: bytes, receive: Callable) -> Callable:

@@ -110,9 +110,13 @@ async def _serve(mcp, settings, options: HttpOptions, host: str, port: int) -> i
             raise _StartError(f"the API key check failed: {getattr(exc, 'message', None) or exc}") from None
     failures = AuthFailures(guard.recorder.safe)
     scheme = "https" if options.tls_cert or options.behind_tls_proxy else "http"
+    from binance_mcp.service.console import service_backend
+    from binance_mcp.service.console.app import build_app
+
+    console = service_backend(mcp, secure=scheme == "https")
     gate = Middleware(ServiceGate, authenticate=guard.authenticate, failures=failures,
                       hosts=service_hosts(host, options.allowed_hosts), origins=tuple(options.allowed_origins),
-                      scheme=scheme)
+                      scheme=scheme, console=build_app(console))
     app = mcp.http_app(path=MCP_PATH, middleware=[gate], host_origin_protection=False)
     sock = _bind(host, port)
     bound = sock.getsockname()[1]
@@ -127,7 +131,8 @@ async def _serve(mcp, settings, options: HttpOptions, host: str, port: int) -> i
     listening = "https" if options.tls_cert else "http"  # behind a TLS proxy this server itself speaks http
     print(f"binance-mcp service listening on {listening}://{shown}:{bound}{MCP_PATH} "
           f"({settings.mode} mode, {active} active agent{'s' if active != 1 else ''}; "
-          f"add one with: binance-mcp agents add NAME)", file=sys.stderr, flush=True)
+          f"add one with: binance-mcp agents add NAME); the console at {listening}://{shown}:{bound}/console",
+          file=sys.stderr, flush=True)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):  # a clean stop: the last summary of failed logins is written
         loop.add_signal_handler(sig, server.stop)
@@ -135,6 +140,7 @@ async def _serve(mcp, settings, options: HttpOptions, host: str, port: int) -> i
         await server.serve(sockets=[sock])
     finally:
         await failures.flush()
+        await console.close()
         sock.close()
     return 0
 

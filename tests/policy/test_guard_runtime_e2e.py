@@ -7,7 +7,7 @@ import pytest
 import pytest_asyncio
 
 from binance_mcp.catalog import ALL_TOOLS
-from tests.policy.test_guard_helpers import LIMIT_NOTIONAL, D, Paper, limit_buy, serve, write_policy
+from tests.policy.test_guard_helpers import LIMIT_NOTIONAL, D, Paper, cli, limit_buy, serve, write_policy
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -138,6 +138,27 @@ async def test_kill_switch_scope_all_stops_cancels_too(paper: Paper, tmp_path):
     await paper.denied("binance_spot_cancel_all_orders", {"symbol": "BTCUSDT"}, "KILL_SWITCH")
     await paper.denied("binance_futures_close_position", {"symbol": "BTCUSDT"}, "KILL_SWITCH")
     assert len(paper.signed("/api/v3/openOrders", symbol="BTCUSDT")) == 1
+
+
+async def test_the_kill_flag_in_the_state_store_stops_like_the_file(paper: Paper):
+    """``binance-mcp kill on`` (another process, the store only: this policy has no kill_switch_file) stops what adds
+    exposure on the running server; with kill_switch_scope: all, cancels too; ``kill off`` resumes. Audited."""
+    await paper.ok(ORDER, limit_buy())
+    code, out, err = await cli(paper.state_dir, "kill", "on")
+    assert code == 0, err
+    text = await paper.denied(ORDER, limit_buy(), "KILL_SWITCH")
+    assert "kill flag in the state store is on (set by" in text and "binance-mcp kill off" in text
+    assert paper.calls(ORDER)[-1]["decision"]["rule"] == "state.kill_flag"
+    await paper.ok("binance_spot_cancel_all_orders", {"symbol": "BTCUSDT"})  # flattening stays allowed
+    assert (await paper.status())["kill_switch"] is True
+    write_policy(paper.policy, ALLOW + "account:\n  kill_switch_scope: all\n")
+    await paper.denied("binance_spot_cancel_all_orders", {"symbol": "BTCUSDT"}, "KILL_SWITCH")
+    code, _, err = await cli(paper.state_dir, "kill", "off")
+    assert code == 0, err
+    await paper.ok(ORDER, limit_buy())
+    assert (await paper.status())["kill_switch"] is False
+    assert [e["event"] for e in paper.audit() if e.get("event", "").startswith("kill_flag")] == \
+        ["kill_flag_on", "kill_flag_off"]
 
 
 @pytest.mark.parametrize("kind", ["dangling symlink", "symlink loop", "directory"])
