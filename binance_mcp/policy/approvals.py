@@ -233,8 +233,10 @@ class ApprovalStore:
             if a.status != "pending":
                 raise ValueError(f"approval {approval_id} is {a.status}, not pending")
             status = "approved" if approve else "denied"
-            db.execute("UPDATE approvals SET status = ?, decided_at = ?, decided_by = ? WHERE id = ? AND status = "
-                       "'pending'", (status, now, by, approval_id))
+            cur = db.execute("UPDATE approvals SET status = ?, decided_at = ?, decided_by = ? WHERE id = ? AND "
+                             "status = 'pending'", (status, now, by, approval_id))
+            if cur.rowcount != 1:  # another human (console, CLI, another server) decided it between the two reads
+                raise ValueError(f"approval {approval_id} was decided by someone else at the same moment, not by you")
             a.status, a.decided_at = status, now
             return a
 
