@@ -18,7 +18,6 @@ import asyncio
 import hashlib
 import json
 import secrets
-import sqlite3
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -29,7 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from binance_mcp.invocation import approvals_command
 from binance_mcp.policy.engine import ALLOW, DENY, Call, Decision
-from binance_mcp.policy.state import StateError, StateStore
+from binance_mcp.policy.state import StateStore
 
 DEFAULT_TTL = 600.0  # seconds an approval request (and an approval) stays valid
 DEFAULT_ELICIT_TIMEOUT = 120.0
@@ -155,15 +154,9 @@ class ApprovalStore:
         self.clock = clock
         self.ttl = ttl
 
-    def _db(self) -> sqlite3.Connection:
-        return self.state._conn()
-
-    def _run(self, fn):
-        with self.state._lock:
-            try:
-                return fn(self._db())
-            except sqlite3.Error as exc:
-                raise StateError(f"the approvals in {self.state.path} cannot be used: {exc}") from exc
+    def _run(self, fn, write: bool = True):
+        """``fn(db)`` in one transaction of the state store (StateError when it cannot be used)."""
+        return self.state.transaction(fn, "used", write)
 
     def expire_old(self) -> list[Approval]:
         now = _iso(self.clock())
@@ -197,7 +190,7 @@ class ApprovalStore:
                              "ORDER BY created_at DESC, rowid DESC LIMIT 1", (digest,)).fetchone()
             return Approval.from_row(row) if row else None
 
-        return self._run(go)
+        return self._run(go, write=False)
 
     def consume(self, approval_id: str) -> bool:
         """Atomically turn an approved, unexpired approval into consumed. False if someone else got it first."""
@@ -244,7 +237,7 @@ class ApprovalStore:
             row = db.execute(f"SELECT {self.COLS} FROM approvals WHERE id = ?", (approval_id,)).fetchone()
             return Approval.from_row(row) if row else None
 
-        return self._run(go)
+        return self._run(go, write=False)
 
     def list(self, statuses: tuple[str, ...] | None = None) -> list[Approval]:
         def go(db):
@@ -255,7 +248,7 @@ class ApprovalStore:
                 rows = db.execute(f"SELECT {self.COLS} FROM approvals ORDER BY created_at").fetchall()
             return [Approval.from_row(r) for r in rows]
 
-        return self._run(go)
+        return self._run(go, write=False)
 
 
 def client_can_elicit(ctx: Any) -> bool:
