@@ -250,7 +250,7 @@ def make_guard(settings: Settings, exchange: Exchange, service: bool = False):
     from binance_mcp.policy.facts import ExchangeFacts
     from binance_mcp.policy.guard import PolicyGuard
 
-    return PolicyGuard(load_policy(settings), settings.state_dir, ExchangeFacts(exchange),
+    return PolicyGuard(load_policy(settings), settings.state_dir, ExchangeFacts(exchange), state_url=settings.state_url,
                        policy_path=policy_file(settings), redact=settings.redact, approval_ttl=settings.approval_ttl,
                        elicit_timeout=settings.approval_timeout, account=account_id(settings),
                        stale_after=2 * settings.timeout + 20, service=service,

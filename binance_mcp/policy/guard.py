@@ -45,6 +45,7 @@ from binance_mcp.policy.recorder import Recorder, order_ids, sending
 from binance_mcp.policy.resolver import InflightResolver
 from binance_mcp.policy.state import (
     BUSY_TIMEOUT_S,
+    FROM_ENV,
     Pending,
     Room,
     StateBusy,
@@ -80,7 +81,7 @@ class PolicyGuard(PoliciesInForce):
                  redact: Callable[[str], str] = lambda s: s, approval_ttl: float = DEFAULT_TTL,
                  elicit_timeout: float = DEFAULT_ELICIT_TIMEOUT, account: str = "default",
                  stale_after: float = 60.0, sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
-                 service: bool = False, confirm_loosening: bool = False) -> None:
+                 service: bool = False, confirm_loosening: bool = False, state_url: str | None = FROM_ENV) -> None:
         self.policy_path = policy_path
         self.facts = facts
         self.clock = clock
@@ -93,7 +94,7 @@ class PolicyGuard(PoliciesInForce):
         self.agent_files: dict[str, PolicyFile] = {}
         self.owner = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
         self.stale_after = stale_after  # an in-flight record older than this is resolved by the sweep
-        self.state = StateStore(state_dir / "state.db", clock, busy_timeout=BUSY_TIMEOUT_S)
+        self.state = StateStore(state_dir / "state.db", clock, busy_timeout=BUSY_TIMEOUT_S, url=state_url)
         self.store = StoreWorker()
         self.tokens: StateStore | None = None  # the HTTP service's token checks: a connection and a thread apart
         self.token_worker = StoreWorker()

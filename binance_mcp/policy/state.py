@@ -31,15 +31,16 @@ from binance_mcp.policy.agent_state import AgentState
 from binance_mcp.policy.confirm_state import ConfirmState
 from binance_mcp.policy.decision import rate_slot
 from binance_mcp.policy.protection_state import ProtectionState
-from binance_mcp.store import backend_for
+from binance_mcp.store import backend_for, state_url
 from binance_mcp.store.errors import SchemaTooNew, StateBusy, StateError
 
 log = logging.getLogger("binance_mcp.policy.state")
 
-__all__ = ["Pending", "Room", "SchemaTooNew", "StateBusy", "StateError", "StateStore", "StoreWorker", "utc_day"]
+__all__ = ["FROM_ENV", "Pending", "Room", "SchemaTooNew", "StateBusy", "StateError", "StateStore", "StoreWorker", "utc_day"]
 RELEASED_KEEP_S = 3600.0  # released in-flight rows are kept this long (a decision older than that re-reads)
 RATE_KEEP_S = 86400.0  # the longest rate-limit window
 BUSY_TIMEOUT_S = 0.1  # one attempt's wait for another process's write lock; the worker retries asynchronously
+FROM_ENV: Any = "from BINANCE_MCP_STATE_URL"  # a store's url by default: that variable's (unset: SQLite)
 
 
 def utc_day(ts: float) -> str:
@@ -88,12 +89,13 @@ class Room:
 
 class StateStore(ProtectionState, AgentState, ConfirmState):
     """The state store of a state directory (``path``: its state.db) or, with ``url``, of a PostgreSQL database
-    (the directory then keeps only the audit log and the paper account)."""
+    (the directory then keeps only the audit log and the paper account). ``url`` by default: BINANCE_MCP_STATE_URL
+    (the CLIs that open a server's store read it so); None: SQLite whatever the environment says."""
 
     def __init__(self, path: Path, clock: Callable[[], float], busy_timeout: float = 2.0,
-                 url: str | None = None) -> None:
+                 url: str | None = FROM_ENV) -> None:
         self.path = path
-        self.url = url
+        self.url = url = state_url() if url is FROM_ENV else url
         self.clock = clock
         self.busy_timeout = busy_timeout
         self._lock = threading.Lock()
@@ -131,7 +133,7 @@ class StateStore(ProtectionState, AgentState, ConfirmState):
     def write_probe(self) -> None:
         """The smallest committed write: one counter row bumped (fails on a read-only, full or immutable store)."""
         self.transaction(lambda db: db.execute("INSERT INTO counters (name, value) VALUES ('write_probe', 1) ON "
-                                               "CONFLICT (name) DO UPDATE SET value = value + 1"))
+                                               "CONFLICT (name) DO UPDATE SET value = counters.value + 1"))
 
     def today(self) -> str:
         return utc_day(self.clock())

@@ -1,0 +1,130 @@
+"""The state store on each backend (SQLite file, PostgreSQL): the same tests through ``store_backend``. Two
+``StateStore`` objects on one store stand for two servers: what one commits, the other sees, and together they never
+pass a cap. Migrations: recorded, a newer schema refused, a file made before migrations adopted with its rows."""
+
+from __future__ import annotations
+
+import shutil
+import sqlite3
+import threading
+import time
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from binance_mcp.policy.approvals import ApprovalStore
+from binance_mcp.policy.engine import Call, Decision
+from binance_mcp.policy.state import SchemaTooNew, StateStore
+from binance_mcp.store import migrations
+
+PRE_MIGRATION = Path(__file__).parent.parent / "data" / "state-pre-migration.db"  # made by the code before migrations
+
+
+def raw(store: StateStore, sql: str, params: tuple = ()) -> list[tuple]:
+    """What the store's database holds, read or written past the store's own API."""
+    def go(db):
+        cur = db.execute(sql, params)
+        return cur.fetchall() if sql.lstrip().upper().startswith("SELECT") else []
+
+    return store.transaction(go)
+
+
+def test_two_servers_on_one_store_never_pass_a_cap_together(store_backend, tmp_path):
+    stores = [StateStore(tmp_path / "state.db", time.time) for _ in range(2)]
+    results: list[bool] = []
+    gate = threading.Barrier(8)
+
+    def worker(i: int) -> None:
+        gate.wait()
+        for j in range(5):
+            ok, _, _ = stores[i % 2].reserve(f"c{i}-{j}", "t", Decimal("10"), {"acct": Decimal("105")})
+            results.append(ok)
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert results.count(True) == 10
+    reader = StateStore(tmp_path / "state.db", time.time)
+    assert reader.used(["acct"]) == {"acct": Decimal("100")}
+    assert raw(reader, "SELECT COUNT(*) FROM reservations WHERE status = 'reserved'") == [(10,)]
+    for s in (*stores, reader):
+        s.close()
+
+
+def test_an_approval_granted_through_one_server_is_consumed_once_through_any(store_backend, tmp_path):
+    a, b, c = (ApprovalStore(StateStore(tmp_path / "state.db", time.time), time.time) for _ in range(3))
+    asked = a.create(Call("binance_spot_place_order", {"symbol": "BTCUSDT"}),
+                     Decision("require_approval", "APPROVAL_REQUIRED", "tools.x", "why", {}))
+    assert b.decide(asked.id, True).status == "approved"
+    got: list[bool] = []
+    gate = threading.Barrier(3)
+
+    def consume(store: ApprovalStore) -> None:
+        gate.wait()
+        got.append(store.consume(asked.id))
+
+    threads = [threading.Thread(target=consume, args=(s,)) for s in (a, b, c)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(got) == [False, False, True]
+    assert c.get(asked.id).status == "consumed"
+
+
+def test_times_keep_their_fraction_of_a_second(store_backend, tmp_path):
+    at = 1767225600.123456  # a REAL of 4 bytes (PostgreSQL's REAL) would keep about 7 digits of it
+    store = StateStore(tmp_path / "state.db", lambda: at)
+    store.record_equity("acct", Decimal("1000.5"), [])
+    day = store.equity_day("acct")
+    assert (day["first_at"], day["first"]) == (at, Decimal("1000.5"))
+
+
+def test_every_migration_is_recorded_once(store_backend, tmp_path):
+    store = StateStore(tmp_path / "state.db", time.time)
+    store.write_probe()
+    again = StateStore(tmp_path / "state.db", time.time)  # a second server opening a migrated store
+    again.write_probe()
+    versions = raw(again, "SELECT version FROM schema_version ORDER BY version")
+    assert versions == [(m.version,) for m in migrations.MIGRATIONS]
+
+
+def test_a_store_migrated_by_a_newer_binance_mcp_is_refused(store_backend, tmp_path):
+    store = StateStore(tmp_path / "state.db", time.time)
+    store.write_probe()
+    newer = migrations.LATEST + 1
+    raw(store, "INSERT INTO schema_version (version, name, applied_at) VALUES (?, 'from the future', 'x')", (newer,))
+    fresh = StateStore(tmp_path / "state.db", time.time)
+    with pytest.raises(SchemaTooNew) as err:
+        fresh.used(["acct"])
+    assert f"schema version {newer}, newer than this binance-mcp knows ({migrations.LATEST})" in str(err.value)
+    assert "Upgrade binance-mcp" in str(err.value)
+
+
+@pytest.mark.parametrize("older", [False, True], ids=["as-made", "without-notional"])
+def test_a_state_file_made_before_migrations_is_adopted_with_its_rows(tmp_path, older):
+    db = tmp_path / "state.db"
+    shutil.copy(PRE_MIGRATION, db)
+    if older:  # a file from before the in-flight notional column
+        with sqlite3.connect(db) as old:
+            old.execute("ALTER TABLE inflight DROP COLUMN notional")
+    before = {t: _rows(db, t) for t in ("daily_sums", "reservations", "approvals", "inflight", "agents")}
+    store = StateStore(db, lambda: 1767225601.0, url=None)
+    assert store.used(["account"]) == {"account": Decimal("123.45")}
+    assert [p.call_id for p in store.in_flight("acct")] == ["call-2"]
+    assert store.in_flight("acct")[0].notional == (None if older else Decimal("97.5"))
+    assert [a.name for a in store.agents()] == ["alice"]
+    store.close()
+    for table, rows in before.items():
+        after = _rows(db, table)
+        assert [r[:len(rows[0])] for r in after] == rows, table
+    with sqlite3.connect(db) as check:
+        assert check.execute("SELECT MAX(version) FROM schema_version").fetchone() == (migrations.LATEST,)
+
+
+def _rows(db: Path, table: str) -> list[tuple]:
+    with sqlite3.connect(db) as c:
+        return c.execute(f"SELECT * FROM {table} ORDER BY 1").fetchall()
