@@ -9,6 +9,7 @@ import glob
 import itertools
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import time
@@ -91,7 +92,7 @@ class PgServer:
 
     def stop(self) -> None:
         if self.proc is not None:
-            self.proc.terminate()
+            self.proc.send_signal(signal.SIGINT)  # a fast shutdown: clients are disconnected, not waited for
             try:
                 self.proc.wait(20)
             except subprocess.TimeoutExpired:

@@ -114,6 +114,11 @@ class PolicyGuard(PoliciesInForce):
     # -- lifecycle --------------------------------------------------------------------------
     async def start(self) -> None:
         """Resolve what a killed process left in flight, now and every SWEEP_EVERY_S while the server runs."""
+        if self.state.shared:  # connect (and migrate) now, not on the first order: a network round trip or three
+            try:
+                await self.store.run(self.state.seq)
+            except StateError as exc:  # fail closed on the calls, reconnecting on each
+                log.warning("the state store cannot be used yet: %s", self.redact(str(exc)))
         self.resolver.start()
         self.protector.start()  # equity samples about once a minute (when the policy has equity protections)
 

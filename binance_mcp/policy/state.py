@@ -94,12 +94,21 @@ class StateStore(ProtectionState, AgentState, ConfirmState):
 
     def __init__(self, path: Path, clock: Callable[[], float], busy_timeout: float = 2.0,
                  url: str | None = FROM_ENV) -> None:
-        self.path = path
         self.url = url = state_url() if url is FROM_ENV else url
         self.clock = clock
         self.busy_timeout = busy_timeout
         self._lock = threading.Lock()
-        self.backend = backend_for(path, url, busy_timeout)
+        self.path = path
+
+    @property
+    def path(self) -> Path:
+        """The state directory's state.db (on PostgreSQL: where it would be; the directory holds the audit log)."""
+        return self._path
+
+    @path.setter
+    def path(self, path: Path) -> None:
+        self._path = path
+        self.backend = backend_for(path, self.url, self.busy_timeout)
 
     @property
     def where(self) -> str:

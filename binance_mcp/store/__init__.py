@@ -34,3 +34,23 @@ def backend_for(path: Path, url: str | None, busy_timeout: float) -> Any:
     from binance_mcp.store.sqlite import SqliteBackend
 
     return SqliteBackend(path, busy_timeout)
+
+
+def start_problem(path: Path, url: str | None, strict: bool = False) -> str | None:
+    """What start-up finds wrong with the store, migrating it first (under its lock): a schema newer than this
+    binance-mcp knows (a server refuses to start on it), or, with ``strict`` (``serve --check``), any store that
+    cannot be used. A SQLite file that does not exist yet is nothing wrong (the first call makes it)."""
+    if not url and not path.exists():
+        return None
+    from binance_mcp.policy.state import StateStore
+
+    store = StateStore(path, lambda: 0.0, url=url)
+    try:
+        store.write_probe() if strict else store.seq()
+    except SchemaTooNew as exc:
+        return str(exc)
+    except StateError as exc:
+        return str(exc) if strict else None
+    finally:
+        store.close()
+    return None

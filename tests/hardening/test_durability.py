@@ -51,7 +51,7 @@ def exchange_orders(sim) -> dict[str, list[int]]:
     return out
 
 
-def test_sigkill_mid_burst_loses_no_audit_record_and_doubles_no_order(sim, tmp_path):
+def test_sigkill_mid_burst_loses_no_audit_record_and_doubles_no_order(sim, tmp_path, store_backend):
     sim.control("reset", {})
     state = tmp_path / "state"
     env = server_env(sim, state, write_policy(tmp_path / "policy.yaml", CAPPED), BINANCE_MCP_TIMEOUT="60")
@@ -73,7 +73,11 @@ def test_sigkill_mid_burst_loses_no_audit_record_and_doubles_no_order(sim, tmp_p
             else:
                 calls[server.request("binance_spot_price", {"symbol": "BTCUSDT"})] = ("price", None)
         fast = [i for i, (kind, _) in calls.items() if kind == "price"]
-        server.wait_for(fast)  # every price answered (and some orders): now kill it, mid-burst
+        server.wait_for(fast)  # every price answered (and some orders)
+        deadline = time.monotonic() + 10  # and an order on its way (a loaded machine may not be that far yet)
+        while sim.control("state")["order_requests"]["spot"] == 0 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        # now kill it, mid-burst
         server.proc.send_signal(signal.SIGKILL)
         server.proc.wait(timeout=30)
     finally:

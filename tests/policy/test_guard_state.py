@@ -32,7 +32,7 @@ account:
 
 
 @pytest.mark.asyncio
-async def test_daily_sums_survive_a_restart(tmp_path):
+async def test_daily_sums_survive_a_restart(tmp_path, store_backend):
     state, policy = tmp_path / "state", write_policy(tmp_path / "policy.yaml", CAPPED)
     async with serve(state, policy) as first:
         for _ in range(3):
