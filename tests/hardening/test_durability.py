@@ -75,7 +75,8 @@ def test_sigkill_mid_burst_loses_no_audit_record_and_doubles_no_order(sim, tmp_p
         fast = [i for i, (kind, _) in calls.items() if kind == "price"]
         server.wait_for(fast)  # every price answered (and some orders)
         deadline = time.monotonic() + 10  # and an order on its way (a loaded machine may not be that far yet)
-        while sim.control("state")["order_requests"]["spot"] == 0 and time.monotonic() < deadline:
+        while time.monotonic() < deadline and not any(
+                e["path"] == "/api/v3/order" for e in sim.control(f"requests?since={since}")):
             time.sleep(0.02)
         # now kill it, mid-burst
         server.proc.send_signal(signal.SIGKILL)
