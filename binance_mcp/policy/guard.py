@@ -34,6 +34,7 @@ from binance_mcp.policy import engine, layers
 from binance_mcp.policy.approvals import DEFAULT_ELICIT_TIMEOUT, DEFAULT_TTL, ApprovalStore, Approver
 from binance_mcp.policy.audit import AuditLog
 from binance_mcp.policy.confirm_state import StoreConfirmer
+from binance_mcp.policy.decision import rate_slot
 from binance_mcp.policy.engine import ALLOW, APPROVE, DENY, Call, Counters, Decision, Facts
 from binance_mcp.policy.facts import FactError, PriceSource, gather, pending_entry, with_pending
 from binance_mcp.policy.in_force import PoliciesInForce
@@ -41,6 +42,7 @@ from binance_mcp.policy.layers import CURRENT_AGENT, Layers
 from binance_mcp.policy.loader import LoadedPolicy, PolicyLoadError
 from binance_mcp.policy.policy_file import PolicyFile
 from binance_mcp.policy.protections import AccountFacts, Protector
+from binance_mcp.policy.ratelimit import RateLimits
 from binance_mcp.policy.recorder import Recorder, order_ids, sending
 from binance_mcp.policy.resolver import InflightResolver
 from binance_mcp.policy.state import (
@@ -98,6 +100,8 @@ class PolicyGuard(PoliciesInForce):
         self.store = StoreWorker()
         self.tokens: StateStore | None = None  # the HTTP service's token checks: a connection and a thread apart
         self.token_worker = StoreWorker()
+        self.store_away: str | None = None  # why the store could not be used by the last call that needed it
+        self.local_rates = RateLimits()  # read tools' rate limits while the store is away
         self.audit = AuditLog(state_dir / "audit.jsonl", redact, clock)
         self.recorder = Recorder(self.audit, redact)
         self.policy_file = PolicyFile(loaded, policy_path, clock, self.recorder.now,
@@ -198,9 +202,24 @@ class PolicyGuard(PoliciesInForce):
         if policy.account.protections.equity and call.risk != "read":
             counters.tripped = await self.store.run(self.state.trips, self.account)
         if caps or rates:
-            counters.daily_used, counters.rate_wait = await self.store.run(
-                self.state.view, [c.key for c in caps], [(key, rl) for key, _, rl in rates])
+            try:
+                counters.daily_used, counters.rate_wait = await self.store.run(
+                    self.state.view, [c.key for c in caps], [(key, rl) for key, _, rl in rates])
+            except StateError as exc:
+                if call.risk != "read" or caps:
+                    raise
+                counters.rate_wait = self._away(exc, [(key, rl) for key, _, rl in rates])
         return layers.decide(lay, call, facts, counters)
+
+    def _away(self, exc: StateError, rates: list[tuple[str, Any]]) -> dict[str, float]:
+        """The store cannot be used: a read call's rate limits count in this process meanwhile (what the status
+        says, in ``store_away``); the waits the local counts give."""
+        if self.store_away is None:
+            log.warning("the state store cannot be used (%s): calls that trade are refused; read tools' rate "
+                        "limits count in this process until it is back", self.redact(str(exc))[:300])
+        self.store_away = self.redact(str(exc))[:300]
+        now = self.clock()
+        return {rate_slot(key, rl): self.local_rates.wait(key, rl, now) for key, rl in rates}
 
     async def _commit(self, lay: Layers, call: Call, call_id: str, facts: Facts | None, seq: int | None,
                       entry: Pending | None, approved: str | None) -> Decision:
@@ -227,10 +246,19 @@ class PolicyGuard(PoliciesInForce):
         if not caps and not rates and entry is None and not trips:
             decision: Any = decide(Room([], {}, {}))
         else:
-            decision = await self.store.run(
-                self.state.commit, self.account, seq, {c.key: (None if unchecked else c.limit) for c in caps},
-                facts.notional_usd, [(key, rl) for key, _, rl in rates], entry, decide, trips,
-                patience=BUSY_RETHINK_S)
+            pairs = [(key, rl) for key, _, rl in rates]
+            try:
+                decision = await self.store.run(
+                    self.state.commit, self.account, seq, {c.key: (None if unchecked else c.limit) for c in caps},
+                    facts.notional_usd, pairs, entry, decide, trips, patience=BUSY_RETHINK_S)
+                self.store_away = None
+            except StateError as exc:
+                if call.risk != "read" or caps or entry is not None or trips:
+                    raise  # fail closed: nothing that trades is decided without the store
+                decision = decide(Room([], {}, self._away(exc, pairs)))
+                if getattr(decision, "allowed", False):
+                    for key in dict.fromkeys(key for key, _ in pairs):
+                        self.local_rates.hit(key, self.clock())
         return decision.decision if isinstance(decision, _Passed) else decision
 
     async def _approved_notional_check(self, decision: Decision, fresh: Facts | None) -> Decision | None:
