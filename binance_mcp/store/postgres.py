@@ -154,6 +154,11 @@ class PostgresBackend:
                 raise
         except psycopg.Error as exc:
             failed = self._error(exc, doing)
-            if not isinstance(failed, StateBusy):  # reconnect on the next call (the server may be back by then)
+            if isinstance(failed, StateBusy):  # the lock wait timed out: the transaction is aborted, end it
+                try:
+                    self._db.execute("ROLLBACK")
+                except (psycopg.Error, AttributeError):
+                    self.close()
+            else:  # reconnect on the next call (the server may be back by then)
                 self.close()
             raise failed from exc

@@ -128,3 +128,26 @@ def test_a_state_file_made_before_migrations_is_adopted_with_its_rows(tmp_path, 
 def _rows(db: Path, table: str) -> list[tuple]:
     with sqlite3.connect(db) as c:
         return c.execute(f"SELECT * FROM {table} ORDER BY 1").fetchall()
+
+
+def test_a_store_locked_by_another_server_is_busy_then_usable_again(store_backend, tmp_path):
+    from binance_mcp.policy.state import StateBusy
+    from binance_mcp.store.postgres import WRITE_LOCK
+
+    store = StateStore(tmp_path / "state.db", time.time, busy_timeout=0.05)
+    store.write_probe()
+    if store_backend:  # another server's write transaction, holding the lock
+        import psycopg
+
+        other = psycopg.connect(store_backend, autocommit=True)
+        other.execute(f"BEGIN; SELECT pg_advisory_xact_lock({WRITE_LOCK})")
+    else:
+        other = sqlite3.connect(tmp_path / "state.db", isolation_level=None)
+        other.execute("BEGIN IMMEDIATE")
+    with pytest.raises(StateBusy):
+        store.reserve("c1", "t", Decimal("1"), {"acct": None})
+    assert store.used(["acct"]) == {"acct": Decimal(0)}  # reads do not wait for the writer
+    other.execute("ROLLBACK")
+    other.close()
+    assert store.reserve("c1", "t", Decimal("1"), {"acct": None})[0]  # the same connection, usable again
+    assert store.used(["acct"]) == {"acct": Decimal(1)}
