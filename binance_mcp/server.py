@@ -103,7 +103,7 @@ class LockedGuard:
         self.text = self.redact(text)
         self.policy = policy  # what binance_policy_status says of the policy: the file that failed, or why none
         self.exchange = exchange
-        self.audit = AuditLog(settings.state_dir / "audit.jsonl", self.redact)
+        self.audit = AuditLog(settings.state_dir / "audit.jsonl", self.redact, url=None)  # this host's file only
         self.wrapped: set[str] = set()
 
     def refusal(self) -> BinanceMcpError:

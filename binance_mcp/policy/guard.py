@@ -102,7 +102,7 @@ class PolicyGuard(PoliciesInForce):
         self.token_worker = StoreWorker()
         self.store_away: str | None = None  # why the store could not be used by the last call that needed it
         self.local_rates = RateLimits()  # read tools' rate limits while the store is away
-        self.audit = AuditLog(state_dir / "audit.jsonl", redact, clock)
+        self.audit = AuditLog(state_dir / "audit.jsonl", redact, clock, url=self.state.url)
         self.recorder = Recorder(self.audit, redact)
         self.policy_file = PolicyFile(loaded, policy_path, clock, self.recorder.now,
                                       confirm_loosening=StoreConfirmer(self.state) if confirm_loosening else None)

@@ -124,10 +124,12 @@ class StateStore(ProtectionState, AgentState, ConfirmState):
         with self._lock:
             self.backend.close()
 
-    def transaction(self, fn: Callable[[Any], Any], doing: str = "written", write: bool = True) -> Any:
-        """Run ``fn(db)`` in one transaction (holding the write lock for writes); commit unless it raises."""
+    def transaction(self, fn: Callable[[Any], Any], doing: str = "written", write: bool = True,
+                    lock: bool = True) -> Any:
+        """Run ``fn(db)`` in one transaction (holding the write lock for writes; ``lock=False``: an append that
+        reads nothing, e.g. an audit row, needs no lock on PostgreSQL); commit unless it raises."""
         with self._lock:
-            return self.backend.transaction(fn, doing, write)
+            return self.backend.transaction(fn, doing, write, lock)
 
     def check_writable(self) -> None:
         """Raise StateError unless the database opens, is not corrupt at a glance, and takes a write lock."""

@@ -6,6 +6,7 @@ whichever server gets it first, and a protection tripped through one server deni
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import subprocess
 import sys
@@ -16,6 +17,7 @@ from decimal import Decimal
 import pytest
 import pytest_asyncio
 
+from binance_mcp.policy.audit import read
 from binance_mcp.policy.state import StateStore
 from tests.helpers import clean_env
 from tests.policy.account import acct, binance, exchange, serve_on  # noqa: F401 - fixtures: the account
@@ -114,6 +116,16 @@ async def test_two_hundred_orders_at_once_never_pass_the_account_cap_or_max_open
     assert len(posted) * LIMIT_NOTIONAL <= used <= CAP
     assert store.in_flight(four.account()) == []
     store.close()
+    # The audit: each host's file has its own 50 calls; the store's table has all 200, read from any host.
+    # (an allowed call has two records: "sending", written before it is sent, and its outcome)
+    assert len({r["call_id"] for r in read(four.state_dirs[1] / "audit.jsonl") if r.get("tool") == ORDER}) == 50
+    done = subprocess.run([sys.executable, "-m", "binance_mcp", "audit", "--json", "--tool", ORDER, "--limit", "500"],
+                          env=four.envs[3], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    table = [r for r in map(json.loads, done.stdout.splitlines()) if r["outcome"]["status"] != "sending"]
+    assert len({r["call_id"] for r in table}) == len(table) == 200
+    assert sorted(r["decision"]["code"] for r in table) == sorted(
+        c if c != "OK" else "ALLOWED" for c in codes)
 
 
 async def test_an_approval_granted_through_one_server_runs_once_through_any(four, exchange):  # noqa: F811
