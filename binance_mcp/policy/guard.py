@@ -34,7 +34,6 @@ from binance_mcp.policy import engine, layers
 from binance_mcp.policy.approvals import DEFAULT_ELICIT_TIMEOUT, DEFAULT_TTL, ApprovalStore, Approver
 from binance_mcp.policy.audit import AuditLog
 from binance_mcp.policy.confirm_state import StoreConfirmer
-from binance_mcp.policy.decision import rate_slot
 from binance_mcp.policy.engine import ALLOW, APPROVE, DENY, Call, Counters, Decision, Facts
 from binance_mcp.policy.facts import FactError, PriceSource, gather, pending_entry, with_pending
 from binance_mcp.policy.in_force import PoliciesInForce
@@ -118,11 +117,10 @@ class PolicyGuard(PoliciesInForce):
     # -- lifecycle --------------------------------------------------------------------------
     async def start(self) -> None:
         """Resolve what a killed process left in flight, now and every SWEEP_EVERY_S while the server runs."""
-        if self.state.shared:  # connect (and migrate) now, not on the first order: a network round trip or three
-            try:
-                await self.store.run(self.state.seq)
-            except StateError as exc:  # fail closed on the calls, reconnecting on each
-                log.warning("the state store cannot be used yet: %s", self.redact(str(exc)))
+        try:  # on PostgreSQL: connect (and migrate) now, not on the first order (a network round trip or three)
+            await self.store.run(self.state.seq) if self.state.shared else None
+        except StateError as exc:  # fail closed on the calls, reconnecting on each
+            log.warning("the state store cannot be used yet: %s", self.redact(str(exc)))
         self.resolver.start()
         self.protector.start()  # equity samples about once a minute (when the policy has equity protections)
 
@@ -212,14 +210,12 @@ class PolicyGuard(PoliciesInForce):
         return layers.decide(lay, call, facts, counters)
 
     def _away(self, exc: StateError, rates: list[tuple[str, Any]]) -> dict[str, float]:
-        """The store cannot be used: a read call's rate limits count in this process meanwhile (what the status
-        says, in ``store_away``); the waits the local counts give."""
+        """The store cannot be used: a read call's rate limits count in this process meanwhile (the waits)."""
         if self.store_away is None:
             log.warning("the state store cannot be used (%s): calls that trade are refused; read tools' rate "
                         "limits count in this process until it is back", self.redact(str(exc))[:300])
         self.store_away = self.redact(str(exc))[:300]
-        now = self.clock()
-        return {rate_slot(key, rl): self.local_rates.wait(key, rl, now) for key, rl in rates}
+        return self.local_rates.waits(rates, self.clock())
 
     async def _commit(self, lay: Layers, call: Call, call_id: str, facts: Facts | None, seq: int | None,
                       entry: Pending | None, approved: str | None) -> Decision:
@@ -253,6 +249,9 @@ class PolicyGuard(PoliciesInForce):
                     facts.notional_usd, pairs, entry, decide, trips, patience=BUSY_RETHINK_S)
                 self.store_away = None
             except StateError as exc:
+                if entry is not None and not isinstance(exc, StateBusy):
+                    self.resolver.resolve_soon(entry)  # a commit may have landed, its answer lost: nothing is sent,
+                    # and after the receive window the exchange's word settles the record (absent: given back)
                 if call.risk != "read" or caps or entry is not None or trips:
                     raise  # fail closed: nothing that trades is decided without the store
                 decision = decide(Room([], {}, self._away(exc, pairs)))
@@ -438,9 +437,10 @@ class PolicyGuard(PoliciesInForce):
                     await self.store.run(self.state.settle, call_id, outcome, give_back)
                     if give_back and layers.daily_caps(loaded, call):
                         outcome["reservation"] = "released"
-                except StateError as err:  # the call's own result matters more; the sweep settles it later
+                except StateError as err:  # the call's own result matters more; settled on the exchange's word
                     log.error("could not settle the in-flight record of %s: %s", call_id, err)
                     outcome["reservation"] = "kept (settling failed)"
+                    self.resolver.resolve_soon(entry)  # after the receive window (and again while the store is away)
             else:
                 outcome["reservation"] = "kept until the order is found or known absent"
                 self.resolver.resolve_soon(entry)
