@@ -63,13 +63,15 @@ class PgServer:
                                       "--auth=trust", "-E", "UTF8", "--no-sync", "--no-instructions"]),
                        check=True, capture_output=True, timeout=120)
 
-    def start(self, timeout: float = 30.0) -> None:
+    def start(self, timeout: float = 30.0, durable: bool = False) -> None:
+        """Start the server. fsync off unless ``durable`` (the benchmark): a test run has no power cut to survive;
+        a commit is still written before it returns (synchronous_commit on, the default), so a killed server
+        loses nothing it said was committed."""
         log = open(self.root / "server.log", "ab")  # noqa: SIM115 - the server's stderr while it runs
+        fast = [] if durable else ["-c", "fsync=off", "-c", "full_page_writes=off"]
         self.proc = subprocess.Popen(self._as_user([
             str(self.bin / "postgres"), "-D", str(self.data), "-h", "127.0.0.1", "-p", str(self.port),
-            # fsync off: a test run has no power cut to survive; a commit is still written before it returns
-            # (synchronous_commit on, the default), so a killed server loses nothing it said was committed
-            "-k", str(self.sockets), "-c", "fsync=off", "-c", "full_page_writes=off",
+            "-k", str(self.sockets), *fast,
             "-c", "max_connections=300", "-c", "shared_buffers=32MB"]), stdout=log, stderr=log,
             stdin=subprocess.DEVNULL, start_new_session=True)
         deadline = time.monotonic() + timeout
@@ -141,7 +143,7 @@ def _has_user(pwd, name: str) -> bool:
         return False
 
 
-def start_server() -> PgServer | None:
+def start_server(durable: bool = False) -> PgServer | None:
     """A started throwaway cluster, or None when no server is installed (see REQUIRED)."""
     import tempfile
 
@@ -150,5 +152,5 @@ def start_server() -> PgServer | None:
         return None
     server = PgServer(Path(tempfile.mkdtemp(prefix="binance-mcp-pg-")), found)
     server.init()
-    server.start()
+    server.start(durable=durable)
     return server

@@ -125,11 +125,14 @@ class StateStore(ProtectionState, AgentState, ConfirmState):
             self.backend.close()
 
     def transaction(self, fn: Callable[[Any], Any], doing: str = "written", write: bool = True,
-                    lock: bool = True) -> Any:
+                    lock: bool = True, wait: bool = True) -> Any:
         """Run ``fn(db)`` in one transaction (holding the write lock for writes; ``lock=False``: an append that
-        reads nothing, e.g. an audit row, needs no lock on PostgreSQL); commit unless it raises."""
+        reads nothing, e.g. an audit row, needs no lock on PostgreSQL); commit unless it raises. ``wait=False``:
+        on PostgreSQL the commit does not wait for its WAL flush (synchronous_commit off for it), for a write whose
+        loss in a database crash is safe (an answer settled: the order then stays in flight, counting, until the
+        sweep asks the exchange); a reservation always waits."""
         with self._lock:
-            return self.backend.transaction(fn, doing, write, lock)
+            return self.backend.transaction(fn, doing, write, lock, wait)
 
     def check_writable(self) -> None:
         """Raise StateError unless the database opens, is not corrupt at a glance, and takes a write lock."""
@@ -322,7 +325,7 @@ class StateStore(ProtectionState, AgentState, ConfirmState):
                 self._give_back(db, call_id)
             return cur.rowcount == 1
 
-        return self.transaction(go)
+        return self.transaction(go, wait=False)
 
     def in_flight(self, account: str) -> list[Pending]:
         return self.transaction(lambda db: self._pending_all(db, account), "read", write=False)

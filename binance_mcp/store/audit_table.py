@@ -30,7 +30,7 @@ class AuditTable:
         row = (self.host, record.get("time", ""), record.get("tool"), code, line)
         try:
             self.store.transaction(lambda db: db.execute(
-                "INSERT INTO audit (host, at, tool, code, record) VALUES (?, ?, ?, ?, ?)", row), lock=False)
+                "INSERT INTO audit (host, at, tool, code, record) VALUES (?, ?, ?, ?, ?)", row), lock=False, wait=False)
             self._failing = False
         except Exception as exc:  # noqa: BLE001 - the file has the record; the copy is best effort
             if not self._failing:

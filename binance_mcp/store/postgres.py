@@ -133,7 +133,8 @@ class PostgresBackend:
             return StateBusy(f"the state database {self.where} is locked by another server ({doing})")
         return StateError(f"the state database {self.where} cannot be {doing}: {self._text(exc)}")
 
-    def transaction(self, fn: Callable[[Connection], Any], doing: str, write: bool, lock: bool = True) -> Any:
+    def transaction(self, fn: Callable[[Connection], Any], doing: str, write: bool, lock: bool = True,
+                    wait: bool = True) -> Any:
         """Run ``fn(db)`` in one transaction: the write lock first for writes (unless ``lock`` is False: an append
         that reads nothing), a read-only snapshot for reads."""
         import psycopg
@@ -141,7 +142,8 @@ class PostgresBackend:
         try:
             db = self._conn()
             # one round trip each: BEGIN with the lock (or the snapshot), then COMMIT
-            db.execute((f"BEGIN; SELECT pg_advisory_xact_lock({WRITE_LOCK})" if lock else "BEGIN") if write
+            begin = "BEGIN" + ("" if wait else "; SET LOCAL synchronous_commit = off")
+            db.execute((f"{begin}; SELECT pg_advisory_xact_lock({WRITE_LOCK})" if lock else begin) if write
                        else "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
             try:
                 out = fn(Connection(db))

@@ -76,7 +76,8 @@ class SqliteBackend:
             return StateBusy(f"the state database {self.path} is locked by another process ({doing})")
         return StateError(f"the state database {self.path} cannot be {doing}: {exc}")
 
-    def transaction(self, fn: Callable[[sqlite3.Connection], Any], doing: str, write: bool, lock: bool = True) -> Any:
+    def transaction(self, fn: Callable[[sqlite3.Connection], Any], doing: str, write: bool, lock: bool = True,
+                    wait: bool = True) -> Any:
         """Run ``fn(db)`` in one transaction (BEGIN IMMEDIATE for writes); commit unless it raises."""
         try:
             db = self._conn()
