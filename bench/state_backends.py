@@ -51,7 +51,7 @@ def store_round(store: StateStore, n: int, i: int) -> tuple[list[float], list[fl
         entry = Pending(cid, "binance_spot_place_order", "spot", "BTCUSDT", "BUY", None, Decimal("0.001"), False,
                         f"cid-{cid}", False, 0.0, "bench", Decimal("97"))
         t = time.perf_counter_ns()
-        store.commit("acct", 0, caps, Decimal("97"), [], entry, lambda room: Decided())
+        store.commit("acct", None, caps, Decimal("97"), [], entry, lambda room: Decided())
         commits.append((time.perf_counter_ns() - t) / 1e6)
         t = time.perf_counter_ns()
         store.settle(cid, {"status": "ok"}, False)
