@@ -372,9 +372,11 @@ class Approver:
                            approvals_command("deny", approval.id, state_dir)))
         if not self.elicit:  # the HTTP service: only its own OS user can write its state directory
             approve, deny = _as_service_user(approve), _as_service_user(deny)
+        where = (" where BINANCE_MCP_STATE_URL is set as for the server (its state store is PostgreSQL)"
+                 if self.store.state.shared else "")
         return Decision(
             DENY, "APPROVAL_REQUIRED", decision.rule,
-            f"{decision.reason} Approval id {approval.id}: ask the user to run this in a terminal, exactly as it "
-            f"is: `{approve}` (it shows them the order and asks them to confirm; `{deny}` refuses it), then repeat "
+            f"{decision.reason} Approval id {approval.id}: ask the user to run this in a terminal{where}, exactly as "
+            f"it is: `{approve}` (it shows them the order and asks them to confirm; `{deny}` refuses it), then repeat "
             f"this exact call within {minutes} minutes. Order: {describe(approval.summary)}.",
             {**decision.facts, "approval_id": approval.id}, decision.steps)
