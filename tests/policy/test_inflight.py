@@ -194,6 +194,10 @@ async def test_a_call_the_client_cancels_mid_send_is_audited_and_still_counts(ac
         assert pending.client_order_id == cid
         # It still counts: the next order is refused before it reaches the exchange.
         await server.denied(SPOT, limit_buy(), "OPEN_ORDERS_OVER_LIMIT")
+    for _ in range(60):  # the held request lands on the exchange: not after the next test's reset of the account
+        if acct.sim.spot.orders:
+            break
+        await asyncio.sleep(0.05)
 
 
 def server_account(acct: RunningSimulator) -> str:
