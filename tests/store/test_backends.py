@@ -151,3 +151,22 @@ def test_a_store_locked_by_another_server_is_busy_then_usable_again(store_backen
     other.close()
     assert store.reserve("c1", "t", Decimal("1"), {"acct": None})[0]  # the same connection, usable again
     assert store.used(["acct"]) == {"acct": Decimal(1)}
+
+
+@pytest.mark.parametrize("args", [(), ("--check",)], ids=["serve", "check"])
+def test_a_server_does_not_start_on_a_newer_schema(store_backend, tmp_path, args):
+    import subprocess
+    import sys
+
+    from tests.helpers import clean_env
+
+    store = StateStore(tmp_path / "state" / "state.db", time.time)
+    store.write_probe()
+    raw(store, "INSERT INTO schema_version (version, name, applied_at) VALUES (?, 'from the future', 'x')",
+        (migrations.LATEST + 1,))
+    store.close()
+    done = subprocess.run([sys.executable, "-m", "binance_mcp", "serve", *args], stdin=subprocess.DEVNULL,
+                          env=clean_env(BINANCE_MCP_STATE_DIR=str(tmp_path / "state")), capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 2, done.stderr
+    assert f"newer than this binance-mcp knows ({migrations.LATEST})" in done.stderr and done.stdout == ""
