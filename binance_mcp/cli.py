@@ -333,7 +333,12 @@ def run_serve(args: argparse.Namespace) -> int:
                                               args.behind_tls_proxy, args.allowed_host, args.allowed_origin))
     from binance_mcp.policy.loader import PolicyLoadError
     from binance_mcp.server import build_locked_server, build_server
+    from binance_mcp.store import start_problem
 
+    too_new = start_problem(settings.state_dir / "state.db", settings.state_url)
+    if too_new:  # no server on a store a newer binance-mcp migrated: exit 2 (nothing to show, nothing to lock)
+        print(f"binance-mcp serve: {settings.redact(too_new)}", file=sys.stderr)
+        return 2
     try:
         mcp = build_server(settings)
     except PolicyLoadError as exc:
@@ -437,9 +442,12 @@ def run_check(settings) -> int:
         print(f"binance-mcp serve --check: the policy cannot be loaded (serve would start locked):\n{exc}",
               file=sys.stderr)
         return 2
-    problem = state_dir_problem(settings.state_dir)
+    from binance_mcp.store import start_problem
+
+    problem = state_dir_problem(settings.state_dir) or start_problem(settings.state_dir / "state.db",
+                                                                     settings.state_url, strict=True)
     if problem:
-        print(f"binance-mcp serve --check: {problem}", file=sys.stderr)
+        print(f"binance-mcp serve --check: {settings.redact(problem)}", file=sys.stderr)
         return 2
     signing = f", {settings.key_type} key (from the {settings.secret_source})" if settings.key_type else ""
     print(f"binance-mcp serve --check: ready: policy {loaded.source} ({loaded.sha256}), {settings.mode} mode{signing}, "

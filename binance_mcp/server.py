@@ -104,7 +104,7 @@ class LockedGuard:
         self.text = self.redact(text)
         self.policy = policy  # what binance_policy_status says of the policy: the file that failed, or why none
         self.exchange = exchange
-        self.audit = AuditLog(settings.state_dir / "audit.jsonl", self.redact)
+        self.audit = AuditLog(settings.state_dir / "audit.jsonl", self.redact, url=None)  # this host's file only
         self.wrapped: set[str] = set()
 
     def refusal(self) -> BinanceMcpError:
@@ -253,7 +253,7 @@ def make_guard(settings: Settings, exchange: Exchange, service: bool = False):
     from binance_mcp.policy.guard import PolicyGuard
 
     # On the service without BINANCE_MCP_CONSOLE_URL, service/run.py sets its own URL + /console once it listens.
-    return PolicyGuard(load_policy(settings), settings.state_dir, ExchangeFacts(exchange),
+    return PolicyGuard(load_policy(settings), settings.state_dir, ExchangeFacts(exchange), state_url=settings.state_url,
                        policy_path=policy_file(settings), redact=settings.redact, approval_ttl=settings.approval_ttl,
                        elicit_timeout=settings.approval_timeout, account=account_id(settings),
                        stale_after=2 * settings.timeout + 20, service=service,

@@ -101,6 +101,11 @@ class Settings(BaseSettings):
     state_dir: Path = setting(default_factory=default_state_dir, env="BINANCE_MCP_STATE_DIR",
                               shown="~/.local/state/binance-mcp",
                               description="directory for the state database, audit log and approvals")
+    state_url: str | None = setting(
+        env="BINANCE_MCP_STATE_URL", shown="none: SQLite in the state directory",
+        description="PostgreSQL URL (postgresql://user@host:5432/db) of a state store shared by several servers "
+                    "trading one account; keep its password in ~/.pgpass or PGPASSWORD, not in the URL",
+        invalid="{env}={value!r} is not a postgresql:// URL such as postgresql://binance@db:5432/binance_mcp.")
     paper_balances: dict[str, Decimal] = setting(
         default_factory=lambda: {"USDT": Decimal("10000")}, env="BINANCE_MCP_PAPER_BALANCES",
         description="paper account start, e.g. USDT=10000,BTC=0.5 (spot and futures wallet)", invalid="{env}: {error}")
@@ -139,8 +144,9 @@ class Settings(BaseSettings):
     _secret_source: str | None = PrivateAttr(default=None)
 
     @field_validator("api_key", "api_secret", "api_secret_file", "private_key_file", "private_key_passphrase",
-                     "policy", "state_dir", "paper_balances", "paper_feed", "timeout",
-                     "paper_tick_seconds", "approval_ttl", "approval_timeout", "console_url", "log_level", mode="before")
+                     "policy", "state_dir", "state_url", "paper_balances", "paper_feed", "timeout",
+                     "paper_tick_seconds", "approval_ttl", "approval_timeout", "console_url",
+                     "log_level", mode="before")
     @classmethod
     def _empty_means_default(cls, value: Any) -> Any:
         if value == "":  # an empty flag (an empty variable never gets here: it counts as unset)
@@ -169,6 +175,13 @@ class Settings(BaseSettings):
             parsed = urlparse(value)
             if parsed.scheme not in ("http", "https") or not parsed.netloc:
                 raise ValueError("not an http(s) URL")
+        return value
+
+    @field_validator("state_url")
+    @classmethod
+    def _postgres_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.lower().startswith(("postgresql://", "postgres://")):
+            raise ValueError("not a postgresql:// URL")
         return value
 
     @field_validator("paper_balances", mode="before")
@@ -253,6 +266,10 @@ class Settings(BaseSettings):
     def secrets(self) -> list[str]:
         values = [s.get_secret_value() for s in (self.api_key, self.api_secret, self.private_key_passphrase)
                   if s is not None and s.get_secret_value()]
+        if self.state_url:  # a password in the state URL (better kept in ~/.pgpass) is a secret too
+            from binance_mcp.store.postgres import password_of
+
+            values += [p for p in (password_of(self.state_url),) if p]
         return values + (self._private_key.secrets() if self._private_key is not None else [])
 
     def redact(self, text: str) -> str:
@@ -267,6 +284,10 @@ class Settings(BaseSettings):
                 value = "****" if name == "private_key_passphrase" else _mask(value)
             elif isinstance(value, Path):
                 value = str(value)
+            elif name == "state_url" and value is not None:
+                from binance_mcp.store.postgres import describe
+
+                value = describe(value)  # never its password
             elif isinstance(value, dict):
                 value = {k: str(v) for k, v in value.items()}
             elif value is None:

@@ -49,8 +49,9 @@ def D(value: object) -> Decimal:
 
 # -- a test server's environment and process ----------------------------------------------------
 def clean_env(**settings: str) -> dict[str, str]:
-    """Our environment minus every BINANCE_* variable (no keys: paper mode), plus ``settings``."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("BINANCE_")}
+    """Our environment minus every BINANCE_* variable (no keys: paper mode) but the state store's URL (set by the
+    ``store_backend`` fixture, unset otherwise), plus ``settings``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BINANCE_") or k == "BINANCE_MCP_STATE_URL"}
     env.update(settings)
     return env
 

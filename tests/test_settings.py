@@ -240,7 +240,8 @@ def test_every_variable_is_declared_once_with_a_meaning_and_a_default():
     assert list(ENVIRONMENT) == [
         "BINANCE_API_KEY", "BINANCE_API_SECRET", "BINANCE_API_SECRET_FILE", "BINANCE_API_PRIVATE_KEY_FILE",
         "BINANCE_API_PRIVATE_KEY_PASSPHRASE", "BINANCE_MCP_MODE", "BINANCE_TESTNET", "BINANCE_MCP_BASE_URL",
-        "BINANCE_MCP_POLICY", "BINANCE_MCP_STATE_DIR", "BINANCE_MCP_PAPER_BALANCES", "BINANCE_MCP_TIMEOUT",
+        "BINANCE_MCP_POLICY", "BINANCE_MCP_STATE_DIR", "BINANCE_MCP_STATE_URL", "BINANCE_MCP_PAPER_BALANCES",
+        "BINANCE_MCP_TIMEOUT",
         "BINANCE_MCP_PAPER_TICK_SECONDS", "BINANCE_MCP_PAPER_FEED", "BINANCE_MCP_PAPER_UPSTREAM",
         "BINANCE_MCP_APPROVAL_TTL", "BINANCE_MCP_APPROVAL_TIMEOUT", "BINANCE_MCP_CONSOLE_URL",
         "BINANCE_MCP_LOG_LEVEL"]
@@ -331,3 +332,12 @@ def test_a_builtin_policy_name_stays_a_name_and_any_other_value_is_an_absolute_p
     assert load_settings({"BINANCE_MCP_POLICY": "mine.yaml"}).policy == tmp_path / "mine.yaml"
     assert load_settings({}, policy="read-only").policy == Path("read-only")  # the --policy flag alike
     assert load_settings({"BINANCE_MCP_POLICY": "~/p.yaml"}).policy == Path.home() / "p.yaml"
+
+
+def test_the_state_url_must_be_postgresql_and_its_password_is_a_secret():
+    with pytest.raises(ConfigError, match="BINANCE_MCP_STATE_URL='mysql://db/x' is not a postgresql:// URL"):
+        load_settings({"BINANCE_MCP_STATE_URL": "mysql://db/x"})
+    s = load_settings({"BINANCE_MCP_STATE_URL": "postgresql://binance:s3cret-pw@db.internal:5432/state"})
+    assert s.public_view()["state_url"] == "postgresql://binance@db.internal:5432/state"
+    assert s.redact("connection to postgresql://binance:s3cret-pw@db failed") == \
+        "connection to postgresql://binance:****@db failed"

@@ -9,15 +9,11 @@ from __future__ import annotations
 
 import hashlib
 import re
-import sqlite3
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from typing import Any
 
 AGENT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,39}$")
-AGENTS_SCHEMA = """
-CREATE TABLE IF NOT EXISTS agents (name TEXT PRIMARY KEY, token_sha256 TEXT NOT NULL UNIQUE, policy TEXT,
-    created_at TEXT NOT NULL, created_by TEXT NOT NULL, revoked_at TEXT, revoked_by TEXT);
-"""
 
 
 def token_digest(token: str) -> str:
@@ -52,7 +48,7 @@ class AgentState:
                              "starting with a letter or digit")
         now = _iso(self.clock())
 
-        def go(db: sqlite3.Connection) -> AgentRow:
+        def go(db: Any) -> AgentRow:
             row = db.execute("SELECT revoked_at FROM agents WHERE name = ?", (name,)).fetchone()
             if row is not None and row[0] is None:
                 raise ValueError(f"an agent named {name!r} exists; revoke it first (binance-mcp agents revoke {name}) "
@@ -68,7 +64,7 @@ class AgentState:
         """False when no active agent has the name."""
         now = _iso(self.clock())
 
-        def go(db: sqlite3.Connection) -> bool:
+        def go(db: Any) -> bool:
             cur = db.execute("UPDATE agents SET revoked_at = ?, revoked_by = ? WHERE name = ? AND revoked_at IS NULL",
                              (now, by, name))
             return cur.rowcount == 1

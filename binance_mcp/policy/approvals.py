@@ -18,7 +18,6 @@ import asyncio
 import hashlib
 import json
 import secrets
-import sqlite3
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -29,7 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from binance_mcp.invocation import approvals_command
 from binance_mcp.policy.engine import ALLOW, DENY, Call, Decision
-from binance_mcp.policy.state import StateError, StateStore
+from binance_mcp.policy.state import StateStore
 
 DEFAULT_TTL = 600.0  # seconds an approval request (and an approval) stays valid
 DEFAULT_ELICIT_TIMEOUT = 120.0
@@ -155,15 +154,9 @@ class ApprovalStore:
         self.clock = clock
         self.ttl = ttl
 
-    def _db(self) -> sqlite3.Connection:
-        return self.state._conn()
-
-    def _run(self, fn):
-        with self.state._lock:
-            try:
-                return fn(self._db())
-            except sqlite3.Error as exc:
-                raise StateError(f"the approvals in {self.state.path} cannot be used: {exc}") from exc
+    def _run(self, fn, write: bool = True):
+        """``fn(db)`` in one transaction of the state store (StateError when it cannot be used)."""
+        return self.state.transaction(fn, "used", write)
 
     def expire_old(self) -> list[Approval]:
         now = _iso(self.clock())
@@ -197,7 +190,7 @@ class ApprovalStore:
                              "ORDER BY created_at DESC, rowid DESC LIMIT 1", (digest,)).fetchone()
             return Approval.from_row(row) if row else None
 
-        return self._run(go)
+        return self._run(go, write=False)
 
     def consume(self, approval_id: str) -> bool:
         """Atomically turn an approved, unexpired approval into consumed. False if someone else got it first."""
@@ -235,7 +228,7 @@ class ApprovalStore:
             status = "approved" if approve else "denied"
             cur = db.execute("UPDATE approvals SET status = ?, decided_at = ?, decided_by = ? WHERE id = ? AND "
                              "status = 'pending'", (status, now, by, approval_id))
-            if cur.rowcount != 1:  # another human (console, CLI, another server) decided it between the two reads
+            if cur.rowcount != 1:  # defence in depth: the write transaction already keeps a second human out
                 raise ValueError(f"approval {approval_id} was decided by someone else at the same moment, not by you")
             a.status, a.decided_at = status, now
             return a
@@ -260,7 +253,7 @@ class ApprovalStore:
             row = db.execute(f"SELECT {self.COLS} FROM approvals WHERE id = ?", (approval_id,)).fetchone()
             return Approval.from_row(row) if row else None
 
-        return self._run(go)
+        return self._run(go, write=False)
 
     def list(self, statuses: tuple[str, ...] | None = None) -> list[Approval]:
         def go(db):
@@ -271,7 +264,7 @@ class ApprovalStore:
                 rows = db.execute(f"SELECT {self.COLS} FROM approvals ORDER BY created_at").fetchall()
             return [Approval.from_row(r) for r in rows]
 
-        return self._run(go)
+        return self._run(go, write=False)
 
 
 MODERN = "2026-07-28"  # the protocol era without server-initiated requests (multi-round-trip requests instead)
@@ -448,10 +441,12 @@ class Approver:
                            approvals_command("deny", approval.id, state_dir)))
         if not self.elicit:  # the HTTP service: only its own OS user can write its state directory
             approve, deny = _as_service_user(approve), _as_service_user(deny)
+        where = (" where BINANCE_MCP_STATE_URL is set as for the server (its state store is PostgreSQL)"
+                 if self.store.state.shared else "")
         return Decision(
             DENY, "APPROVAL_REQUIRED", decision.rule,
             f"{decision.reason}{asked} Approval id {approval.id}: ask the user to approve it in the console at "
-            f"{self.link(approval.id)} or to run this in a terminal, exactly as it is: `{approve}` (it shows them "
+            f"{self.link(approval.id)} or to run this in a terminal{where}, exactly as it is: `{approve}` (it shows them "
             f"the order and asks them to confirm; `{deny}` refuses it), then repeat this exact call within "
             f"{minutes} minutes. Order: {describe(approval.summary)}.",
             {**decision.facts, "approval_id": approval.id, "approval_url": self.link(approval.id)}, decision.steps)

@@ -28,9 +28,11 @@ def state_db_of(given: Path | None, nothing_there: str, missing_exit: int = 1) -
     if problem:
         print(problem, file=sys.stderr)
         return 2
-    if not (state_dir / "state.db").exists():
+    from binance_mcp.store import state_url
+
+    if state_url() is None and not (state_dir / "state.db").exists():  # (on PostgreSQL: BINANCE_MCP_STATE_URL)
         print(f"no state database in {state_dir}: {nothing_there} (set --state-dir or BINANCE_MCP_STATE_DIR to the "
-              "server's)", file=sys.stderr)
+              "server's, or BINANCE_MCP_STATE_URL to its PostgreSQL store)", file=sys.stderr)
         return missing_exit
     return state_dir / "state.db"
 

@@ -21,13 +21,29 @@ def _default(value: Any) -> Any:
     return str(value)
 
 
+FROM_ENV: Any = "from BINANCE_MCP_STATE_URL"
+
+
 class AuditLog:
-    def __init__(self, path: Path, redact=lambda s: s, clock: Callable[[], float] = time.time) -> None:
+    """The JSON lines file of this host; with a PostgreSQL state store (``url``, by default BINANCE_MCP_STATE_URL's)
+    every record is copied to its audit table too (binance_mcp/store/audit_table.py)."""
+
+    def __init__(self, path: Path, redact=lambda s: s, clock: Callable[[], float] = time.time,
+                 url: str | None = FROM_ENV) -> None:
         self.path = path
         self.redact = redact
         self.clock = clock
         self._lock = threading.Lock()
         self._fh = None
+        from binance_mcp.store import is_postgres_url, state_url
+
+        if url is FROM_ENV:
+            url = state_url()
+        self.table = None
+        if is_postgres_url(url):  # (a URL that is not one is refused by the settings and the store)
+            from binance_mcp.store.audit_table import AuditTable
+
+            self.table = AuditTable(url)
 
     def _open(self) -> None:
         if self._fh is None:
@@ -70,12 +86,16 @@ class AuditLog:
             self._fh.flush()
             if sync:
                 os.fsync(self._fh.fileno())
+            if self.table is not None:  # after the file: the file is the record a trading call waits for
+                self.table.append(line, record)
 
     def close(self) -> None:
         with self._lock:
             if self._fh is not None:
                 self._fh.close()
                 self._fh = None
+            if self.table is not None:
+                self.table.close()
 
 
 def read(path: Path) -> list[dict]:

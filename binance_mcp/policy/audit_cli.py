@@ -22,21 +22,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     a.add_argument("--since", help="only records at or after this ISO time, e.g. 2026-11-25T00:00")
     a.add_argument("--limit", type=int, default=50, help="the newest N records (default 50)")
     a.add_argument("--json", action="store_true", help="print the matching records as JSON lines")
+    a.add_argument("--source", choices=("file", "store"), default=None,
+                   help="file: this host's audit.jsonl; store: the audit table of the PostgreSQL state store "
+                        "(BINANCE_MCP_STATE_URL), every host's records (the default when that is set)")
 
 
 def run(ns: argparse.Namespace) -> int:
-    from binance_mcp.policy.audit import read
+    from binance_mcp.store import state_url
 
-    state = state_dir_of(ns.state_dir)
-    problem = state_dir_access(state, create=False, write=False)
-    if problem:
-        print(problem, file=sys.stderr)
-        return 2
-    records = [r for r in read(state / "audit.jsonl") if "tool" in r or "event" in r]
-    if ns.tool:
-        records = [r for r in records if r.get("tool") == ns.tool]
-    if ns.code:
-        records = [r for r in records if r.get("decision", {}).get("code") == ns.code]
+    since = None
     if ns.since:
         try:
             since = datetime.fromisoformat(ns.since.replace("Z", "+00:00"))
@@ -45,14 +39,54 @@ def run(ns: argparse.Namespace) -> int:
             return 2
         if since.tzinfo is None:
             since = since.replace(tzinfo=timezone.utc)
+    url = state_url()
+    source = ns.source or ("store" if url else "file")
+    if source == "store":
+        if not url:
+            print("--source store reads the audit table of a PostgreSQL state store: set BINANCE_MCP_STATE_URL to "
+                  "the servers' (or use --source file)", file=sys.stderr)
+            return 2
+        return _from_store(ns, url, since)
+    state = state_dir_of(ns.state_dir)
+    problem = state_dir_access(state, create=False, write=False)
+    if problem:
+        print(problem, file=sys.stderr)
+        return 2
+    from binance_mcp.policy.audit import read
+
+    records = [r for r in read(state / "audit.jsonl") if "tool" in r or "event" in r]
+    if ns.tool:
+        records = [r for r in records if r.get("tool") == ns.tool]
+    if ns.code:
+        records = [r for r in records if r.get("decision", {}).get("code") == ns.code]
+    if since is not None:
         records = [r for r in records if datetime.fromisoformat(r["time"].replace("Z", "+00:00")) >= since]
-    records = records[-ns.limit:]
+    return _show(ns, records[-ns.limit:], state / "audit.jsonl")
+
+
+def _from_store(ns: argparse.Namespace, url: str, since: datetime | None) -> int:
+    from binance_mcp.store import StateError, describe
+    from binance_mcp.store.audit_table import AuditTable
+
+    table = AuditTable(url)
+    at = since.astimezone(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z") if since else None
+    try:
+        records = table.read(ns.tool, ns.code, at, ns.limit)
+    except StateError as exc:
+        print(f"the audit table cannot be read: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        table.close()
+    return _show(ns, records, f"the audit table of {describe(url)}")
+
+
+def _show(ns: argparse.Namespace, records: list[dict], where: object) -> int:
     if ns.json:
         for r in records:
             print(json.dumps(r))
         return 0
     if not records:
-        print(f"no audit records in {state / 'audit.jsonl'} match")
+        print(f"no audit records in {where} match")
         return 0
     print(HEADER)
     for r in records:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import re
-import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +38,7 @@ class ConfirmState:
         it (another process on this store recorded it first)."""
         now = self.clock()
 
-        def go(db: sqlite3.Connection) -> str:
+        def go(db: Any) -> str:
             db.execute("UPDATE policy_changes SET status = 'superseded' WHERE path = ? AND sha256 != ? AND status IN "
                        "('pending', 'confirmed')", (path, sha256))
             row = db.execute("SELECT status FROM policy_changes WHERE path = ? AND sha256 = ?",
@@ -87,8 +86,8 @@ class ConfirmState:
                                "sha256 that `binance-mcp policy confirm` lists")
         now = self.clock()
 
-        def go(db: sqlite3.Connection) -> list[dict[str, Any]]:
-            rows = [_row(r) for r in db.execute(f"SELECT {COLS} FROM policy_changes WHERE substr(sha256, 1, ?) = ?",
+        def go(db: Any) -> list[dict[str, Any]]:
+            rows = [_row(r) for r in db.execute(f"SELECT {COLS} FROM policy_changes WHERE substr(sha256, 1, CAST(? AS INTEGER)) = ?",
                                                 (len(prefix), prefix)).fetchall()]
             pending = [r for r in rows if r["status"] == "pending"]
             shas = sorted({r["sha256"] for r in pending})

@@ -15,17 +15,6 @@ import secrets
 import sqlite3
 from dataclasses import dataclass
 
-CONSOLE_SCHEMA = """
-CREATE TABLE IF NOT EXISTS console_credentials (name TEXT PRIMARY KEY, hash TEXT NOT NULL,
-    set_at DOUBLE PRECISION NOT NULL, set_by TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS console_sessions (id_sha256 TEXT PRIMARY KEY, csrf TEXT NOT NULL, via TEXT NOT NULL,
-    client TEXT NOT NULL, created_at DOUBLE PRECISION NOT NULL, expires_at DOUBLE PRECISION NOT NULL,
-    ended_at DOUBLE PRECISION);
-CREATE TABLE IF NOT EXISTS console_links (token_sha256 TEXT PRIMARY KEY, created_at DOUBLE PRECISION NOT NULL,
-    expires_at DOUBLE PRECISION NOT NULL, created_by TEXT NOT NULL, used_at DOUBLE PRECISION);
-CREATE TABLE IF NOT EXISTS flags (name TEXT PRIMARY KEY, value TEXT NOT NULL, set_at DOUBLE PRECISION NOT NULL,
-    set_by TEXT NOT NULL);
-"""
 # scrypt cost: 2^15 x 8 x 1 (32 MiB, about 0.1 s): a stolen hash costs an attacker as much per guess
 SCRYPT_N, SCRYPT_R, SCRYPT_P = 1 << 15, 8, 1
 SESSION_TTL_S = 8 * 3600.0

@@ -48,11 +48,13 @@ from binance_mcp.policy.layers import CURRENT_AGENT, Layers
 from binance_mcp.policy.loader import LoadedPolicy, PolicyLoadError
 from binance_mcp.policy.policy_file import PolicyFile
 from binance_mcp.policy.protections import AccountFacts, Protector
+from binance_mcp.policy.ratelimit import RateLimits
 from binance_mcp.policy.recorder import Recorder, order_ids, sending
 from binance_mcp.policy.request_keys import StoreKeyCodec
 from binance_mcp.policy.resolver import InflightResolver
 from binance_mcp.policy.state import (
     BUSY_TIMEOUT_S,
+    FROM_ENV,
     Pending,
     Room,
     StateBusy,
@@ -89,7 +91,7 @@ class PolicyGuard(PoliciesInForce):
                  elicit_timeout: float = DEFAULT_ELICIT_TIMEOUT, account: str = "default",
                  stale_after: float = 60.0, sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
                  service: bool = False, confirm_loosening: bool = False,
-                 console_url: str = STDIO_CONSOLE_URL) -> None:
+                 console_url: str = STDIO_CONSOLE_URL, state_url: str | None = FROM_ENV) -> None:
         self.policy_path = policy_path
         self.facts = facts
         self.clock = clock
@@ -102,11 +104,13 @@ class PolicyGuard(PoliciesInForce):
         self.agent_files: dict[str, PolicyFile] = {}
         self.owner = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
         self.stale_after = stale_after  # an in-flight record older than this is resolved by the sweep
-        self.state = StateStore(state_dir / "state.db", clock, busy_timeout=BUSY_TIMEOUT_S)
+        self.state = StateStore(state_dir / "state.db", clock, busy_timeout=BUSY_TIMEOUT_S, url=state_url)
         self.store = StoreWorker()
         self.tokens: StateStore | None = None  # the HTTP service's token checks: a connection and a thread apart
         self.token_worker = StoreWorker()
-        self.audit = AuditLog(state_dir / "audit.jsonl", redact, clock)
+        self.store_away: str | None = None  # why the store could not be used by the last call that needed it
+        self.local_rates = RateLimits()  # read tools' rate limits while the store is away
+        self.audit = AuditLog(state_dir / "audit.jsonl", redact, clock, url=self.state.url)
         self.recorder = Recorder(self.audit, redact)
         self.policy_file = PolicyFile(loaded, policy_path, clock, self.recorder.now,
                                       confirm_loosening=StoreConfirmer(self.state) if confirm_loosening else None)
@@ -123,6 +127,10 @@ class PolicyGuard(PoliciesInForce):
     # -- lifecycle --------------------------------------------------------------------------
     async def start(self) -> None:
         """Resolve what a killed process left in flight, now and every SWEEP_EVERY_S while the server runs."""
+        try:  # on PostgreSQL: connect (and migrate) now, not on the first order (a network round trip or three)
+            await self.store.run(self.state.seq) if self.state.shared else None
+        except StateError as exc:  # fail closed on the calls, reconnecting on each
+            log.warning("the state store cannot be used yet: %s", self.redact(str(exc)))
         self.resolver.start()
         self.protector.start()  # equity samples about once a minute (when the policy has equity protections)
         await self.load_request_keys(create=False)
@@ -213,9 +221,22 @@ class PolicyGuard(PoliciesInForce):
         if policy.account.protections.equity and call.risk != "read":
             counters.tripped = await self.store.run(self.state.trips, self.account)
         if caps or rates:
-            counters.daily_used, counters.rate_wait = await self.store.run(
-                self.state.view, [c.key for c in caps], [(key, rl) for key, _, rl in rates])
+            try:
+                counters.daily_used, counters.rate_wait = await self.store.run(
+                    self.state.view, [c.key for c in caps], [(key, rl) for key, _, rl in rates])
+            except StateError as exc:
+                if call.risk != "read" or caps:
+                    raise
+                counters.rate_wait = self._away(exc, [(key, rl) for key, _, rl in rates])
         return layers.decide(lay, call, facts, counters)
+
+    def _away(self, exc: StateError, rates: list[tuple[str, Any]]) -> dict[str, float]:
+        """The store cannot be used: a read call's rate limits count in this process meanwhile (the waits)."""
+        if self.store_away is None:
+            log.warning("the state store cannot be used (%s): calls that trade are refused; read tools' rate "
+                        "limits count in this process until it is back", self.redact(str(exc))[:300])
+        self.store_away = self.redact(str(exc))[:300]
+        return self.local_rates.waits(rates, self.clock())
 
     async def _commit(self, lay: Layers, call: Call, call_id: str, facts: Facts | None, seq: int | None,
                       entry: Pending | None, approved: str | None) -> Decision:
@@ -242,10 +263,22 @@ class PolicyGuard(PoliciesInForce):
         if not caps and not rates and entry is None and not trips:
             decision: Any = decide(Room([], {}, {}))
         else:
-            decision = await self.store.run(
-                self.state.commit, self.account, seq, {c.key: (None if unchecked else c.limit) for c in caps},
-                facts.notional_usd, [(key, rl) for key, _, rl in rates], entry, decide, trips,
-                patience=BUSY_RETHINK_S)
+            pairs = [(key, rl) for key, _, rl in rates]
+            try:
+                decision = await self.store.run(
+                    self.state.commit, self.account, seq, {c.key: (None if unchecked else c.limit) for c in caps},
+                    facts.notional_usd, pairs, entry, decide, trips, patience=BUSY_RETHINK_S)
+                self.store_away = None
+            except StateError as exc:
+                if entry is not None and not isinstance(exc, StateBusy):
+                    self.resolver.resolve_soon(entry)  # a commit may have landed, its answer lost: nothing is sent,
+                    # and after the receive window the exchange's word settles the record (absent: given back)
+                if call.risk != "read" or caps or entry is not None or trips:
+                    raise  # fail closed: nothing that trades is decided without the store
+                decision = decide(Room([], {}, self._away(exc, pairs)))
+                if getattr(decision, "allowed", False):
+                    for key in dict.fromkeys(key for key, _ in pairs):
+                        self.local_rates.hit(key, self.clock())
         return decision.decision if isinstance(decision, _Passed) else decision
 
     async def _approved_notional_check(self, decision: Decision, fresh: Facts | None) -> Decision | None:
@@ -434,9 +467,10 @@ class PolicyGuard(PoliciesInForce):
                     await self.store.run(self.state.settle, call_id, outcome, give_back)
                     if give_back and layers.daily_caps(loaded, call):
                         outcome["reservation"] = "released"
-                except StateError as err:  # the call's own result matters more; the sweep settles it later
+                except StateError as err:  # the call's own result matters more; settled on the exchange's word
                     log.error("could not settle the in-flight record of %s: %s", call_id, err)
                     outcome["reservation"] = "kept (settling failed)"
+                    self.resolver.resolve_soon(entry)  # after the receive window (and again while the store is away)
             else:
                 outcome["reservation"] = "kept until the order is found or known absent"
                 self.resolver.resolve_soon(entry)

@@ -81,7 +81,8 @@ class PoliciesInForce:
         revocation applies to the next one. On a connection and a worker thread of its own (``tokens``), so that a
         request's check neither waits behind the guard's transactions nor holds them up."""
         if self.tokens is None:
-            self.tokens = StateStore(self.state.path, self.clock, busy_timeout=self.state.busy_timeout)
+            self.tokens = StateStore(self.state.path, self.clock, busy_timeout=self.state.busy_timeout,
+                                     url=self.state.url)
         return await self.token_worker.run(self.tokens.agent_by_token, token)
 
     async def hidden(self) -> frozenset[str]:

@@ -5,16 +5,16 @@ the resets a human made, and the symbols each account traded (what the loss stre
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Callable
 from decimal import Decimal
+from typing import Any
 
 ALL_ACCOUNTS = "*"  # a protections reset that applies to every account on the store
 
 
 class ProtectionState:
     @staticmethod
-    def _trips(db: sqlite3.Connection, account: str, day: str) -> dict[str, dict]:
+    def _trips(db: Any, account: str, day: str) -> dict[str, dict]:
         rows = db.execute("SELECT name, code, at, detail FROM protection_trips WHERE account = ? AND day = ? AND "
                           "reset_at IS NULL", (account, day)).fetchall()
         return {name: {"code": code, "at": at, **json.loads(detail)} for name, code, at, detail in rows}

@@ -1,9 +1,11 @@
-"""Sliding-window call limits per tool and per account, in memory (one process), with an injectable clock."""
+"""Sliding-window call limits per tool and per account, in memory (one process), with an injectable clock: what a
+read tool's rate limits count while the state store is away (policy/guard.py)."""
 
 from __future__ import annotations
 
 from collections import deque
 
+from binance_mcp.policy.decision import rate_slot
 from binance_mcp.policy.model import RateLimit
 
 
@@ -28,3 +30,7 @@ class RateLimits:
     def used(self, key: str, rl: RateLimit, now: float) -> int:
         self.wait(key, rl, now)
         return len(self._hits.get(key, ()))
+
+    def waits(self, rates: list[tuple[str, RateLimit]], now: float) -> dict[str, float]:
+        """Each limit's wait under decision.rate_slot(key, limit), as the state store's ``view`` gives them."""
+        return {rate_slot(key, rl): self.wait(key, rl, now) for key, rl in rates}

@@ -19,10 +19,6 @@ import sqlite3
 
 from mcp.server.request_state import AESGCMRequestStateCodec, InvalidRequestState
 
-REQUEST_KEYS_SCHEMA = """
-CREATE TABLE IF NOT EXISTS request_state_keys (id TEXT PRIMARY KEY, secret TEXT NOT NULL,
-    created_at DOUBLE PRECISION NOT NULL, retired_at DOUBLE PRECISION);
-"""
 KEY_BYTES = 32
 CURRENT = "current"  # the key that seals; rows with another id (retired_at set) only open, for rotation
 

@@ -11,10 +11,11 @@ import asyncio
 import logging
 from typing import Any
 
-from binance_mcp.policy.state import Pending
+from binance_mcp.policy.state import Pending, StateError
 
 log = logging.getLogger("binance_mcp.policy")
 SWEEP_EVERY_S = 30.0
+RETRIES, RETRY_S = 10, 1.0  # a resolution the store refused is tried again this often, this far apart
 
 
 class InflightResolver:
@@ -60,10 +61,18 @@ class InflightResolver:
 
         async def later() -> None:
             await g.sleep(self.window())
-            try:
-                await self.sweep(only=entry.call_id)
-            except Exception as exc:  # noqa: BLE001 - the periodic sweep tries again
-                log.warning("resolving %s: %s", entry.call_id, g.redact(str(exc))[:300])
+            for attempt in range(RETRIES + 1):  # a store that is away for a moment (restarted) is tried again
+                try:
+                    await self.sweep(only=entry.call_id)
+                    return
+                except StateError as exc:
+                    if attempt == RETRIES:
+                        log.warning("resolving %s: %s", entry.call_id, g.redact(str(exc))[:300])
+                    else:
+                        await g.sleep(RETRY_S)
+                except Exception as exc:  # noqa: BLE001 - the periodic sweep tries again
+                    log.warning("resolving %s: %s", entry.call_id, g.redact(str(exc))[:300])
+                    return
 
         try:
             asyncio.get_running_loop().create_task(later())

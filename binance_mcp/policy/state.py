@@ -1,12 +1,15 @@
-"""Persistent guard state in SQLite (WAL): daily notional sums, in-flight calls, rate-limit hits (and approvals).
+"""Persistent guard state: daily notional sums, in-flight calls, rate-limit hits (and approvals, protections,
+agents, policy changes), in SQLite (WAL) in the state directory or in PostgreSQL (binance_mcp/store/).
 
-Every decision that reserves runs in one ``BEGIN IMMEDIATE`` transaction (``commit``): it reads the daily sums,
-the rate-limit hits and the in-flight orders, runs the pure engine on them, and writes the reservation only if
-the engine allowed the call. No other call, in this process or another one on the same file, can interleave, so
-two calls cannot both pass a limit that only one fits under. Amounts are Decimal, stored as text.
+Every decision that reserves runs in one write transaction (``commit``): it reads the daily sums, the rate-limit
+hits and the in-flight orders, runs the pure engine on them, and writes the reservation only if the engine allowed
+the call. A write transaction holds the store's one write lock from its first read (SQLite: ``BEGIN IMMEDIATE``;
+PostgreSQL: an advisory lock), so no other call, in this process, another one, or another host on the same
+database, can interleave, and two calls cannot both pass a limit that only one fits under. Amounts are Decimal,
+stored as text.
 
 This class is synchronous: the guard runs it in one worker thread (``StoreWorker``), never on the event loop.
-A database locked by another process raises ``StateBusy`` after a short busy timeout; the worker retries it
+A store locked by another process raises ``StateBusy`` after a short busy timeout; the worker retries it
 after an asynchronous pause, so other calls are not held up meanwhile.
 """
 
@@ -15,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import sqlite3
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -25,58 +27,22 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, TypeVar
 
-from binance_mcp.policy.agent_state import AGENTS_SCHEMA, AgentState
+from binance_mcp.policy.agent_state import AgentState
 from binance_mcp.policy.confirm_state import ConfirmState
-from binance_mcp.policy.console_state import CONSOLE_SCHEMA, ConsoleState
+from binance_mcp.policy.console_state import ConsoleState
 from binance_mcp.policy.decision import rate_slot
 from binance_mcp.policy.protection_state import ProtectionState
-from binance_mcp.policy.request_keys import REQUEST_KEYS_SCHEMA, RequestKeyState
+from binance_mcp.policy.request_keys import RequestKeyState
+from binance_mcp.store import backend_for, state_url
+from binance_mcp.store.errors import SchemaTooNew, StateBusy, StateError
 
 log = logging.getLogger("binance_mcp.policy.state")
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS daily_sums (day TEXT NOT NULL, key TEXT NOT NULL, total TEXT NOT NULL,
-    PRIMARY KEY (day, key));
-CREATE TABLE IF NOT EXISTS reservations (call_id TEXT NOT NULL, day TEXT NOT NULL, key TEXT NOT NULL,
-    amount TEXT NOT NULL, tool TEXT NOT NULL, created_at TEXT NOT NULL, status TEXT NOT NULL,
-    PRIMARY KEY (call_id, key));
-CREATE TABLE IF NOT EXISTS approvals (id TEXT PRIMARY KEY, tool TEXT NOT NULL, args_hash TEXT NOT NULL,
-    summary TEXT NOT NULL, rule TEXT NOT NULL, status TEXT NOT NULL, created_at TEXT NOT NULL,
-    expires_at TEXT NOT NULL, decided_at TEXT, consumed_at TEXT, decided_by TEXT);
-CREATE INDEX IF NOT EXISTS approvals_hash ON approvals (args_hash, status);
-CREATE TABLE IF NOT EXISTS inflight (call_id TEXT PRIMARY KEY, account TEXT NOT NULL, tool TEXT NOT NULL,
-    market TEXT, symbol TEXT, side TEXT, position_side TEXT, quantity TEXT, reduces INTEGER NOT NULL,
-    client_order_id TEXT, conditional INTEGER NOT NULL, owner TEXT NOT NULL, created_at REAL NOT NULL,
-    status TEXT NOT NULL, released_seq INTEGER, released_at REAL, outcome TEXT);
-CREATE INDEX IF NOT EXISTS inflight_account ON inflight (account, status, released_seq);
-CREATE TABLE IF NOT EXISTS rate_hits (key TEXT NOT NULL, at REAL NOT NULL);
-CREATE INDEX IF NOT EXISTS rate_hits_key ON rate_hits (key, at);
-CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS equity_days (account TEXT NOT NULL, day TEXT NOT NULL, first TEXT NOT NULL,
-    first_at REAL NOT NULL, peak TEXT NOT NULL, peak_at REAL NOT NULL, last TEXT NOT NULL, last_at REAL NOT NULL,
-    PRIMARY KEY (account, day));
-CREATE TABLE IF NOT EXISTS protection_trips (account TEXT NOT NULL, day TEXT NOT NULL, name TEXT NOT NULL,
-    code TEXT NOT NULL, at REAL NOT NULL, detail TEXT NOT NULL, reset_at REAL, PRIMARY KEY (account, day, name));
-CREATE TABLE IF NOT EXISTS protection_resets (account TEXT NOT NULL, at REAL NOT NULL, by TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS traded (account TEXT NOT NULL, market TEXT NOT NULL, symbol TEXT NOT NULL,
-    at REAL NOT NULL, PRIMARY KEY (account, market, symbol));
-CREATE TABLE IF NOT EXISTS policy_changes (path TEXT NOT NULL, sha256 TEXT NOT NULL, source TEXT NOT NULL,
-    lines TEXT NOT NULL, status TEXT NOT NULL, seen_at REAL NOT NULL, confirmed_at REAL, confirmed_by TEXT,
-    PRIMARY KEY (path, sha256));
-""" + AGENTS_SCHEMA + REQUEST_KEYS_SCHEMA + CONSOLE_SCHEMA
-# Columns added after a table first shipped: (table, column, declaration), added to an older file at open.
-ADDED_COLUMNS = (("inflight", "notional", "TEXT"),)
+__all__ = ["FROM_ENV", "Pending", "Room", "SchemaTooNew", "StateBusy", "StateError", "StateStore", "StoreWorker", "utc_day"]
 RELEASED_KEEP_S = 3600.0  # released in-flight rows are kept this long (a decision older than that re-reads)
 RATE_KEEP_S = 86400.0  # the longest rate-limit window
 BUSY_TIMEOUT_S = 0.1  # one attempt's wait for another process's write lock; the worker retries asynchronously
-
-
-class StateError(Exception):
-    """The state store cannot be read or written: financial calls are denied (fail closed)."""
-
-
-class StateBusy(StateError):
-    """Another connection holds the write lock; worth retrying shortly."""
+FROM_ENV: Any = "from BINANCE_MCP_STATE_URL"  # a store's url by default: that variable's (unset: SQLite)
 
 
 def utc_day(ts: float) -> str:
@@ -123,71 +89,52 @@ class Room:
     trips: dict[str, dict] | None = None  # protections tripped today (see ``trips``), read in the same transaction
 
 
-def _busy(exc: sqlite3.Error) -> bool:
-    text = str(exc).lower()
-    return "locked" in text or "busy" in text
-
-
 class StateStore(ProtectionState, AgentState, ConfirmState, RequestKeyState, ConsoleState):
-    def __init__(self, path: Path, clock: Callable[[], float], busy_timeout: float = 2.0) -> None:
-        self.path = path
+    """The state store of a state directory (``path``: its state.db) or, with ``url``, of a PostgreSQL database
+    (the directory then keeps only the audit log and the paper account). ``url`` by default: BINANCE_MCP_STATE_URL
+    (the CLIs that open a server's store read it so); None: SQLite whatever the environment says."""
+
+    def __init__(self, path: Path, clock: Callable[[], float], busy_timeout: float = 2.0,
+                 url: str | None = FROM_ENV) -> None:
+        self.url = url = state_url() if url is FROM_ENV else url
         self.clock = clock
         self.busy_timeout = busy_timeout
         self._lock = threading.Lock()
-        self._db: sqlite3.Connection | None = None
+        self.path = path
 
-    def _conn(self) -> sqlite3.Connection:
-        if self._db is None:
-            try:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
-                db = sqlite3.connect(str(self.path), timeout=self.busy_timeout, isolation_level=None,
-                                     check_same_thread=False)
-                db.execute("PRAGMA journal_mode=WAL")
-                db.execute("PRAGMA synchronous=NORMAL")
-                db.executescript(SCHEMA)
-                for table, column, decl in ADDED_COLUMNS:
-                    have = {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
-                    if column not in have:
-                        db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {decl}")
-            except sqlite3.Error as exc:
-                if _busy(exc):
-                    raise StateBusy(f"the state database {self.path} is locked by another process") from exc
-                raise StateError(f"the state database {self.path} cannot be opened: {exc}") from exc
-            except OSError as exc:
-                raise StateError(f"the state database {self.path} cannot be opened: {exc}") from exc
-            self._db = db
-        return self._db
+    @property
+    def path(self) -> Path:
+        """The state directory's state.db (on PostgreSQL: where it would be; the directory holds the audit log)."""
+        return self._path
+
+    @path.setter
+    def path(self, path: Path) -> None:
+        self._path = path
+        self.backend = backend_for(path, self.url, self.busy_timeout)
+
+    @property
+    def where(self) -> str:
+        """The store as messages name it: the file, or the PostgreSQL URL without its password."""
+        return self.backend.where
+
+    @property
+    def shared(self) -> bool:
+        """True on PostgreSQL (servers on other hosts may share it)."""
+        return self.backend.dialect == "postgres"
 
     def close(self) -> None:
         with self._lock:
-            if self._db is not None:
-                self._db.close()
-                self._db = None
+            self.backend.close()
 
-    def _error(self, exc: sqlite3.Error, doing: str) -> StateError:
-        if _busy(exc):
-            return StateBusy(f"the state database {self.path} is locked by another process ({doing})")
-        return StateError(f"the state database {self.path} cannot be {doing}: {exc}")
-
-    def transaction(self, fn: Callable[[sqlite3.Connection], Any], doing: str = "written", write: bool = True) -> Any:
-        """Run ``fn(db)`` in one transaction (BEGIN IMMEDIATE for writes); commit unless it raises."""
+    def transaction(self, fn: Callable[[Any], Any], doing: str = "written", write: bool = True,
+                    lock: bool = True, wait: bool = True) -> Any:
+        """Run ``fn(db)`` in one transaction (holding the write lock for writes; ``lock=False``: an append that
+        reads nothing, e.g. an audit row, needs no lock on PostgreSQL); commit unless it raises. ``wait=False``:
+        on PostgreSQL the commit does not wait for its WAL flush (synchronous_commit off for it), for a write whose
+        loss in a database crash is safe (an answer settled: the order then stays in flight, counting, until the
+        sweep asks the exchange); a reservation always waits."""
         with self._lock:
-            try:
-                db = self._conn()
-                db.execute("BEGIN IMMEDIATE" if write else "BEGIN")
-                try:
-                    out = fn(db)
-                    db.execute("COMMIT")
-                    return out
-                except BaseException:
-                    if db.in_transaction:
-                        db.execute("ROLLBACK")
-                    raise
-            except sqlite3.Error as exc:
-                if not _busy(exc) and self._db is not None:  # e.g. read-only now: reopen on the next call, so a
-                    self._db.close()  # store a human fixed is used again without a restart
-                    self._db = None
-                raise self._error(exc, doing) from exc
+            return self.backend.transaction(fn, doing, write, lock, wait)
 
     def check_writable(self) -> None:
         """Raise StateError unless the database opens, is not corrupt at a glance, and takes a write lock."""
@@ -202,7 +149,7 @@ class StateStore(ProtectionState, AgentState, ConfirmState, RequestKeyState, Con
     def write_probe(self) -> None:
         """The smallest committed write: one counter row bumped (fails on a read-only, full or immutable store)."""
         self.transaction(lambda db: db.execute("INSERT INTO counters (name, value) VALUES ('write_probe', 1) ON "
-                                               "CONFLICT (name) DO UPDATE SET value = value + 1"))
+                                               "CONFLICT (name) DO UPDATE SET value = counters.value + 1"))
 
     def today(self) -> str:
         return utc_day(self.clock())
@@ -217,7 +164,7 @@ class StateStore(ProtectionState, AgentState, ConfirmState, RequestKeyState, Con
         return self.transaction(lambda db: self._used(db, keys, day), "read", write=False)
 
     @staticmethod
-    def _used(db: sqlite3.Connection, keys: list[str], day: str) -> dict[str, Decimal]:
+    def _used(db: Any, keys: list[str], day: str) -> dict[str, Decimal]:
         out = {k: Decimal(0) for k in keys}
         if keys:
             for key, total in db.execute(
@@ -227,7 +174,7 @@ class StateStore(ProtectionState, AgentState, ConfirmState, RequestKeyState, Con
                 out[key] = Decimal(total)
         return out
 
-    def _add(self, db: sqlite3.Connection, call_id: str, tool: str, amount: Decimal, keys: list[str],
+    def _add(self, db: Any, call_id: str, tool: str, amount: Decimal, keys: list[str],
              day: str) -> None:
         if amount < 0:  # an order can never decrease a daily sum
             raise StateError(f"refusing to add a negative amount ({amount}) to today's sums")
@@ -255,7 +202,7 @@ class StateStore(ProtectionState, AgentState, ConfirmState, RequestKeyState, Con
         return self.transaction(go)
 
     @staticmethod
-    def _give_back(db: sqlite3.Connection, call_id: str) -> None:
+    def _give_back(db: Any, call_id: str) -> None:
         rows = db.execute("SELECT day, key, amount FROM reservations WHERE call_id = ? AND status = 'reserved'",
                           (call_id,)).fetchall()
         for day, key, amount in rows:
@@ -275,12 +222,12 @@ class StateStore(ProtectionState, AgentState, ConfirmState, RequestKeyState, Con
         return self.transaction(self._seq, "read", write=False)
 
     @staticmethod
-    def _seq(db: sqlite3.Connection) -> int:
+    def _seq(db: Any) -> int:
         row = db.execute("SELECT value FROM counters WHERE name = 'released'").fetchone()
         return int(row[0]) if row else 0
 
     @staticmethod
-    def _pending(db: sqlite3.Connection, account: str, since_seq: int | None) -> list[Pending]:
+    def _pending(db: Any, account: str, since_seq: int | None) -> list[Pending]:
         if since_seq is None:
             rows = db.execute(f"SELECT {PENDING_COLS} FROM inflight WHERE account = ? AND status = 'inflight' "
                               "AND market IS NOT NULL", (account,)).fetchall()
@@ -296,7 +243,7 @@ class StateStore(ProtectionState, AgentState, ConfirmState, RequestKeyState, Con
         """(release counter, orders in flight now): what a decision notes before reading exchange facts."""
         return self.transaction(lambda db: (self._seq(db), self._pending(db, account, None)), "read", write=False)
 
-    def _rate_wait(self, db: sqlite3.Connection, key: str, rl: Any, now: float) -> float:
+    def _rate_wait(self, db: Any, key: str, rl: Any, now: float) -> float:
         row = db.execute("SELECT at FROM rate_hits WHERE key = ? AND at > ? ORDER BY at DESC LIMIT 1 OFFSET ?",
                          (key, now - rl.window, rl.max - 1)).fetchone()
         return 0.0 if row is None else max(row[0] + rl.window - now, 0.0) or 1e-6
@@ -317,7 +264,7 @@ class StateStore(ProtectionState, AgentState, ConfirmState, RequestKeyState, Con
         return self.transaction(lambda db: (self._used(db, keys, utc_day(now)), self._waits(db, rates, now)),
                                 "read", write=False)
 
-    def _waits(self, db: sqlite3.Connection, rates: list[tuple[str, Any]], now: float) -> dict[str, float]:
+    def _waits(self, db: Any, rates: list[tuple[str, Any]], now: float) -> dict[str, float]:
         """Each limit's wait under decision.rate_slot(key, limit): a key may have a limit in two policies."""
         return {rate_slot(key, rl): self._rate_wait(db, key, rl, now) for key, rl in rates}
 
@@ -380,13 +327,13 @@ class StateStore(ProtectionState, AgentState, ConfirmState, RequestKeyState, Con
                 self._give_back(db, call_id)
             return cur.rowcount == 1
 
-        return self.transaction(go)
+        return self.transaction(go, wait=False)
 
     def in_flight(self, account: str) -> list[Pending]:
         return self.transaction(lambda db: self._pending_all(db, account), "read", write=False)
 
     @staticmethod
-    def _pending_all(db: sqlite3.Connection, account: str) -> list[Pending]:
+    def _pending_all(db: Any, account: str) -> list[Pending]:
         rows = db.execute(f"SELECT {PENDING_COLS} FROM inflight WHERE account = ? AND status = 'inflight' "
                           "ORDER BY created_at", (account,)).fetchall()
         return [Pending.from_row(r) for r in rows]

@@ -160,17 +160,24 @@ def status_tool(guard, settings) -> ToolDef:
             keys = list(dict.fromkeys(c.key for _, c in caps.values()))
             used, _ = await guard.store.run(guard.state.view, keys, []) if caps else ({}, {})
             usage = {slot: await guard.store.run(guard.state.rate_usage, slot[0], rl) for slot, (_, rl) in rates.items()}
-        except StateError as exc:
-            also = f" ({state_error})" if state_error else ""
-            raise BinanceMcpError(f"today's daily sums cannot be read ({exc}), so order tools are denied until a "
-                                  f"human fixes the state database; read tools still work.{also}",
-                                  code="POLICY_ERROR", remedy="human") from None
+        except StateError as exc:  # the status is a read tool: it answers, and says what the store's absence means
+            now = guard.clock()
+            used, caps = {}, {}  # not known: none shown
+            usage = {slot: (guard.local_rates.used(slot[0], rl, now), guard.local_rates.wait(slot[0], rl, now))
+                     for slot, (_, rl) in rates.items()}
+            away = (f"the state store cannot be read ({guard.redact(str(exc))[:300]}): calls that trade are denied "
+                    "until it is back (a human must fix it if it stays away); read tools work, their rate limits "
+                    "counted in this server alone; today's daily sums are not known meanwhile")
+            state_error = f"{away}; {state_error}" if state_error else away
         daily = [DailyView(rule=mark + c.rule, cap_usd=c.limit, used_usd=used.get(c.key, Decimal(0)),
                            remaining_usd=max(c.limit - used.get(c.key, Decimal(0)), Decimal(0)))
                  for mark, c in caps.values()]
         rate_views = [RateView(rule=path, max=rl.max, window_s=rl.window, used=usage[slot][0],
                                wait_s=int(usage[slot][1] + 0.999)) for slot, (path, rl) in rates.items()]
-        protections, unpriced = await protection_views(guard, policy.account.protections)
+        try:
+            protections, unpriced = await protection_views(guard, policy.account.protections)
+        except StateError:  # said in state_error (the same store)
+            protections, unpriced = [], []
         return PolicyStatusResult(policy=f"{loaded.source} ({loaded.sha256})", mode=policy.mode,
                                   kill_switch=bool(await guard.kill_switch(loaded)), exchange=settings.mode, tools=tools,
                                   denied=denied, daily=daily, rate_limits=rate_views,

@@ -74,9 +74,12 @@ def run_http(settings, options: HttpOptions) -> int:
         host, port = options.check()
     except ValueError as exc:
         return _fail(str(exc))
-    problem = state_dir_problem(settings.state_dir)
+    from binance_mcp.store import start_problem
+
+    problem = state_dir_problem(settings.state_dir) or start_problem(settings.state_dir / "state.db",
+                                                                     settings.state_url)
     if problem:
-        return _fail(problem)
+        return _fail(settings.redact(problem))
     _warn_open_state_dir(settings.state_dir)
     try:
         mcp = build_server(settings, service=True)

@@ -41,10 +41,11 @@ def binance(acct: RunningSimulator) -> Client:
 
 
 @asynccontextmanager
-async def serve_on(sim: RunningSimulator, state_dir: Path, policy: Path):
-    """``binance-mcp serve`` trading the simulator's account (BINANCE_MCP_BASE_URL with its keys)."""
+async def serve_on(sim: RunningSimulator, state_dir: Path, policy: Path, **extra: str):
+    """``binance-mcp serve`` trading the simulator's account (BINANCE_MCP_BASE_URL with its keys); ``extra``:
+    more settings."""
     env = server_env(state_dir, policy, BINANCE_API_KEY=sim.api_key, BINANCE_API_SECRET=sim.api_secret,
-                     BINANCE_MCP_BASE_URL=sim.base_url)
+                     BINANCE_MCP_BASE_URL=sim.base_url, **extra)
     transport = StdioTransport(command=sys.executable, args=SERVE, env=env)
     async with McpClient(transport, mode="legacy", timeout=60) as client:
         yield Paper(client, sim.base_url.removeprefix("http://"), state_dir, policy)

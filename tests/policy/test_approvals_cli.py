@@ -87,7 +87,7 @@ def shows_the_order(text: str, approval_id: str) -> None:
 
 
 @pytest.mark.parametrize("answer", ["n", "", "maybe"])
-def test_anything_but_y_on_the_terminal_approves_nothing(tmp_path, answer):
+def test_anything_but_y_on_the_terminal_approves_nothing(tmp_path, answer, store_backend):
     approval_id = ask(tmp_path)
     rc, screen = on_a_terminal(tmp_path, approval_id, answer)
     assert rc == 1, screen
@@ -98,7 +98,7 @@ def test_anything_but_y_on_the_terminal_approves_nothing(tmp_path, answer):
 
 
 @pytest.mark.parametrize("answer", ["y", "YES"])
-def test_y_on_the_terminal_approves_it(tmp_path, answer):
+def test_y_on_the_terminal_approves_it(tmp_path, answer, store_backend):
     approval_id = ask(tmp_path)
     rc, screen = on_a_terminal(tmp_path, approval_id, answer)
     assert rc == 0, screen

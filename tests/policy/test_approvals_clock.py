@@ -137,33 +137,3 @@ async def test_an_approval_allows_a_small_move_of_the_notional(guard, order, pri
     prices.ask = prices.ask * Decimal("1.015")
     assert isinstance(await order(), Placed) and len(order.sent) == 1
 
-
-async def test_two_humans_deciding_at_once_one_is_told_it_was_not_theirs(guard, order, tmp_path, clock):
-    """Two consoles (or a console and the CLI) answer the same approval at the same moment: the second to write is
-    told so, and the store keeps the first answer."""
-    from binance_mcp.policy.approvals import ApprovalStore
-    from binance_mcp.policy.state import StateStore
-
-    approval_id = await required(order)
-    other_state = StateStore(guard.state.path, clock)  # a second process's connection to the same file
-    other = ApprovalStore(other_state, clock)
-    real_db = guard.approvals._db
-
-    class Interleaved:  # after this store has read "pending", the other human's deny lands first
-        def __init__(self, db):
-            self.db, self.read = db, False
-
-        def execute(self, sql, params=()):
-            out = self.db.execute(sql, params)
-            if sql.startswith("SELECT") and "WHERE id = ?" in sql and not self.read:
-                self.read = True
-                other.decide(approval_id, False, by="cli")
-            return out
-
-    guard.approvals._db = lambda: Interleaved(real_db())
-    with pytest.raises(ValueError, match="decided by someone else"):
-        guard.approvals.decide(approval_id, True, by="console")
-    guard.approvals._db = real_db
-    stored = other.get(approval_id)
-    assert stored is not None and stored.status == "denied"
-    other_state.close()

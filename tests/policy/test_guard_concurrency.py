@@ -86,7 +86,7 @@ async def test_concurrent_calls_never_pass_a_rate_limit(paper: Paper):
     assert len(paper.spot_orders_since(seq)) == 5
 
 
-async def test_two_server_processes_sharing_a_state_dir_share_the_cap(tmp_path):
+async def test_two_server_processes_sharing_a_state_dir_share_the_cap(tmp_path, store_backend):
     state = tmp_path / "state"
     policy = write_policy(tmp_path / "policy.yaml", DAILY.format(cap=1000))
     async with AsyncExitStack() as stack:

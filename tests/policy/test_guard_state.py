@@ -32,7 +32,7 @@ account:
 
 
 @pytest.mark.asyncio
-async def test_daily_sums_survive_a_restart(tmp_path):
+async def test_daily_sums_survive_a_restart(tmp_path, store_backend):
     state, policy = tmp_path / "state", write_policy(tmp_path / "policy.yaml", CAPPED)
     async with serve(state, policy) as first:
         for _ in range(3):
@@ -80,8 +80,9 @@ async def test_a_state_database_that_cannot_be_opened_fails_closed(tmp_path):
         text = await paper.denied(ORDER, limit_buy(), "POLICY_ERROR")
         assert "state.db" in text, text
         await paper.ok("binance_spot_balances")
-        r = await paper.call("binance_policy_status")
-        assert r.is_error and r.content[0].text.startswith("POLICY_ERROR: today's daily sums cannot be read")
+        status = await paper.status()  # a read tool: it answers, and says the store is away
+        assert status["state_error"].startswith("the state store cannot be read"), status
+        assert "calls that trade are denied" in status["state_error"] and status["daily"] == []
         assert paper.calls(ORDER)[-1]["outcome"] == {"status": "not_run"}
 
 

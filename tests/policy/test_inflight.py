@@ -46,7 +46,7 @@ async def test_simultaneous_orders_in_one_session_leave_one_open_order(acct, bin
         await server.denied(SPOT, limit_buy(), "OPEN_ORDERS_OVER_LIMIT")
 
 
-async def test_two_processes_on_one_account_leave_one_open_order(acct, binance, tmp_path):
+async def test_two_processes_on_one_account_leave_one_open_order(acct, binance, tmp_path, store_backend):
     policy = write_policy(tmp_path / "policy.yaml", OPEN_ONE)
     async with AsyncExitStack() as stack:
         a, b = await asyncio.gather(stack.enter_async_context(serve_on(acct, tmp_path / "state", policy)),
@@ -111,7 +111,7 @@ tools:
 """
 
 
-async def test_rate_limits_are_shared_by_processes_and_survive_a_restart(acct, binance, tmp_path):
+async def test_rate_limits_are_shared_by_processes_and_survive_a_restart(acct, binance, tmp_path, store_backend):
     policy = write_policy(tmp_path / "policy.yaml", RATE)
     state = tmp_path / "state"
     async with AsyncExitStack() as stack:
@@ -164,7 +164,7 @@ async def test_a_read_answers_while_an_order_waits_for_a_locked_state_database(a
 
 
 
-async def test_a_call_the_client_cancels_mid_send_is_audited_and_still_counts(acct, binance, tmp_path):
+async def test_a_call_the_client_cancels_mid_send_is_audited_and_still_counts(acct, binance, tmp_path, store_backend):
     """MCP ``notifications/cancelled`` (sent by the client when the caller abandons the call) while the order is on
     its way: the final audit record says so with the client order id, and the order keeps counting as in flight
     (it may exist) until a lookup by that id settles it (tests/policy/test_guard_cancel.py, with a fake clock)."""
@@ -194,6 +194,10 @@ async def test_a_call_the_client_cancels_mid_send_is_audited_and_still_counts(ac
         assert pending.client_order_id == cid
         # It still counts: the next order is refused before it reaches the exchange.
         await server.denied(SPOT, limit_buy(), "OPEN_ORDERS_OVER_LIMIT")
+    for _ in range(60):  # the held request lands on the exchange: not after the next test's reset of the account
+        if acct.sim.spot.orders:
+            break
+        await asyncio.sleep(0.05)
 
 
 def server_account(acct: RunningSimulator) -> str:

@@ -92,7 +92,7 @@ class Service:
 
 
 @pytest.fixture
-def service(tmp_path):
+def service(tmp_path, store_backend):
     s = Service(tmp_path)
     yield s
     s.close()

@@ -106,7 +106,7 @@ def test_cooldown_after_close_only_for_a_symbol_that_is_flat():
     assert close_left(closes, True, 300, 600) == 0
 
 
-def test_equity_samples_and_trips_in_the_store_follow_the_utc_day(tmp_path):
+def test_equity_samples_and_trips_in_the_store_follow_the_utc_day(tmp_path, store_backend):
     clock = FakeClock(1_800_000_000.0 - 1_800_000_000.0 % 86400 + 3600)  # 01:00 UTC
     store = StateStore(tmp_path / "state.db", clock)
     prot = parse_text("version: 1\naccount:\n  protections: {max_daily_loss_usd: 300, max_drawdown_pct: 5}\n",
