@@ -131,8 +131,8 @@ class StateStore(ProtectionState, AgentState, ConfirmState, RequestKeyState, Con
         """Run ``fn(db)`` in one transaction (holding the write lock for writes; ``lock=False``: an append that
         reads nothing, e.g. an audit row, needs no lock on PostgreSQL); commit unless it raises. ``wait=False``:
         on PostgreSQL the commit does not wait for its WAL flush (synchronous_commit off for it), for a write whose
-        loss in a database crash is safe (an answer settled: the order then stays in flight, counting, until the
-        sweep asks the exchange); a reservation always waits."""
+        loss in a database crash is harmless (the audit table's copy: the JSONL file has the record); reservations
+        and settles always wait."""
         with self._lock:
             return self.backend.transaction(fn, doing, write, lock, wait)
 
@@ -327,7 +327,10 @@ class StateStore(ProtectionState, AgentState, ConfirmState, RequestKeyState, Con
                 self._give_back(db, call_id)
             return cur.rowcount == 1
 
-        return self.transaction(go, wait=False)
+        # Waits for its WAL flush like the reservation: the guard asks nobody about an order whose settle succeeded,
+        # so a settle a crashed database forgot would keep its reservation until the periodic sweep
+        # (tests/store/test_settle_durable.py).
+        return self.transaction(go)
 
     def in_flight(self, account: str) -> list[Pending]:
         return self.transaction(lambda db: self._pending_all(db, account), "read", write=False)
