@@ -15,6 +15,10 @@ import secrets
 import sqlite3
 from dataclasses import dataclass
 
+from binance_mcp.policy.agent_state import (
+    token_digest,  # a secret stored as its SHA-256, as agents' tokens are
+)
+
 # scrypt cost: 2^15 x 8 x 1 (32 MiB, about 0.1 s): a stolen hash costs an attacker as much per guess
 SCRYPT_N, SCRYPT_R, SCRYPT_P = 1 << 15, 8, 1
 SESSION_TTL_S = 8 * 3600.0
@@ -38,10 +42,6 @@ def check_password(password: str, stored: str) -> bool:
     except (ValueError, MemoryError):  # a damaged hash never matches (fail closed)
         return False
     return hmac.compare_digest(got.hex(), digest)
-
-
-def sha256(text: str) -> str:
-    return hashlib.sha256(text.encode()).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -90,7 +90,7 @@ class ConsoleState:
         now = self.clock()
         self.transaction(lambda db: db.execute(
             "INSERT INTO console_links (token_sha256, created_at, expires_at, created_by) VALUES (?, ?, ?, ?)",
-            (sha256(token), now, now + ttl, by)))
+            (token_digest(token), now, now + ttl, by)))
         return now + ttl
 
     def use_login_link(self, token: str) -> bool:
@@ -98,12 +98,12 @@ class ConsoleState:
         now = self.clock()
         return self.transaction(lambda db: db.execute(
             "UPDATE console_links SET used_at = ? WHERE token_sha256 = ? AND used_at IS NULL AND expires_at > ?",
-            (now, sha256(token), now)).rowcount == 1)
+            (now, token_digest(token), now)).rowcount == 1)
 
     # -- sessions -----------------------------------------------------------------------------------
     def open_session(self, session_id: str, via: str, client: str, ttl: float = SESSION_TTL_S) -> ConsoleSession:
         now = self.clock()
-        s = ConsoleSession(sha256(session_id), secrets.token_urlsafe(32), via, client, now, now + ttl)
+        s = ConsoleSession(token_digest(session_id), secrets.token_urlsafe(32), via, client, now, now + ttl)
 
         def go(db: sqlite3.Connection) -> None:
             db.execute("DELETE FROM console_sessions WHERE expires_at < ? OR ended_at IS NOT NULL", (now - 86400,))
@@ -117,7 +117,7 @@ class ConsoleState:
         now = self.clock()
         row = self.transaction(lambda db: db.execute(
             "SELECT id_sha256, csrf, via, client, created_at, expires_at FROM console_sessions WHERE id_sha256 = ? "
-            "AND ended_at IS NULL AND expires_at > ?", (sha256(session_id), now)).fetchone(), "read", write=False)
+            "AND ended_at IS NULL AND expires_at > ?", (token_digest(session_id), now)).fetchone(), "read", write=False)
         return None if row is None else ConsoleSession(*row)
 
     def end_session(self, id_sha256: str) -> None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import getpass
-import os
 import secrets
 import sys
 import time
@@ -17,6 +16,7 @@ from pathlib import Path
 
 from binance_mcp.paths import state_dir_access, state_dir_of
 from binance_mcp.policy.approvals_cli import STATE_DIR_HELP
+from binance_mcp.service.agents_cli import _audit, _user  # the CLIs that act on a state directory share them
 
 MIN_PASSWORD = 12
 
@@ -171,19 +171,3 @@ def serve(ns: argparse.Namespace) -> int:
 
     return asyncio.run(serve_standalone(settings, host, port))
 
-
-def _audit(state_dir: Path, record: dict) -> None:
-    from binance_mcp.policy.audit import AuditLog
-
-    audit = AuditLog(state_dir / "audit.jsonl")
-    try:
-        audit.append(record)
-    finally:
-        audit.close()
-
-
-def _user() -> str:
-    try:
-        return getpass.getuser()
-    except Exception:  # noqa: BLE001 - no name for this uid
-        return f"uid {os.getuid()}"
